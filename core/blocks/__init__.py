@@ -1,0 +1,1 @@
+"""Built-in sequence mixers; importing this package registers them all."""

@@ -1,0 +1,55 @@
+"""Backend choice for every kernel op.
+
+Order: explicit ``backend=`` argument > ``SEQLAB_KERNEL_BACKEND`` environment variable > Triton when the
+inputs live on a CUDA device and Triton imports > the PyTorch reference (chunked form).
+Backends: ``"triton"`` and ``"torch"``. Triton on CPU tensors is allowed only under ``TRITON_INTERPRET=1``
+(how the CI runs the kernels without a GPU).
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+BACKENDS = ("triton", "torch")
+ENV_VAR = "SEQLAB_KERNEL_BACKEND"
+
+
+@functools.cache
+def triton_available() -> bool:
+    """True when ``import triton`` succeeds (never raises)."""
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def interpret_mode() -> bool:
+    """True under ``TRITON_INTERPRET=1`` (Triton kernels run on the CPU through numpy)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def choose_backend(*tensors: torch.Tensor | None, backend: str | None = None) -> str:
+    """Pick ``"triton"`` or ``"torch"`` for an op whose inputs are ``tensors``.
+
+    Args:
+        *tensors: the op's tensor inputs (None entries are skipped); the first decides the device.
+        backend: explicit choice; overrides the environment.
+
+    Raises:
+        ValueError: on an unknown backend name, or Triton asked for where it cannot run.
+    """
+    choice = backend if backend is not None else os.environ.get(ENV_VAR) or None
+    device = next((t.device for t in tensors if t is not None), torch.device("cpu"))
+    if choice is None:
+        return "triton" if device.type == "cuda" and triton_available() else "torch"
+    if choice not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {choice!r}")
+    if choice == "triton":
+        if not triton_available():
+            raise ValueError("backend='triton' was asked for but triton is not importable")
+        if device.type != "cuda" and not interpret_mode():
+            raise ValueError(f"backend='triton' needs CUDA tensors (got {device}) or TRITON_INTERPRET=1")
+    return choice
