@@ -1,0 +1,127 @@
+"""PyTorch forms of the first-order diagonal scan ``h_t = a_t * h_{t-1} + b_t``.
+
+* :func:`scan1_naive` is the oracle: one Python step per time step.
+* :func:`scan1_chunked` is the CPU path: the time axis is cut into ``C ~ sqrt(T)`` chunks; a scan inside every
+  chunk runs for all chunks at once (``C`` vectorised steps, zero carry-in), then the chunk carries are chained
+  (``T / C`` steps) and added back through the within-chunk cumulative gate. It is exact for any gate (zero and
+  negative gates included: no division and no logarithm of ``a``), so it is a drop-in for the oracle.
+
+Both take ``[B, T, D]`` tensors, compute in float32 (float64 stays float64) and return ``(h, h_T)``.
+Right-to-left scans (``reverse=True``) run ``h_t = a_t * h_{t+1} + b_t`` and return ``h_0`` as the final state.
+Varlen (``cu_seqlens``) is handled by :func:`scan1_varlen`, which loops over the packed sequences.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+
+def _acc_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def scan1_naive(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, reverse: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Recurrent oracle: ``h_t = a_t * h_{t-1} + b_t`` one step at a time.
+
+    Args:
+        a: gates ``[B, T, D]`` (linear space).
+        b: inputs ``[B, T, D]``.
+        h0: initial state ``[B, D]`` or None (zeros).
+        reverse: scan right to left.
+
+    Returns:
+        ``h`` ``[B, T, D]`` in ``b.dtype`` and the final state ``[B, D]`` in the accumulation dtype.
+    """
+    acc = _acc_dtype(b)
+    B, T, D = b.shape
+    h = torch.zeros(B, D, dtype=acc, device=b.device) if h0 is None else h0.to(acc)
+    out = []
+    steps = range(T - 1, -1, -1) if reverse else range(T)
+    for t in steps:
+        h = a[:, t].to(acc) * h + b[:, t].to(acc)
+        out.append(h)
+    if reverse:
+        out = out[::-1]
+    hs = torch.stack(out, 1) if out else b.new_zeros(B, 0, D, dtype=acc)
+    return hs.to(b.dtype), h
+
+
+def scan1_chunked(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    h0: torch.Tensor | None = None,
+    reverse: bool = False,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunked scan, the CPU path (same contract as :func:`scan1_naive`).
+
+    Args:
+        a: gates ``[B, T, D]``.
+        b: inputs ``[B, T, D]``.
+        h0: initial state ``[B, D]`` or None.
+        reverse: scan right to left.
+        chunk_size: chunk length; default ``ceil(sqrt(T))`` balances the two sequential loops.
+
+    Returns:
+        ``(h, h_T)`` as in :func:`scan1_naive`.
+    """
+    if reverse:
+        h, hT = scan1_chunked(a.flip(1), b.flip(1), h0, False, chunk_size)
+        return h.flip(1), hT
+    acc = _acc_dtype(b)
+    B, T, D = b.shape
+    if T == 0:
+        hT = torch.zeros(B, D, dtype=acc, device=b.device) if h0 is None else h0.to(acc)
+        return b.new_zeros(B, 0, D), hT
+    C = chunk_size or max(1, math.isqrt(T - 1) + 1)
+    n = -(-T // C)
+    pad = n * C - T
+    a32, b32 = a.to(acc), b.to(acc)
+    if pad:  # identity steps at the end: a = 1, b = 0
+        a32 = torch.cat([a32, a32.new_ones(B, pad, D)], 1)
+        b32 = torch.cat([b32, b32.new_zeros(B, pad, D)], 1)
+    a4, b4 = a32.view(B, n, C, D), b32.view(B, n, C, D)
+    # within-chunk scan with zero carry-in, all chunks at once; cumulative gate alongside
+    loc, cg = [], []
+    h = torch.zeros(B, n, D, dtype=acc, device=b.device)
+    g = torch.ones(B, n, D, dtype=acc, device=b.device)
+    for i in range(C):
+        h = a4[:, :, i] * h + b4[:, :, i]
+        g = a4[:, :, i] * g
+        loc.append(h)
+        cg.append(g)
+    loc_t, cg_t = torch.stack(loc, 2), torch.stack(cg, 2)  # [B, n, C, D]
+    # chain the chunk carries: carry_j = state entering chunk j
+    carry = torch.zeros(B, D, dtype=acc, device=b.device) if h0 is None else h0.to(acc)
+    carries = []
+    for j in range(n):
+        carries.append(carry)
+        carry = cg_t[:, j, -1] * carry + loc_t[:, j, -1]
+    carry_in = torch.stack(carries, 1)  # [B, n, D]
+    hs = (loc_t + cg_t * carry_in[:, :, None]).reshape(B, n * C, D)[:, :T]
+    return hs.to(b.dtype), carry
+
+
+def scan1_varlen(
+    form: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    h0: torch.Tensor | None,
+    offsets: list[int],
+    reverse: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``form`` on each packed sequence of ``[1, T, D]`` inputs (FlashAttention ``cu_seqlens`` offsets).
+
+    Returns:
+        ``h`` ``[1, T, D]`` and the final states ``[N, D]``.
+    """
+    hs, finals = [], []
+    for i, (s, e) in enumerate(zip(offsets[:-1], offsets[1:])):
+        h, hT = form(a[:, s:e], b[:, s:e], None if h0 is None else h0[i : i + 1], reverse)
+        hs.append(h)
+        finals.append(hT)
+    return torch.cat(hs, 1), torch.cat(finals, 0)
