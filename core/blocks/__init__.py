@@ -1,1 +1,2 @@
 """Built-in sequence mixers; importing this package registers them all."""
+from seqlab.core.blocks import attention, bidirectional, fsmn, pgn, rnn  # noqa: F401

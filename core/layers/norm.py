@@ -1,0 +1,66 @@
+"""Normalisation layers shared by the blocks: RMSNorm and the gated RMSNorm of Mamba-2 / GLA / RetNet."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square layer norm over the last dimension (Zhang & Sennrich, 2019).
+
+    ``y = x / sqrt(mean(x^2) + eps) * weight``, computed in float32 and cast back to the input dtype.
+
+    Args:
+        dim: size of the normalised (last) dimension.
+        eps: added to the mean square.
+        elementwise_affine: learn a per-channel ``weight`` (initialised to 1).
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5, elementwise_affine: bool = True) -> None:
+        super().__init__()
+        self.dim = dim
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim)) if elementwise_affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"RMSNorm: expected last dimension {self.dim}, got shape {tuple(x.shape)}")
+        xf = x.float()
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.weight is not None:
+            y = y * self.weight.float()
+        return y.to(x.dtype)
+
+
+class GatedRMSNorm(nn.Module):
+    """RMSNorm with a SiLU (swish) gate, as in Mamba-2 (``RMSNormGated``) and fla's ``FusedRMSNormGated``.
+
+    ``norm_before_gate=True`` (fla GLA / RetNet / DeltaNet): ``rmsnorm(x) * silu(z)``.
+    ``norm_before_gate=False`` (Mamba-2, ``mamba_ssm/ops/triton/layernorm_gated.py``): ``rmsnorm(x * silu(z))``.
+
+    Args:
+        dim: size of the normalised (last) dimension.
+        eps: added to the mean square.
+        norm_before_gate: order of normalisation and gating (see above).
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5, norm_before_gate: bool = True) -> None:
+        super().__init__()
+        self.dim = dim
+        self.eps = eps
+        self.norm_before_gate = norm_before_gate
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if x.shape != z.shape or x.shape[-1] != self.dim:
+            raise ValueError(
+                f"GatedRMSNorm: expected x and z of equal shape [..., {self.dim}], got {tuple(x.shape)} "
+                f"and {tuple(z.shape)}")
+        xf, zf = x.float(), z.float()
+        if not self.norm_before_gate:
+            xf = xf * F.silu(zf)
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()
+        if self.norm_before_gate:
+            y = y * F.silu(zf)
+        return y.to(x.dtype)
