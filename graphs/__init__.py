@@ -1,0 +1,2 @@
+"""seqlab.graphs: GSM++ graph sequence models (pipeline to come)."""
+__all__: list[str] = []
