@@ -1,0 +1,22 @@
+"""Calls into ``seqlab.kernels`` for the blocks.
+
+Blocks go through the public ops (dispatch: Triton on CUDA, the chunked PyTorch form elsewhere). The
+public ops accept float32/float16/bfloat16; float64 (used by the contract tests as an exact oracle) is
+routed to the same chunked PyTorch forms in ``kernels/<op>/reference.py``, which keep float64.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def scan1(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``h_t = exp(log_a_t) * h_{t-1} + b_t`` over ``[B, T, D]``; returns ``(h, h_T)``."""
+    if b.dtype == torch.float64:
+        from seqlab.kernels.scan1.reference import scan1_chunked
+
+        return scan1_chunked(log_a.exp(), b, h0)
+    from seqlab.kernels import scan1 as _scan1
+
+    # always pass h0: the torch backward of scan1 (kernels/scan1/__init__.py, torch.func.vjp) fails on h0=None
+    h0 = b.new_zeros(b.shape[0], b.shape[2], dtype=torch.float32) if h0 is None else h0.float().contiguous()
+    return _scan1(None, b.contiguous(), log_a=log_a.contiguous(), initial_state=h0, output_final_state=True)
