@@ -4,3 +4,8 @@ from seqlab.kernels.scan1 import scan1
 from seqlab.kernels.simple_gla import simple_gla
 
 __all__ = ["choose_backend", "triton_available", "scan1", "simple_gla"]
+from seqlab.kernels.delta_rule import delta_rule  # noqa: E402
+from seqlab.kernels.gla import gla  # noqa: E402
+from seqlab.kernels.prefix_attention import prefix_attention, prefix_attention_step  # noqa: E402
+
+__all__ += ["gla", "delta_rule", "prefix_attention", "prefix_attention_step"]
