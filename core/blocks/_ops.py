@@ -20,3 +20,37 @@ def scan1(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> tupl
     # always pass h0: the torch backward of scan1 (kernels/scan1/__init__.py, torch.func.vjp) fails on h0=None
     h0 = b.new_zeros(b.shape[0], b.shape[2], dtype=torch.float32) if h0 is None else h0.float().contiguous()
     return _scan1(None, b.contiguous(), log_a=log_a.contiguous(), initial_state=h0, output_final_state=True)
+
+
+def _zero_state(v: torch.Tensor, k_dim: int) -> torch.Tensor:
+    b, _, h, vd = v.shape
+    return v.new_zeros(b, h, k_dim, vd, dtype=torch.float32)
+
+
+def simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, scale: float,
+               h0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scalar-decay linear attention, q/k ``[B, T, H, K]``, v ``[B, T, H, V]``, g ``[B, T, H]``."""
+    if v.dtype == torch.float64:
+        from seqlab.kernels.simple_gla.reference import simple_gla_chunked
+
+        return simple_gla_chunked(q, k, v, g, scale, h0)
+    from seqlab.kernels.simple_gla import simple_gla as _op
+
+    # always pass h0: the torch backward (torch.func.vjp in kernels/simple_gla/__init__.py) fails on h0=None
+    h0 = _zero_state(v, q.shape[-1]) if h0 is None else h0.float().contiguous()
+    return _op(q.contiguous(), k.contiguous(), v.contiguous(), g.float().contiguous(), scale,
+               initial_state=h0, output_final_state=True)
+
+
+def gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, scale: float,
+        h0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vector-decay gated linear attention, g ``[B, T, H, K]``."""
+    if v.dtype == torch.float64:
+        from seqlab.kernels.gla.reference import gla_chunked
+
+        return gla_chunked(q, k, v, g, scale, h0, True)
+    from seqlab.kernels.gla import gla as _op
+
+    h0 = None if h0 is None else h0.float().contiguous()
+    return _op(q.contiguous(), k.contiguous(), v.contiguous(), g.contiguous(), scale,
+               initial_state=h0, output_final_state=True)
