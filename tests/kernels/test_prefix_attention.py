@@ -1,0 +1,121 @@
+"""prefix_attention (Aaren): oracle vs chunked PyTorch vs Triton (interpreter), masked softmax in float64."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqlab.kernels import prefix_attention, prefix_attention_step
+from seqlab.kernels._dispatch import triton_available
+from seqlab.kernels.prefix_attention import _naive
+from seqlab.kernels.prefix_attention.reference import prefix_attention_chunked, prefix_attention_naive
+from tests.kernels.conftest import rel_rmse
+
+BACKENDS = ["torch"] + (["triton"] if triton_available() else [])
+
+
+def _masked_softmax_attention(s, v):
+    B, T, H, V = v.shape
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    att = s.permute(0, 2, 1)[:, :, None, :].expand(B, H, T, T).masked_fill(~mask, float("-inf")).softmax(-1)
+    return (att @ v.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
+
+
+@pytest.mark.parametrize("T", [1, 63, 64, 65, 130])
+@pytest.mark.parametrize("scale", [1.0, 1e2, 1e4])
+def test_equals_masked_softmax_float64(T, scale):
+    torch.manual_seed(T)
+    s = torch.randn(2, T, 3, dtype=torch.float64) * scale
+    v = torch.randn(2, T, 3, 5, dtype=torch.float64)
+    ref = _masked_softmax_attention(s, v)
+    for fn in (prefix_attention_naive, prefix_attention_chunked):
+        o, _ = fn(s, v)
+        assert torch.isfinite(o).all()
+        assert rel_rmse(o, ref) < 1e-12
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("T", [1, 63, 64, 65, 130])
+def test_matches_oracle_with_state_and_grads(backend, T, check_close):
+    torch.manual_seed(T)
+    B, H, V = 2, 2, 20
+    s, v = torch.randn(B, T, H) * 3, torch.randn(B, T, H, V)
+    h0 = [torch.randn(B, H) * 3, torch.randn(B, H, V), torch.rand(B, H) + 0.5]
+    do, du, dw = torch.randn(B, T, H, V), torch.randn(B, H, V), torch.randn(B, H)
+    res = []
+    for impl in ("oracle", backend):
+        xs = [x.clone().requires_grad_() for x in [s, v, *h0]]
+        if impl == "oracle":
+            o, st = _naive(xs[0], xs[1], tuple(xs[2:]), True)
+        else:
+            o, st = prefix_attention(xs[0], xs[1], initial_state=tuple(xs[2:]), output_final_state=True,
+                                     backend=backend)
+        ((o * do).sum() + (st[1] * du).sum() + (st[2] * dw).sum()).backward()
+        res.append([o, *st, xs[0].grad, xs[1].grad, xs[3].grad, xs[4].grad])
+    names = ["o", "m", "u", "w", "ds", "dv", "du0", "dw0"]
+    for n, a, b in zip(names, res[1], res[0]):
+        check_close(n, a, b, 1e-5 if n in ("o", "m", "u", "w") else 1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_varlen_equals_loop(backend, reverse, check_close):
+    torch.manual_seed(0)
+    cu = torch.tensor([0, 1, 30, 31, 70, 71])
+    T, H, V = 71, 2, 16
+    s, v = torch.randn(1, T, H) * 5, torch.randn(1, T, H, V)
+    o, st = prefix_attention(s, v, cu_seqlens=cu, output_final_state=True, reverse=reverse, backend=backend)
+    for n in range(len(cu) - 1):
+        a, b = cu[n].item(), cu[n + 1].item()
+        on, stn = prefix_attention(s[:, a:b], v[:, a:b], output_final_state=True, reverse=reverse, backend="torch")
+        check_close(f"o[{n}]", o[:, a:b], on, 1e-5)
+        check_close(f"u[{n}]", st[1][n:n + 1], stn[1], 1e-5)
+
+
+def test_reverse_is_flip():
+    torch.manual_seed(0)
+    s, v = torch.randn(2, 37, 2), torch.randn(2, 37, 2, 4)
+    o, _ = prefix_attention(s, v, reverse=True)
+    o2, _ = prefix_attention(s.flip(1), v.flip(1))
+    assert rel_rmse(o, o2.flip(1)) < 1e-6
+
+
+def test_step_matches_parallel_and_halves_chain():
+    torch.manual_seed(0)
+    s, v = torch.randn(2, 50, 3) * 10, torch.randn(2, 50, 3, 4)
+    o, st = prefix_attention(s, v, output_final_state=True)
+    state = None
+    for t in range(50):
+        ot, state = prefix_attention_step(s[:, t], v[:, t], state)
+        assert rel_rmse(ot, o[:, t]) < 1e-5
+    _, st1 = prefix_attention(s[:, :20], v[:, :20], output_final_state=True)
+    o2, _ = prefix_attention(s[:, 20:], v[:, 20:], initial_state=st1)
+    assert rel_rmse(o2, o[:, 20:]) < 1e-5
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="triton not importable")
+def test_triton_fp32_large_scores():
+    s = torch.randn(1, 100, 2) * 1e4
+    v = torch.randn(1, 100, 2, 16)
+    o, _ = prefix_attention(s, v, backend="triton")
+    ref = _masked_softmax_attention(s.double(), v.double())
+    assert rel_rmse(o, ref) < 1e-6
+
+
+def test_bad_inputs():
+    s, v = torch.randn(2, 8, 3), torch.randn(2, 8, 3, 4)
+    with pytest.raises(ValueError, match="s must have shape"):
+        prefix_attention(torch.randn(2, 8, 4), v)
+    with pytest.raises(ValueError, match="v must have 4 dims"):
+        prefix_attention(s, v[..., 0])
+    with pytest.raises(ValueError, match="batch size must be 1"):
+        prefix_attention(s, v, cu_seqlens=torch.tensor([0, 8]))
+    with pytest.raises(ValueError, match="start at 0"):
+        prefix_attention(s[:1], v[:1], cu_seqlens=torch.tensor([1, 8]))
+    with pytest.raises(ValueError, match="initial_state must be a tuple"):
+        prefix_attention(s, v, initial_state=torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="dtype"):
+        prefix_attention(s.double(), v.double())
+    with pytest.raises(ValueError, match="contiguous"):
+        prefix_attention(s, v.transpose(0, 1).contiguous().transpose(0, 1))
+    with pytest.raises(ValueError, match="backend"):
+        prefix_attention(s, v, backend="cuda")
