@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _yaml_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -76,7 +77,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
         if not add and OmegaConf.select(cfg, key, default=_MISSING, throw_on_resolution_failure=False) is _MISSING:
             raise ConfigError(f"override of unknown key {key!r} (write +{key}=... to add a new key)")
         try:
-            parsed = yaml.safe_load(value) if value != "" else ""
+            parsed = _yaml_load(value) if value != "" else ""
         except yaml.YAMLError:
             parsed = value
         try:
@@ -150,6 +151,25 @@ def to_yaml(cfg: DictConfig) -> str:
 
 
 _MISSING = object()
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-3`` as a float (PyYAML's YAML 1.1 resolver wants ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
 
 
 def _build(node: Any, extra: dict, where: str) -> Any:
