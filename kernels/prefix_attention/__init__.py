@@ -170,7 +170,7 @@ def prefix_attention_step(
         ValueError: on mismatched shapes.
     """
     dims = Dims()
-    check_tensor(v_t, "v_t", "B H V", dims)
+    check_tensor(v_t, "v_t", "B H V", dims, contiguous=False)
     check_tensor(s_t, "s_t", "B H", dims, contiguous=False)
     if state is not None:
         if not isinstance(state, (tuple, list)) or len(state) != 3:
