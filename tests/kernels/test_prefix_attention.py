@@ -87,8 +87,8 @@ def test_step_matches_parallel_and_halves_chain():
     for t in range(50):
         ot, state = prefix_attention_step(s[:, t], v[:, t], state)
         assert rel_rmse(ot, o[:, t]) < 1e-5
-    _, st1 = prefix_attention(s[:, :20], v[:, :20], output_final_state=True)
-    o2, _ = prefix_attention(s[:, 20:], v[:, 20:], initial_state=st1)
+    _, st1 = prefix_attention(s[:, :20].contiguous(), v[:, :20].contiguous(), output_final_state=True)
+    o2, _ = prefix_attention(s[:, 20:].contiguous(), v[:, 20:].contiguous(), initial_state=st1)
     assert rel_rmse(o2, o[:, 20:]) < 1e-5
 
 
