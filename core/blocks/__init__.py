@@ -1,2 +1,14 @@
 """Built-in sequence mixers; importing this package registers them all."""
-from seqlab.core.blocks import attention, bidirectional, fsmn, gla, mamba, mamba2, pgn, retnet, rnn  # noqa: F401
+from seqlab.core.blocks import (  # noqa: F401
+    aaren,
+    attention,
+    bidirectional,
+    deltanet,
+    fsmn,
+    gla,
+    mamba,
+    mamba2,
+    pgn,
+    retnet,
+    rnn,
+)

@@ -54,3 +54,37 @@ def gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, scal
     h0 = None if h0 is None else h0.float().contiguous()
     return _op(q.contiguous(), k.contiguous(), v.contiguous(), g.contiguous(), scale,
                initial_state=h0, output_final_state=True)
+
+
+def _l2norm(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.rsqrt(x.square().sum(-1, keepdim=True) + 1e-6)
+
+
+def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, scale: float,
+               h0: torch.Tensor | None, *, g: torch.Tensor | None = None, qk_l2norm: bool = True,
+               allow_neg_eigval: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Delta rule ``S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T``; beta ``[B, T, H]``."""
+    if v.dtype == torch.float64:
+        from seqlab.kernels.delta_rule.reference import delta_rule_chunked
+
+        if qk_l2norm:
+            q, k = _l2norm(q), _l2norm(k)
+        return delta_rule_chunked(q, k, v, beta * 2 if allow_neg_eigval else beta, g, scale, h0, True)
+    from seqlab.kernels.delta_rule import delta_rule as _op
+
+    h0 = None if h0 is None else h0.float().contiguous()
+    return _op(q.contiguous(), k.contiguous(), v.contiguous(), beta.contiguous(),
+               None if g is None else g.contiguous(), scale, qk_l2norm=qk_l2norm,
+               allow_neg_eigval=allow_neg_eigval, initial_state=h0, output_final_state=True)
+
+
+def prefix_attention(s: torch.Tensor, v: torch.Tensor, h0: tuple | None) -> tuple[torch.Tensor, tuple]:
+    """Prefix softmax attention with one query per head: s ``[B, T, H]``, v ``[B, T, H, V]``; state (m, u, w)."""
+    if v.dtype == torch.float64:
+        from seqlab.kernels.prefix_attention.reference import prefix_attention_chunked
+
+        return prefix_attention_chunked(s, v, h0, True)
+    from seqlab.kernels.prefix_attention import prefix_attention as _op
+
+    h0 = None if h0 is None else tuple(z.float().contiguous() for z in h0)
+    return _op(s.contiguous(), v.contiguous(), initial_state=h0, output_final_state=True)

@@ -6,10 +6,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _acc(x: torch.Tensor) -> torch.Tensor:
+    """Half precisions are normalised in float32; float32 and float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class RMSNorm(nn.Module):
     """Root-mean-square layer norm over the last dimension (Zhang & Sennrich, 2019).
 
-    ``y = x / sqrt(mean(x^2) + eps) * weight``, computed in float32 and cast back to the input dtype.
+    ``y = x / sqrt(mean(x^2) + eps) * weight``, computed in float32 for half inputs and cast back to the input dtype.
 
     Args:
         dim: size of the normalised (last) dimension.
@@ -26,10 +31,10 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.dim:
             raise ValueError(f"RMSNorm: expected last dimension {self.dim}, got shape {tuple(x.shape)}")
-        xf = x.float()
+        xf = _acc(x)
         y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.weight is not None:
-            y = y * self.weight.float()
+            y = y * self.weight.to(xf.dtype)
         return y.to(x.dtype)
 
 
@@ -57,10 +62,10 @@ class GatedRMSNorm(nn.Module):
             raise ValueError(
                 f"GatedRMSNorm: expected x and z of equal shape [..., {self.dim}], got {tuple(x.shape)} "
                 f"and {tuple(z.shape)}")
-        xf, zf = x.float(), z.float()
+        xf, zf = _acc(x), _acc(z)
         if not self.norm_before_gate:
             xf = xf * F.silu(zf)
-        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()
+        y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.to(xf.dtype)
         if self.norm_before_gate:
             y = y * F.silu(zf)
         return y.to(x.dtype)
