@@ -19,7 +19,6 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-
 from seqlab.core.errors import ConfigError
 
 SECTIONS = ("seed", "model", "data", "task", "trainer")

@@ -18,10 +18,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from omegaconf import DictConfig, OmegaConf
-
+from omegaconf import DictConfig
 from seqlab.core.config import instantiate, to_yaml
 from seqlab.core.errors import CheckpointError, ConfigError, SeqlabError
+from seqlab.core.runtime.callbacks import Throughput
 from seqlab.core.runtime.rundir import mark_failed, new_run_dir, release_run_dir, write_status
 
 
@@ -47,16 +47,17 @@ def build(cfg: DictConfig) -> Components:
 
 
 def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The ``trainer`` section as plain keyword arguments."""
+    """The ``trainer`` section as keyword arguments; ``_target_`` nodes (callbacks, loggers) are built."""
     section = cfg.get("trainer") or {}
-    return OmegaConf.to_container(section, resolve=True) if isinstance(section, DictConfig) else dict(section)
+    return dict(instantiate(section)) if isinstance(section, DictConfig) else dict(section)
 
 
 def make_trainer(cfg: DictConfig, task: L.LightningModule, run_dir: Path | None, **override: Any) -> L.Trainer:
     """A ``lightning.Trainer`` from the config, logging CSV metrics and keeping the best checkpoint."""
     kw = trainer_kwargs(cfg)
+    extra_callbacks = override.pop("callbacks", [])
     kw.update(override)
-    callbacks = list(kw.pop("callbacks", []) or [])
+    callbacks = list(kw.pop("callbacks", []) or []) + list(extra_callbacks or [])
     if run_dir is not None:
         monitor = getattr(task, "monitor", "val/loss")
         callbacks.append(ModelCheckpoint(
@@ -175,7 +176,8 @@ def _in_run_dir(cfg: DictConfig, name: str, runs_root, stage: str, body) -> RunR
 
 
 def _fit(comps: Components, run_dir: Path) -> RunResult:
-    trainer = make_trainer(comps.cfg, comps.task, run_dir)
+    throughput = Throughput()
+    trainer = make_trainer(comps.cfg, comps.task, run_dir, callbacks=[throughput])
     t0 = time.perf_counter()
     trainer.fit(comps.task, datamodule=comps.data)
     fit_seconds = time.perf_counter() - t0
@@ -188,6 +190,8 @@ def _fit(comps: Components, run_dir: Path) -> RunResult:
     metrics = _floats(tested[0] if tested else {})
     metrics["fit_seconds"] = fit_seconds
     metrics["epochs"] = float(trainer.current_epoch)
+    metrics["train_samples_per_s"] = throughput.samples_per_s
+    metrics["world_size"] = float(trainer.world_size)
     artifacts = _artifacts(comps, run_dir, trainer, "test")
     return RunResult(run_dir, metrics, artifacts, best)
 

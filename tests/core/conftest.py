@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from seqlab.tests.core.toy import write_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -3,7 +3,6 @@ import functools
 import pytest
 import torch
 from omegaconf import OmegaConf
-
 from seqlab.core.config import apply_overrides, instantiate, load_config
 from seqlab.core.errors import ConfigError
 

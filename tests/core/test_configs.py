@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-
 from seqlab.core.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,10 +2,9 @@ import json
 
 import pandas as pd
 import torch
-
 from seqlab.core.cli import main
 from seqlab.core.config import load_config
-from seqlab.core.runtime import fit, load_checkpoint, build
+from seqlab.core.runtime import build, fit, load_checkpoint
 
 
 def test_fit_writes_a_complete_run(tmp_path, toy_config, toy_csv, capsys):

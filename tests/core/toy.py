@@ -8,9 +8,8 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 from seqlab.core.errors import DataError
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def write_csv(path: str | Path, n: int = 256, seed: int = 0) -> Path:
