@@ -95,7 +95,7 @@ def prefix_attention_chunked(
     last = T - 1 - (N - 1) * C if T else 0
     if T == 0:
         return o, (m0, u0, w0)
-    return o, (m[:, :, -1, last], u[:, :, -1, last], w[:, :, -1, last])
+    return o, (m[:, :, -1, last].contiguous(), u[:, :, -1, last].contiguous(), w[:, :, -1, last].contiguous())
 
 
 def prefix_attention_step(s_t: torch.Tensor, v_t: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
