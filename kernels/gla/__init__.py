@@ -55,21 +55,6 @@ def _(q, k, v, g, h0, cu_seqlens, scale, mode):
                                             dtype=torch.float32)
 
 
-@torch.library.custom_op("seqlab::gla_bwd", mutates_args=())
-def _gla_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
-                cu_seqlens: torch.Tensor | None, scale: float, do: torch.Tensor, dht: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Triton backward: (dq, dk, dv, dg, dh0)."""
-    from seqlab.kernels.gla import triton_chunk
-    return triton_chunk.gla_bwd(q, k, v, g, h0, cu_seqlens, scale, do, dht)
-
-
-@_gla_bwd_op.register_fake
-def _(q, k, v, g, h0, cu_seqlens, scale, do, dht):
-    dh0 = q.new_empty(_n_seqs(q, cu_seqlens), q.shape[2], q.shape[3], v.shape[3], dtype=torch.float32)
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(g), dh0
-
-
 def _setup(ctx, inputs, output):
     q, k, v, g, h0, cu_seqlens, scale, mode = inputs
     ctx.save_for_backward(q, k, v, g, h0, cu_seqlens)
@@ -80,8 +65,9 @@ def _backward(ctx, do, dht):
     q, k, v, g, h0, cu_seqlens = ctx.saved_tensors
     if dht is None:
         dht = q.new_zeros(_n_seqs(q, cu_seqlens), q.shape[2], q.shape[3], v.shape[3], dtype=torch.float32)
-    dq, dk, dv, dg, dh0 = torch.ops.seqlab.gla_bwd(q, k, v, g, h0, cu_seqlens, ctx.scale, do.contiguous(),
-                                                  dht.contiguous())
+    from seqlab.kernels.gla import triton_chunk
+    dq, dk, dv, dg, dh0 = triton_chunk.gla_bwd(q, k, v, g, h0, cu_seqlens, ctx.scale, do.contiguous(),
+                                              dht.contiguous())
     return dq, dk, dv, dg, (dh0 if h0 is not None else None), None, None, None
 
 
