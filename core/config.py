@@ -110,22 +110,34 @@ def check_target(target: Any, where: str = "_target_") -> None:
 
 
 def locate(path: str, where: str = "_target_") -> Any:
-    """Import the object at dotted ``path`` (module attributes may nest: ``pkg.mod.Class.method``)."""
+    """Import the object at dotted ``path``, walking attributes first and importing submodules as needed.
+
+    A package attribute wins over a submodule of the same name (``seqlab.forecasting.models.tpgn`` is the
+    builder function that ``models/__init__.py`` defines, not the ``tpgn.py`` module).
+    """
+    import types
+
     parts = path.split(".")
-    for i in range(len(parts), 0, -1):
-        module_name = ".".join(parts[:i])
+    obj: Any = None
+    for i, attr in enumerate(parts):
+        if obj is not None and hasattr(obj, attr):
+            obj = getattr(obj, attr)
+            continue
+        if obj is not None and not isinstance(obj, types.ModuleType):
+            raise ConfigError(f"{where}._target_ {path!r} does not exist ({'.'.join(parts[:i])} has no {attr!r})")
+        module_name = ".".join(parts[: i + 1])
         try:
             obj = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
             if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-                continue
+                owner = ".".join(parts[:i]) or module_name
+                raise ConfigError(f"{where}._target_ {path!r} does not exist ({owner} has no {attr!r})") from None
             raise ConfigError(f"{where}._target_ {path!r}: importing {module_name} failed: {e}") from None
-        for attr in parts[i:]:
-            if not hasattr(obj, attr):
-                raise ConfigError(f"{where}._target_ {path!r} does not exist ({module_name} has no {attr!r})")
-            obj = getattr(obj, attr)
-        return obj
-    raise ConfigError(f"{where}._target_ {path!r} does not exist")
+        except ImportError as e:
+            raise ConfigError(f"{where}._target_ {path!r}: importing {module_name} failed: {e}") from None
+    if isinstance(obj, types.ModuleType):
+        raise ConfigError(f"{where}._target_ {path!r} is a module, not a class or function")
+    return obj
 
 
 def instantiate(node: Any, /, **kwargs: Any) -> Any:

@@ -87,3 +87,13 @@ def test_scientific_notation_is_float(tmp_path):
     cfg = load_config(write(tmp_path, BASE.replace("lr: 0.1", "lr: 1e-3")), ["data.width=2e1"])
     assert cfg.task.lr == pytest.approx(1e-3) and isinstance(cfg.task.lr, float)
     assert cfg.data.width == pytest.approx(20.0)
+
+
+def test_locate_prefers_package_attribute_and_refuses_modules():
+    from seqlab.core.config import locate
+
+    assert locate("torch.nn.functional.relu") is torch.nn.functional.relu
+    with pytest.raises(ConfigError, match="is a module"):
+        locate("torch.nn.functional")
+    with pytest.raises(ConfigError, match="does not exist"):
+        locate("torch.nn.functional.nope")
