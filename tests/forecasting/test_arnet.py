@@ -1,0 +1,170 @@
+"""AR-Net, classic least-squares AR and the paper's synthetic AR data."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab.core.registry import create_model
+from seqlab.forecasting.data.synthetic_ar import (
+    PAPER_SPARSE_AR,
+    ar_process,
+    ar_windows,
+    coefficient_vector,
+    is_stationary,
+    random_ar_coefficients,
+    sparse_ar_frame,
+    sparse_ar_process,
+    stpe,
+)
+from seqlab.forecasting.models.arnet import (
+    ARNet,
+    ClassicAR,
+    ar_sparsity_penalty,
+    fit_arnet,
+    lambda_warmup,
+    sparsity_lambda,
+)
+
+
+def test_penalty_matches_formula():
+    w = torch.tensor([0.0, 0.001, -0.05, 0.3, -1.0, 4.0])
+    want = np.mean([2.0 / (1.0 + math.exp(-3.0 * (abs(v) + 1e-12) ** (1 / 3))) - 1.0 for v in w.tolist()])
+    assert ar_sparsity_penalty(w).item() == pytest.approx(want, rel=1e-6)
+    assert ar_sparsity_penalty(torch.zeros(5)).item() == pytest.approx(0.0, abs=1e-3)
+    # c1, c3 are used: a different pair gives a different value
+    assert ar_sparsity_penalty(w, c1=2.0, c3=2.0).item() != pytest.approx(want, rel=1e-3)
+    # finite gradient at zero
+    z = torch.zeros(3, requires_grad=True)
+    ar_sparsity_penalty(z).backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_lambda_and_warmup():
+    assert sparsity_lambda(3 / 20) == pytest.approx(0.02 * (20 / 3 - 1))
+    assert sparsity_lambda(None) == 0.0 and sparsity_lambda(1.0) == 0.0
+    with pytest.raises(ValueError, match="sparsity"):
+        sparsity_lambda(0.0)
+    assert [lambda_warmup(e, 4) for e in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert lambda_warmup(0, 0) == 1.0
+
+
+def test_regularization_loss_schedule():
+    m = ARNet(n_lags=10, sparsity=0.2, lambda_delay_epochs=4)
+    r = ar_sparsity_penalty(m.ar_weights).item()
+    lam = 0.02 * (1 / 0.2 - 1)
+    assert m.regularization_loss(epoch=0).item() == 0.0
+    assert m.regularization_loss(epoch=2).item() == pytest.approx(lam * 0.5 * r, rel=1e-6)
+    m.set_epoch(7)
+    assert m.regularization_loss().item() == pytest.approx(lam * r, rel=1e-6)
+    assert ARNet(n_lags=10).regularization_loss().item() == 0.0
+    explicit = ARNet(n_lags=10, lambda_reg=0.5, sparsity=0.2)
+    want = 0.5 * ar_sparsity_penalty(explicit.ar_weights).item()
+    assert explicit.regularization_loss().item() == pytest.approx(want, rel=1e-6)
+
+
+def test_shapes_and_coefficient_order():
+    m = ARNet(n_lags=4, n_forecasts=3)
+    x = torch.randn(5, 9, 2)
+    assert m(x).shape == (5, 3, 2)
+    assert m(x[..., 0]).shape == (5, 3, 1)
+    with torch.no_grad():
+        m.ar_weights.zero_()
+        m.ar_weights[0, -1] = 0.7  # newest input -> lag 1
+        m.ar_weights[0, 0] = -0.2  # oldest of 4 inputs -> lag 4
+    coef = m.ar_coefficients
+    assert coef.shape == (3, 4)
+    assert coef[0].tolist() == pytest.approx([0.7, 0.0, 0.0, -0.2])
+    out = m(x)
+    assert torch.allclose(out[:, 0, :], 0.7 * x[:, -1, :] - 0.2 * x[:, -4, :], atol=1e-6)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="n_lags"):
+        ARNet(n_lags=0)
+    with pytest.raises(ValueError, match="sparsity"):
+        ARNet(n_lags=3, sparsity=1.5)
+    with pytest.raises(ValueError, match="n_lags=8"):
+        ARNet(n_lags=8)(torch.randn(2, 5, 1))
+    with pytest.raises(ValueError, match=r"\[B, L, C\]"):
+        ARNet(n_lags=2)(torch.randn(2, 5, 1, 1))
+    with pytest.raises(ValueError, match="linear"):
+        _ = ARNet(n_lags=3, ar_layers=[8]).ar_coefficients
+    with pytest.raises(ValueError, match="needs n_lags"):
+        ClassicAR(n_lags=10, n_forecasts=2).fit(torch.randn(8))
+
+
+def test_deep_ar_forward_and_reg():
+    m = ARNet(n_lags=6, n_forecasts=2, ar_layers=[16, 8], sparsity=0.5)
+    assert m(torch.randn(3, 6, 4)).shape == (3, 2, 4)
+    assert m.ar_weights.shape == (16, 6)
+    assert m.regularization_loss(epoch=1).item() > 0
+
+
+def test_classic_ar_exact_on_noise_free_data():
+    a = np.array([0.5, -0.3, 0.2])
+    series = ar_process(300, a, noise_std=0.0, burn_in=0, seed=1, zero_mean=False)
+    m = ClassicAR(n_lags=3).fit(torch.tensor(series))
+    assert np.allclose(m.ar_coefficients[0].numpy(), a, atol=1e-6)
+    # direct 2-step coefficients: y_{t+2} = a1 y_{t+1} + a2 y_t + a3 y_{t-1} with y_{t+1} substituted
+    m2 = ClassicAR(n_lags=3, n_forecasts=2).fit(torch.tensor(series))
+    two = np.array([a[0] * a[0] + a[1], a[0] * a[1] + a[2], a[0] * a[2]])
+    assert np.allclose(m2.ar_coefficients[1].numpy(), two, atol=1e-6)
+    x, y = ar_windows(series, 3, 2)
+    pred = m2(torch.tensor(x, dtype=torch.float32)[..., None])[..., 0].numpy()
+    assert np.allclose(pred, y, atol=1e-4)
+
+
+def test_classic_ar_with_bias_and_channels():
+    a = np.array([0.6, 0.0, -0.2])
+    s = np.stack([ar_process(400, a, noise_std=0.0, burn_in=0, seed=k, zero_mean=False) for k in range(2)], -1)
+    # x_t - mu = sum a_k (x_{t-k} - mu): intercept mu * (1 - sum a)
+    m = ClassicAR(n_lags=3, bias=True).fit(torch.tensor(s + 2.0))
+    assert np.allclose(m.ar_coefficients[0].numpy(), a, atol=1e-6)
+    assert m.intercept.item() == pytest.approx(2.0 * (1 - a.sum()), abs=1e-5)
+
+
+def test_arnet_recovers_sparse_coefficients():
+    """Paper's sparse experiment at small scale: AR(3) at lags 1, 3, 10 inside p = 20."""
+    series, true = sparse_ar_process(3000, PAPER_SPARSE_AR, n_lags=20, noise_std=1.0, seed=0)
+    x, y = ar_windows(series, 20)
+    torch.manual_seed(0)
+    m = ARNet(n_lags=20, sparsity=3 / 20, lambda_delay_epochs=3)
+    hist = fit_arnet(m, x, y, epochs=30, batch_size=64, lr=3e-3, lr_decay=0.9)
+    assert hist[-1] < hist[0]
+    est = m.ar_coefficients[0].numpy()
+    assert np.allclose(est[[0, 2, 9]], [0.2, 0.3, -0.5], atol=0.06)
+    others = np.delete(est, [0, 2, 9])
+    assert np.abs(others).max() < 0.05
+    ls = ClassicAR(n_lags=20).fit(torch.tensor(series)).ar_coefficients[0].numpy()
+    assert stpe(est, true) < 8.0
+    assert stpe(est, true) < stpe(ls, true)
+
+
+def test_synthetic_generators():
+    a = random_ar_coefficients(3, seed=0)
+    assert a.shape == (3,) and is_stationary(a)
+    assert not is_stationary([1.2])
+    s, coef = sparse_ar_process(500, {2: 0.4}, n_lags=5, seed=3)
+    assert s.shape == (500,) and coef.tolist() == [0.0, 0.4, 0.0, 0.0, 0.0]
+    assert abs(s.mean()) < 1e-9
+    assert coefficient_vector([0.1, 0.2], 4).tolist() == [0.1, 0.2, 0.0, 0.0]
+    with pytest.raises(ValueError, match="exceeds"):
+        coefficient_vector({5: 0.1}, 3)
+    x, y = ar_windows(np.arange(10.0), 3, 2)
+    assert x.shape == (6, 3) and y.shape == (6, 2) and x[0].tolist() == [0, 1, 2] and y[0].tolist() == [3, 4]
+    with pytest.raises(ValueError, match="shorter"):
+        ar_windows(np.arange(4.0), 3, 2)
+    assert stpe(np.array([0.2, 0.0]), np.array([0.2, 0.0])) == pytest.approx(0.0)
+    assert stpe(np.array([0.0, 0.1]), np.array([0.1, 0.0])) == pytest.approx(100.0, rel=1e-6)
+    df = sparse_ar_frame(n=100)
+    assert list(df.columns) == ["date", "value"] and len(df) == 100
+
+
+def test_registered_builders():
+    m = create_model("forecasting.arnet", seq_len=12, pred_len=3, n_vars=2, sparsity=0.25)
+    assert isinstance(m, ARNet) and m.n_lags == 12 and m.pred_len == 3
+    c = create_model("forecasting.classic_ar", seq_len=12, pred_len=3)
+    assert isinstance(c, ClassicAR) and c(torch.randn(2, 12, 1)).shape == (2, 3, 1)
