@@ -1,0 +1,115 @@
+"""gla: naive oracle vs chunked PyTorch (float64) vs Triton (interpreter, fp32); varlen, reverse, bad inputs."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqlab.kernels import gla
+from seqlab.kernels._dispatch import triton_available
+from seqlab.kernels.gla.reference import gla_chunked, gla_naive
+from tests.kernels.conftest import rel_rmse
+
+BACKENDS = ["torch"] + (["triton"] if triton_available() else [])
+
+
+def _inputs(B, T, H, K, V, dtype=torch.float32, decay=1.0):
+    q, k = torch.randn(B, T, H, K, dtype=dtype), torch.randn(B, T, H, K, dtype=dtype)
+    v = torch.randn(B, T, H, V, dtype=dtype)
+    g = F.logsigmoid(torch.randn(B, T, H, K, dtype=dtype)) * decay
+    return q, k, v, g
+
+
+@pytest.mark.parametrize("T", [1, 63, 64, 65, 130])
+def test_chunked_equals_naive_float64(T):
+    torch.manual_seed(T)
+    q, k, v, g = _inputs(2, T, 2, 8, 5, torch.float64, decay=3.0)
+    h0 = torch.randn(2, 2, 8, 5, dtype=torch.float64)
+    o1, s1 = gla_naive(q, k, v, g, 0.5, h0, True)
+    o2, s2 = gla_chunked(q, k, v, g, 0.5, h0, True)
+    assert rel_rmse(o2, o1) < 1e-12 and rel_rmse(s2, s1) < 1e-12
+
+
+def test_chunked_stable_under_strong_decay():
+    torch.manual_seed(0)
+    q, k, v, _ = _inputs(1, 130, 1, 4, 3, torch.float64)
+    g = -torch.rand(1, 130, 1, 4, dtype=torch.float64) * 200
+    o1, _ = gla_naive(q, k, v, g, 1.0)
+    o2, _ = gla_chunked(q.float(), k.float(), v.float(), g.float(), 1.0)
+    assert torch.isfinite(o2).all() and rel_rmse(o2, o1) < 1e-5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("T", [1, 63, 64, 65, 130])
+def test_matches_oracle_state_and_grads(backend, T, check_close):
+    torch.manual_seed(T)
+    B, H, K, V = 2, 2, 16, 20
+    ins = [*_inputs(B, T, H, K, V), torch.randn(B, H, K, V)]
+    do, dh = torch.randn(B, T, H, V), torch.randn(B, H, K, V)
+    res = []
+    for mode, be in (("naive", None), ("chunk", backend)):
+        xs = [x.clone().requires_grad_() for x in ins]
+        o, ht = gla(*xs[:4], initial_state=xs[4], output_final_state=True, mode=mode, backend=be)
+        ((o * do).sum() + (ht * dh).sum()).backward()
+        res.append([o, ht] + [x.grad for x in xs])
+    for n, a, b in zip(["o", "ht", "dq", "dk", "dv", "dg", "dh0"], res[1], res[0]):
+        check_close(n, a, b, 1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_varlen_equals_loop(backend, reverse, check_close):
+    torch.manual_seed(0)
+    cu = torch.tensor([0, 1, 30, 31, 70, 71])
+    q, k, v, g = _inputs(1, 71, 2, 16, 16)
+    h0 = torch.randn(5, 2, 16, 16)
+    o, ht = gla(q, k, v, g, initial_state=h0, output_final_state=True, cu_seqlens=cu, reverse=reverse,
+                backend=backend)
+    for n in range(5):
+        a, b = cu[n].item(), cu[n + 1].item()
+        on, hn = gla(*(x[:, a:b] for x in (q, k, v, g)), initial_state=h0[n:n + 1], output_final_state=True,
+                     reverse=reverse, mode="naive")
+        check_close(f"o[{n}]", o[:, a:b], on, 1e-5)
+        check_close(f"ht[{n}]", ht[n:n + 1], hn, 1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_recurrent_mode(backend):
+    torch.manual_seed(0)
+    q, k, v, g = _inputs(1, 20, 2, 16, 16)
+    o1, _ = gla(q, k, v, g, mode="fused_recurrent", backend=backend)
+    o2, _ = gla(q, k, v, g, mode="naive")
+    assert rel_rmse(o1, o2) < 1e-5
+
+
+def test_reverse_is_flip():
+    torch.manual_seed(0)
+    q, k, v, g = _inputs(2, 37, 2, 8, 4)
+    o, _ = gla(q, k, v, g, reverse=True)
+    o2, _ = gla(*(x.flip(1).contiguous() for x in (q, k, v, g)))
+    assert rel_rmse(o, o2.flip(1)) < 1e-6
+
+
+def test_compile_fullgraph_torch_backend():
+    torch.manual_seed(0)
+    q, k, v, g = _inputs(1, 16, 2, 8, 4)
+    f = torch.compile(lambda *a: gla(*a, backend="torch")[0], fullgraph=True, backend="eager")
+    assert rel_rmse(f(q, k, v, g), gla(q, k, v, g, backend="torch")[0]) < 1e-6
+
+
+def test_bad_inputs():
+    q, k, v, g = _inputs(2, 8, 2, 4, 3)
+    with pytest.raises(ValueError, match="k must have shape"):
+        gla(q, k[..., :3].contiguous(), v, g)
+    with pytest.raises(ValueError, match="g must have shape"):
+        gla(q, k, v, g[:, :4].contiguous())
+    with pytest.raises(ValueError, match="v must have the dtype of q"):
+        gla(q, k, v.half(), g)
+    with pytest.raises(ValueError, match="initial_state must have shape"):
+        gla(q, k, v, g, initial_state=torch.zeros(2, 2, 4, 4))
+    with pytest.raises(ValueError, match="batch size must be 1"):
+        gla(q, k, v, g, cu_seqlens=torch.tensor([0, 8]))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        gla(*(x[:1] for x in (q, k, v, g)), cu_seqlens=torch.tensor([0, 4, 4, 8]))
+    with pytest.raises(ValueError, match="mode"):
+        gla(q, k, v, g, mode="fast")
