@@ -40,6 +40,16 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128) -> None:
         "prefix_attention": (lambda xs, be: prefix_attention(*xs, output_final_state=True, backend=be), [s, v]),
     }
     for name, (fn, ins) in cases.items():
+        try:
+            _compare(name, fn, ins, do, rows, f"B{B} T{T} H{H} K{K} V{V}")
+        except Exception as e:  # keep going: one failure must not hide the rest
+            print(f"correctness {name}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
+            rows.append(dict(name=f"correctness bf16 {name}", error=str(e)[:300]))
+        torch.cuda.empty_cache()
+
+
+def _compare(name, fn, ins, do, rows, shape):
+    if True:
         res = []
         for be in ("torch", "triton"):
             xs = [(x.float() if be == "torch" else x).detach().clone().requires_grad_() for x in ins]
@@ -49,10 +59,8 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128) -> None:
             res.append([o, st] + [x.grad for x in xs])
             del o, st
         errs = {n: _rel(a, b) for n, a, b in zip(["o", "state"] + [f"d{i}" for i in range(len(ins))], res[1], res[0])}
-        rows.append(dict(name=f"correctness bf16 {name} B{B} T{T} H{H} K{K} V{V}", **errs))
+        rows.append(dict(name=f"correctness bf16 {name} {shape}", **errs))
         print(f"correctness {name}: " + " ".join(f"{n}={e:.2e}" for n, e in errs.items()), flush=True)
-        del res
-        torch.cuda.empty_cache()
 
 
 def section_kernels_ii(bench, rows: list) -> None:

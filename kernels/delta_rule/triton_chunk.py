@@ -123,11 +123,11 @@ def delta_rule_fwd(q, k, v, beta, g, h0, cu_seqlens, scale, mode):
     o = torch.empty_like(v)
     ht = torch.empty(N, H, K, V, device=q.device, dtype=torch.float32)
     BK = max(16, triton.next_power_of_2(K))
-    BV = min(64, max(16, triton.next_power_of_2(V)))
+    BV = min(32, max(16, triton.next_power_of_2(V)))
     grid = (triton.cdiv(V, BV), N * H)
     _delta_fwd_kernel[grid](q, k, w, u, gc, o, h0, ht, cu_seqlens, T, scale, H=H, K=K, V=V, BT=CHUNK, BK=BK,
                             BV=BV, HAS_H0=h0 is not None, VARLEN=cu_seqlens is not None,
-                            IEEE=q.dtype == torch.float32 or interpret_mode(), num_warps=8 if BK >= 128 else 4)
+                            IEEE=q.dtype == torch.float32 or interpret_mode(), num_warps=8 if BK >= 128 else 4, num_stages=1)
     return o, ht
 
 
