@@ -44,7 +44,8 @@ def _scan1_fwd_op(
         with torch.no_grad():
             h, ht = _torch_forward(gate, b, h0, cu_seqlens, log_a, reverse)
         ht = ht.float() if output_final_state else None
-    return h, (ht if ht is not None else b.new_empty(0, dtype=torch.float32))
+    # outputs must have the fake implementation's (contiguous) layout
+    return h.contiguous(), (ht.contiguous() if ht is not None else b.new_empty(0, dtype=torch.float32))
 
 
 @_scan1_fwd_op.register_fake
@@ -65,13 +66,15 @@ def _scan1_bwd_op(
         dgate, db, dh0 = scan1_bwd(gate, h0, h, dh.contiguous(), dht, cu_seqlens, log_a, reverse)
     else:
         # autograd is switched off below a custom op; functorch's vjp still differentiates the torch form
-        def f(gate_, b_, h0_):
-            hh, ht = _torch_forward(gate_, b_, h0_, cu_seqlens, log_a, reverse)
+        def f(gate_, b_, *h0_):
+            hh, ht = _torch_forward(gate_, b_, h0_[0] if h0_ else None, cu_seqlens, log_a, reverse)
             return hh, ht.float()
 
-        (hh, ht), vjp = torch.func.vjp(f, gate, b, h0)
-        dgate, db, dh0 = vjp((dh.to(hh.dtype), torch.zeros_like(ht) if dht is None else dht.to(ht.dtype)))
-    return dgate, db, (dh0 if dh0 is not None else b.new_empty(0, dtype=torch.float32))
+        (hh, ht), vjp = torch.func.vjp(f, gate, b, *([h0] if h0 is not None else []))
+        dgate, db, *rest = vjp((dh.to(hh.dtype), torch.zeros_like(ht) if dht is None else dht.to(ht.dtype)))
+        dh0 = rest[0] if rest else None
+    dh0 = dh0.contiguous() if dh0 is not None else b.new_empty(0, dtype=torch.float32)
+    return dgate.contiguous(), db.contiguous(), dh0
 
 
 @_scan1_bwd_op.register_fake

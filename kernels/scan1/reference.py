@@ -84,7 +84,7 @@ def scan1_chunked(
     if pad:  # identity steps at the end: a = 1, b = 0
         a32 = torch.cat([a32, a32.new_ones(B, pad, D)], 1)
         b32 = torch.cat([b32, b32.new_zeros(B, pad, D)], 1)
-    a4, b4 = a32.view(B, n, C, D), b32.view(B, n, C, D)
+    a4, b4 = a32.reshape(B, n, C, D), b32.reshape(B, n, C, D)
     # within-chunk scan with zero carry-in, all chunks at once; cumulative gate alongside
     loc, cg = [], []
     h = torch.zeros(B, n, D, dtype=acc, device=b.device)

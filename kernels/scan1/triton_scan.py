@@ -25,7 +25,7 @@ from seqlab.kernels._dispatch import interpret_mode
 
 def _configs() -> list[triton.Config]:
     if interpret_mode():
-        return [triton.Config({"BLOCK_T": 16, "BLOCK_D": 16}, num_warps=1)]
+        return [triton.Config({"BLOCK_T": 16, "BLOCK_D": 32}, num_warps=1)]
     return [
         triton.Config({"BLOCK_T": bt, "BLOCK_D": bd}, num_warps=w, num_stages=s)
         for bt in (16, 32, 64)

@@ -56,7 +56,8 @@ def _fwd_op(
         with torch.no_grad():
             o, ht = _torch_forward(q, k, v, g, h0, cu_seqlens, scale, reverse, mode)
         ht = ht.float() if output_final_state else None
-    return o, (ht if ht is not None else _empty_state(v))
+    # outputs must have the fake implementation's (contiguous) layout
+    return o.contiguous(), (ht.contiguous() if ht is not None else _empty_state(v))
 
 
 @_fwd_op.register_fake
@@ -80,13 +81,15 @@ def _bwd_op(
                                                    do.contiguous(), dht, ht)
     else:
         # autograd is off below a custom op; functorch's vjp still differentiates the PyTorch form
-        def f(q_, k_, v_, g_, h0_):
-            o, s = _torch_forward(q_, k_, v_, g_, h0_, cu_seqlens, scale, reverse, mode)
+        def f(q_, k_, v_, g_, *h0_):
+            o, s = _torch_forward(q_, k_, v_, g_, h0_[0] if h0_ else None, cu_seqlens, scale, reverse, mode)
             return o, s.float()
 
-        (o, s), vjp = torch.func.vjp(f, q, k, v, g, h0)
-        dq, dk, dv, dg, dh0 = vjp((do.to(o.dtype), torch.zeros_like(s) if dht is None else dht))
-    return dq, dk, dv, dg, (dh0 if dh0 is not None else _empty_state(v))
+        (o, s), vjp = torch.func.vjp(f, q, k, v, g, *([h0] if h0 is not None else []))
+        dq, dk, dv, dg, *rest = vjp((do.to(o.dtype), torch.zeros_like(s) if dht is None else dht))
+        dh0 = rest[0] if rest else None
+    dh0 = dh0.contiguous() if dh0 is not None else _empty_state(v)
+    return dq.contiguous(), dk.contiguous(), dv.contiguous(), dg.contiguous(), dh0
 
 
 @_bwd_op.register_fake

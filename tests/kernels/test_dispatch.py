@@ -1,0 +1,71 @@
+"""Backend choice: CPU takes PyTorch, the environment override works, a missing Triton falls back cleanly."""
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+
+from seqlab.kernels import _dispatch, scan1, simple_gla
+from seqlab.kernels._dispatch import ENV_VAR, choose_backend
+
+fake_cuda = types.SimpleNamespace(device=torch.device("cuda", 0))
+
+
+def test_cpu_tensors_take_torch(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert choose_backend(torch.zeros(1)) == "torch"
+
+
+def test_cuda_tensors_take_triton_when_importable(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(_dispatch, "triton_available", lambda: True)
+    assert choose_backend(None, fake_cuda) == "triton"
+
+
+def test_missing_triton_falls_back(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(_dispatch, "triton_available", lambda: False)
+    assert choose_backend(fake_cuda) == "torch"
+    with pytest.raises(ValueError, match="not importable"):
+        choose_backend(fake_cuda, backend="triton")
+
+
+def test_triton_available_never_raises(monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)  # import triton -> ImportError
+    _dispatch.triton_available.cache_clear()
+    try:
+        assert _dispatch.triton_available() is False
+    finally:
+        _dispatch.triton_available.cache_clear()
+
+
+def test_env_override(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "torch")
+    monkeypatch.setattr(_dispatch, "triton_available", lambda: True)
+    assert choose_backend(fake_cuda) == "torch"
+    assert choose_backend(fake_cuda, backend="triton") == "triton"  # the argument wins over the env
+    monkeypatch.setenv(ENV_VAR, "bogus")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        choose_backend(torch.zeros(1))
+
+
+def test_triton_on_cpu_needs_interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(_dispatch, "triton_available", lambda: True)
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
+        choose_backend(torch.zeros(1), backend="triton")
+
+
+def test_ops_run_with_triton_missing(monkeypatch):
+    """With Triton unimportable and no override the ops take the PyTorch path and never import triton."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setattr(_dispatch, "triton_available", lambda: False)
+    for name in [m for m in sys.modules if m.startswith("seqlab.kernels") and ".triton_" in m]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "triton", None)
+    h, _ = scan1(torch.rand(1, 4, 3), torch.randn(1, 4, 3))
+    o, _ = simple_gla(torch.randn(1, 4, 2, 8), torch.randn(1, 4, 2, 8), torch.randn(1, 4, 2, 8), -torch.rand(1, 4, 2))
+    assert torch.isfinite(h).all() and torch.isfinite(o).all()
+    assert not any(".triton_" in m for m in sys.modules if m.startswith("seqlab.kernels"))

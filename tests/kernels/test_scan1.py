@@ -1,0 +1,142 @@
+"""scan1: chunked PyTorch form and Triton kernels (interpreter, fp32) against the naive oracle."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from seqlab.kernels import scan1  # noqa: E402
+from seqlab.kernels._dispatch import triton_available  # noqa: E402
+from seqlab.kernels.scan1 import scan1_chunked, scan1_naive  # noqa: E402
+
+needs_triton = pytest.mark.skipif(not triton_available(), reason="triton not importable")
+TS = [1, 63, 64, 65, 130]
+
+
+def _inputs(B, T, D, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    la = F.logsigmoid(torch.randn(B, T, D, generator=gen, dtype=dtype) + 2)
+    b = torch.randn(B, T, D, generator=gen, dtype=dtype)
+    h0 = torch.randn(B, D, generator=gen, dtype=torch.float32 if dtype != torch.float64 else dtype)
+    return la, b, h0
+
+
+def _run(fn, la, b, h0, weights):
+    """Output, final state and the gradients of a fixed loss w.r.t. (log_a, b, h0)."""
+    leaves = [x.clone().requires_grad_() for x in (la, b, h0)]
+    h, ht = fn(*leaves)
+    loss = (h * weights).sum() + (ht * ht).sum()
+    grads = torch.autograd.grad(loss, leaves)
+    return [h.detach(), ht.detach(), *grads]
+
+
+NAMES = ["h", "final_state", "dlog_a", "db", "dh0"]
+
+
+@pytest.mark.parametrize("T", TS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_chunked_equals_naive_float64(T, reverse):
+    la, b, h0 = _inputs(2, T, 5, seed=T, dtype=torch.float64)
+    a = la.exp() * torch.sign(torch.randn_like(la))  # negative gates too: the chunked form is exact
+    h_ref, hT_ref = scan1_naive(a, b, h0, reverse)
+    h, hT = scan1_chunked(a, b, h0, reverse)
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(hT, hT_ref, rtol=1e-12, atol=1e-12)
+
+
+CASES = (
+    [("triton", "log_a", T, r) for T in TS for r in (False, True)]
+    + [("triton", "a", T, r) for T in (63, 130) for r in (False, True)]
+    + [("torch", g, T, r) for g in ("a", "log_a") for T in (1, 65) for r in (False, True)]
+)
+
+
+@needs_triton
+@pytest.mark.parametrize("backend,gate,T,reverse", CASES)
+def test_matches_oracle(T, reverse, gate, backend, check_close):
+    la, b, h0 = _inputs(2, T, 20, seed=T)
+    w = torch.randn(b.shape, generator=torch.Generator().manual_seed(1))
+
+    def ours(la_, b_, h0_):
+        kw = dict(log_a=la_) if gate == "log_a" else dict(a=la_.exp())
+        a = kw.pop("a", None)
+        return scan1(a, b_, initial_state=h0_, output_final_state=True, reverse=reverse, backend=backend, **kw)
+
+    got = _run(ours, la, b, h0, w)
+    ref = _run(lambda la_, b_, h0_: scan1_naive(la_.exp(), b_, h0_, reverse), la, b, h0, w)
+    for name, x, r in zip(NAMES, got, ref):
+        check_close(f"{backend} {name}", x, r, 1e-5)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=needs_triton), "torch"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_varlen_equals_per_sequence_loop(backend, reverse, check_close):
+    lens = [1, 5, 1, 64, 3, 1]
+    offs = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32)
+    T, D = sum(lens), 12
+    la, b, _ = _inputs(1, T, D, seed=3)
+    h0 = torch.randn(len(lens), D)
+    w = torch.randn(1, T, D)
+
+    def packed(la_, b_, h0_):
+        return scan1(None, b_, log_a=la_, initial_state=h0_, output_final_state=True, cu_seqlens=offs,
+                     reverse=reverse, backend=backend)
+
+    def loop(la_, b_, h0_):
+        hs, finals = [], []
+        for i, (s, e) in enumerate(zip(offs[:-1].tolist(), offs[1:].tolist())):
+            h, hT = scan1(None, b_[:, s:e], log_a=la_[:, s:e], initial_state=h0_[i : i + 1],
+                          output_final_state=True, reverse=reverse, backend=backend)
+            hs.append(h)
+            finals.append(hT)
+        return torch.cat(hs, 1), torch.cat(finals, 0)
+
+    for name, x, r in zip(NAMES, _run(packed, la, b, h0, w), _run(loop, la, b, h0, w)):
+        check_close(f"varlen {name}", x, r, 1e-6)
+
+
+@needs_triton
+def test_no_initial_state_no_final_state():
+    la, b, _ = _inputs(1, 9, 4)
+    h, hT = scan1(None, b, log_a=la, backend="triton")
+    assert hT is None
+    ref, _ = scan1_naive(la.exp(), b)
+    torch.testing.assert_close(h, ref)
+
+
+def _bad_calls():
+    b = torch.randn(2, 8, 4)
+    a = torch.rand(2, 8, 4)
+    one = torch.randn(1, 8, 4)
+    cu = torch.tensor([0, 3, 8], dtype=torch.int32)
+    return [
+        (dict(a=None, b=b), "exactly one of a"),
+        (dict(a=a, b=b, log_a=a), "exactly one of a"),
+        (dict(a=a[:, :7], b=b), r"a must have shape \[B, T, D\]"),
+        (dict(a=a, b=b[0]), r"b must have 3 dims \[B, T, D\]"),
+        (dict(a=a.transpose(0, 1).contiguous().transpose(0, 1), b=b), "a must be contiguous"),
+        (dict(a=a.int(), b=b), "a must have dtype"),
+        (dict(a=a.double(), b=b.double()), "b must have dtype"),
+        (dict(a=a, b=b, initial_state=torch.zeros(2, 5)), r"initial_state must have shape \[N, D\]"),
+        (dict(a=a, b=b, initial_state=torch.zeros(2, 4, dtype=torch.bfloat16)), "initial_state must have dtype"),
+        (dict(a=a, b=b, cu_seqlens=cu), "batch size must be 1"),
+        (dict(a=one.exp(), b=one, cu_seqlens=torch.tensor([1, 3, 8])), "cu_seqlens must start at 0"),
+        (dict(a=one.exp(), b=one, cu_seqlens=torch.tensor([0, 3, 3, 8])), "strictly increasing"),
+        (dict(a=one.exp(), b=one, cu_seqlens=torch.tensor([0, 3, 7])), "must end at T = 8"),
+        (dict(a=one.exp(), b=one, cu_seqlens=torch.tensor([0.0, 8.0])), "int32 or int64"),
+        (dict(a=one.exp(), b=one, cu_seqlens=torch.tensor([0, 8]), initial_state=torch.zeros(2, 4)),
+         r"initial_state must have shape \[N, D\] = \[1, 4\]"),
+        (dict(a=a, b=b, backend="cuda"), "backend must be one of"),
+        (dict(a=a, b=b.to("meta")), "b must be on meta|a must be on meta"),
+    ]
+
+
+@pytest.mark.parametrize("kwargs,match", _bad_calls())
+def test_bad_input_raises_value_error(kwargs, match):
+    a, b = kwargs.pop("a"), kwargs.pop("b")
+    with pytest.raises(ValueError, match=match):
+        scan1(a, b, backend=kwargs.pop("backend", "torch"), **kwargs)

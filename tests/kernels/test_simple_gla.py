@@ -1,0 +1,140 @@
+"""simple_gla: chunked PyTorch form, Triton chunk / fused_recurrent kernels (interpreter, fp32) vs the oracle."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from seqlab.kernels import simple_gla  # noqa: E402
+from seqlab.kernels._dispatch import triton_available  # noqa: E402
+from seqlab.kernels.simple_gla import simple_gla_chunked, simple_gla_naive  # noqa: E402
+
+needs_triton = pytest.mark.skipif(not triton_available(), reason="triton not importable")
+TS = [1, 63, 64, 65, 130]
+NAMES = ["o", "final_state", "dq", "dk", "dv", "dg", "dh0"]
+SCALE = 0.3
+
+
+def _inputs(B, T, H=2, K=16, V=16, N=None, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, T, H, K, generator=gen, dtype=dtype)
+    k = torch.randn(B, T, H, K, generator=gen, dtype=dtype)
+    v = torch.randn(B, T, H, V, generator=gen, dtype=dtype)
+    g = F.logsigmoid(torch.randn(B, T, H, generator=gen, dtype=dtype) + 2)
+    h0 = torch.randn(N or B, H, K, V, generator=gen, dtype=torch.float64 if dtype == torch.float64 else torch.float32)
+    return q, k, v, g, h0
+
+
+def _run(fn, inputs, seed=1):
+    leaves = [x.clone().requires_grad_() for x in inputs]
+    o, ht = fn(*leaves)
+    w = torch.randn(o.shape, generator=torch.Generator().manual_seed(seed))
+    loss = (o * w).sum() + 0.1 * (ht * ht).sum()
+    return [o.detach(), ht.detach(), *torch.autograd.grad(loss, leaves)]
+
+
+def _oracle(reverse):
+    return lambda q, k, v, g, h0: simple_gla_naive(q, k, v, g, SCALE, h0, reverse)
+
+
+@pytest.mark.parametrize("T", TS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_chunked_equals_naive_float64(T, reverse):
+    q, k, v, g, h0 = _inputs(2, T, K=8, V=5, seed=T, dtype=torch.float64)
+    o_ref, s_ref = simple_gla_naive(q, k, v, g, SCALE, h0, reverse)
+    o, s = simple_gla_chunked(q, k, v, g, SCALE, h0, reverse, chunk_size=16)
+    torch.testing.assert_close(o, o_ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(s, s_ref, rtol=1e-10, atol=1e-10)
+
+
+CASES = (
+    [("triton", "chunk", T, False) for T in TS]
+    + [("triton", "chunk", 130, True)]
+    + [("triton", "fused_recurrent", T, r) for T in (1, 65) for r in (False, True)]
+    + [("torch", "chunk", T, r) for T in (1, 65) for r in (False, True)]
+    + [("torch", "fused_recurrent", 63, False), ("torch", "naive", 63, True)]
+)
+
+
+@pytest.mark.parametrize("backend,mode,T,reverse", CASES)
+def test_matches_oracle(backend, mode, T, reverse, check_close):
+    if backend == "triton" and not triton_available():
+        pytest.skip("triton not importable")
+    inputs = _inputs(1 if backend == "triton" else 2, T, seed=T)
+
+    def ours(q, k, v, g, h0):
+        return simple_gla(q, k, v, g, SCALE, initial_state=h0, output_final_state=True, reverse=reverse,
+                          mode=mode, backend=backend)
+
+    for name, x, r in zip(NAMES, _run(ours, inputs), _run(_oracle(reverse), inputs)):
+        check_close(f"{backend}/{mode} {name}", x, r, 2e-5)
+
+
+@pytest.mark.parametrize("backend,mode,reverse", [
+    pytest.param("triton", "chunk", False, marks=needs_triton),
+    pytest.param("triton", "chunk", True, marks=needs_triton),
+    pytest.param("triton", "fused_recurrent", False, marks=needs_triton),
+    ("torch", "chunk", False),
+])
+def test_varlen_equals_per_sequence_loop(backend, mode, reverse, check_close):
+    lens = [1, 66, 1, 3]
+    offs = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int64)
+    inputs = _inputs(1, sum(lens), N=len(lens), seed=7)
+    kw = dict(output_final_state=True, reverse=reverse, mode=mode, backend=backend)
+
+    def packed(q, k, v, g, h0):
+        return simple_gla(q, k, v, g, SCALE, initial_state=h0, cu_seqlens=offs, **kw)
+
+    def loop(q, k, v, g, h0):
+        outs, finals = [], []
+        for i, (s, e) in enumerate(zip(offs[:-1].tolist(), offs[1:].tolist())):
+            o, ht = simple_gla(q[:, s:e], k[:, s:e], v[:, s:e], g[:, s:e], SCALE, initial_state=h0[i : i + 1], **kw)
+            outs.append(o)
+            finals.append(ht)
+        return torch.cat(outs, 1), torch.cat(finals, 0)
+
+    for name, x, r in zip(NAMES, _run(packed, inputs), _run(loop, inputs)):
+        check_close(f"varlen {name}", x, r, 2e-6)
+
+
+@needs_triton
+def test_defaults_no_state():
+    q, k, v, g, _ = _inputs(1, 5)
+    o, ht = simple_gla(q, k, v, g, backend="triton")
+    assert ht is None
+    ref, _ = simple_gla_naive(q, k, v, g, 16**-0.5)
+    torch.testing.assert_close(o, ref, rtol=1e-5, atol=1e-5)
+
+
+def _bad_calls():
+    q, k, v, g, h0 = _inputs(2, 8)
+    one = _inputs(1, 8)
+    return [
+        (dict(k=k[..., :8]), r"k must have shape \[B, T, H, K\]"),
+        (dict(v=v[:, :7]), r"v must have shape \[B, T, H, V\]"),
+        (dict(g=g[..., None]), r"g must have 3 dims \[B, T, H\]"),
+        (dict(q=q.transpose(1, 2).contiguous().transpose(1, 2)), "q must be contiguous"),
+        (dict(k=k.half()), "q, k and v must share one dtype"),
+        (dict(q=q.long()), "q must have dtype"),
+        (dict(initial_state=h0[:1]), r"initial_state must have shape \[N, H, K, V\]"),
+        (dict(initial_state=h0.half()), "initial_state must have dtype"),
+        (dict(cu_seqlens=torch.tensor([0, 8])), "batch size must be 1"),
+        (dict(q=one[0], k=one[1], v=one[2], g=one[3], cu_seqlens=torch.tensor([2, 8])), "must start at 0"),
+        (dict(q=one[0], k=one[1], v=one[2], g=one[3], cu_seqlens=torch.tensor([0, 5, 4, 8])), "strictly increasing"),
+        (dict(q=one[0], k=one[1], v=one[2], g=one[3], cu_seqlens=torch.tensor([[0, 8]])), "1-D tensor"),
+        (dict(mode="parallel"), "mode must be one of"),
+        (dict(g=g.to("meta")), "g must be on"),
+    ]
+
+
+@pytest.mark.parametrize("override,match", _bad_calls())
+def test_bad_input_raises_value_error(override, match):
+    q, k, v, g, _ = _inputs(2, 8)
+    args = dict(q=q, k=k, v=v, g=g)
+    args.update(override)
+    with pytest.raises(ValueError, match=match):
+        simple_gla(args.pop("q"), args.pop("k"), args.pop("v"), args.pop("g"), backend="torch", **args)
