@@ -14,6 +14,8 @@ from seqlab.core.registry import create_model, list_models, register_model
 from seqlab.forecasting.models.baselines import DLinear, NaiveForecaster, SeasonalNaiveForecaster
 from seqlab.forecasting.models.block_forecaster import BlockForecaster
 from seqlab.forecasting.models.tpgn import TPGN
+from seqlab.forecasting.models.arnet import ARNet, ClassicAR
+from seqlab.forecasting.models.timellm import TimeLLM
 
 
 @register_model("forecasting.tpgn")
@@ -68,6 +70,9 @@ def list_forecasters() -> list[str]:
 
 
 __all__ = [
+    "ARNet",
+    "ClassicAR",
+    "TimeLLM",
     "TPGN",
     "BlockForecaster",
     "DLinear",
