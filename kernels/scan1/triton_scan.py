@@ -31,7 +31,7 @@ def _configs() -> list[triton.Config]:
         for bt in (16, 32, 64)
         for bd in (16, 32, 64)
         for w in (2, 4)
-        for s in (2, 3)
+        for s in (2,)
         if bt * bd <= 2048
     ]
 

@@ -42,7 +42,7 @@ def _cfg(**kw) -> list[triton.Config]:
     return [
         triton.Config(dict(zip(keys, vals)), num_warps=w, num_stages=s)
         for vals in itertools.product(*kw.values())
-        for w in (4, 8)
+        for w in (4,)
         for s in (2, 3)
     ]
 
@@ -75,7 +75,7 @@ def _cumsum_kernel(g_ptr, gc_ptr, cu_ptr, cidx_ptr, T, H: tl.constexpr, IS_VARLE
     tl.store(gc_ptr + (bos + o_t) * H + i_h, tl.cumsum(b_g, axis=0), mask=m)
 
 
-@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
+@triton.autotune(configs=_cfg(BK=[64], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
 @triton.jit
 def _fwd_h_kernel(
     k_ptr, v_ptr, gc_ptr, h_ptr, h0_ptr, ht_ptr, cu_ptr, coff_ptr, T,
@@ -152,7 +152,7 @@ def _fwd_o_kernel(
     tl.store(p_o, b_o.to(p_o.dtype.element_ty), boundary_check=(0, 1))
 
 
-@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
+@triton.autotune(configs=_cfg(BK=[64], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
 @triton.jit
 def _bwd_dh_kernel(
     q_ptr, do_ptr, gc_ptr, dh_ptr, dht_ptr, dh0_ptr, cu_ptr, coff_ptr, scale, T,
