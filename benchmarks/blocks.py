@@ -53,11 +53,13 @@ def _fla_layer(module: str, cls: str):
         import fla  # noqa: F401  (fla.models is skipped by fla itself when transformers is missing)
     try:
         import transformers  # noqa: F401
-    except ImportError:  # the layer files only call transformers.utils.logging.get_logger
+    except ImportError:  # the layer files use only get_logger and ACT2FN
         tr, tu = types.ModuleType("transformers"), types.ModuleType("transformers.utils")
         tu.logging = types.SimpleNamespace(get_logger=_shim_logger)
-        tr.utils = tu
-        sys.modules.update({"transformers": tr, "transformers.utils": tu})
+        ta = types.ModuleType("transformers.activations")
+        ta.ACT2FN = importlib.import_module("fla.modules.activations").ACT2FN
+        tr.utils, tr.activations = tu, ta
+        sys.modules.update({"transformers": tr, "transformers.utils": tu, "transformers.activations": ta})
     return getattr(importlib.import_module(f"fla.layers.{module}"), cls)
 
 
@@ -181,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         reps = 1 if n.startswith("torch-loop") else a.reps
         warm = 0 if n.startswith("torch-loop") else a.warmup
         results.append(measure(n, rows[n], x, warm, reps))
+        if a.json:  # after every row, so a run cut short keeps what it measured
+            with open(a.json, "w") as f:
+                json.dump({"rows": results}, f, indent=1)
     print(f"\n{torch.cuda.get_device_name()}  B={a.b} T={a.t} d_model={a.d} heads={h} bf16")
     print("| layer | fwd ms | fwd+bwd ms | fwd+bwd tokens/s | peak GiB |")
     print("|---|---|---|---|---|")

@@ -63,8 +63,8 @@ def run_ours(variant: str, seed: int, args: argparse.Namespace) -> dict:
                    **model_kw)
     task = RecsysTask(model, lr=1e-3, betas=(0.9, 0.98), **task_kw)
     epochs = args.epochs_ce if task_kw["loss"] == "ce" else args.epochs
-    if model_kw.get("encoder") == "mamba":
-        epochs = min(epochs, args.epochs_mamba)
+    if model_kw.get("encoder"):
+        epochs = min(epochs, args.epochs_backbone)
     timer = EpochTimer()
     with tempfile.TemporaryDirectory() as ckdir:
         ckpt = ModelCheckpoint(dirpath=ckdir, monitor="val/full/NDCG@10", mode="max")
@@ -172,13 +172,15 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=200, help="epochs of the sampled-negative losses")
     p.add_argument("--epochs-ce", type=int, default=50, help="epochs of the full-softmax CE variants")
-    p.add_argument("--epochs-mamba", type=int, default=10, help="cap for mamba encoders (slow reference scan on CPU)")
+    p.add_argument("--epochs-backbone", type=int, default=10,
+                   help="epoch cap for core-block encoders (their CPU reference paths are slow)")
     p.add_argument("--val-every", type=int, default=5)
     p.add_argument("--accelerator", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--recbole-python", default="/tmp/recbole-venv/bin/python",
                    help="python of a venv with torch + recbole==1.2.1 ('' skips the peer)")
     p.add_argument("--recbole-epochs", type=int, default=50)
+    p.add_argument("--recbole-seeds", nargs="*", type=int, default=None, help="default: --seeds")
     p.add_argument("--json", default=None)
     args = p.parse_args()
 
@@ -207,7 +209,7 @@ def main() -> None:
             root = Path(tmp)
             name = write_recbole_atomic(args, root)
             runs = []
-            for seed in args.seeds:
+            for seed in args.seeds if args.recbole_seeds is None else args.recbole_seeds:
                 t0 = time.perf_counter()
                 r = run_recbole(seed, args, root, name)
                 r["wall_s"] = time.perf_counter() - t0

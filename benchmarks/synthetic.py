@@ -37,22 +37,22 @@ IGNORE = -100
 
 @dataclass
 class Config:
-    d_model: int = 64
+    d_model: int = 32
     n_layers: int = 2
-    steps: int = 300
-    batch: int = 32
+    steps: int = 150
+    batch: int = 16
     lr: float = 3e-3
     weight_decay: float = 0.1
     eval_batches: int = 4
-    row_time_budget_s: float = 120.0
-    mqar_len: int = 64
+    row_time_budget_s: float = 90.0
+    mqar_len: int = 32
     mqar_kv: int = 4
-    mqar_vocab: int = 128
-    copy_len: int = 64
-    copy_tokens: int = 8
-    copy_vocab: int = 10
-    parity_train_len: int = 64
-    parity_test_len: int = 256
+    mqar_vocab: int = 64
+    copy_len: int = 32
+    copy_tokens: int = 4
+    copy_vocab: int = 8
+    parity_train_len: int = 32
+    parity_test_len: int = 128
     parity_steps: int = 0  # 0: same as steps
     seed: int = 0
     tasks: list[str] = field(default_factory=lambda: ["mqar", "copy", "parity"])
@@ -62,7 +62,7 @@ PRESETS = {
     "cpu": Config(),
     "gpu": Config(d_model=128, steps=1500, batch=64, lr=2e-3, eval_batches=8, row_time_budget_s=20.0,
                   mqar_len=256, mqar_kv=16, mqar_vocab=256, copy_len=256, copy_tokens=16, copy_vocab=16,
-                  parity_steps=1500),
+                  parity_train_len=64, parity_test_len=256, parity_steps=1500),
 }
 
 # Per-block kwargs for the probes: causal variants, PGN reading the whole training window.
@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             r = run_row(task, block, kw, cfg, a.device)
             r["row"] = row
             results.append(r)
+            if a.json:
+                _dump(a, cfg, results, skipped)
             print(f"{task:7s} {row:16s} acc={r['accuracy']:.3f} loss={r['final_loss']:.3f} "
                   f"steps={r['steps']}/{r['planned_steps']} {r['train_seconds']:.1f}s params={r['params']}",
                   flush=True)
@@ -246,12 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     for s in skipped:
         print(f"skipped {s['row']} on {s['task']}: {s['why']}")
     if a.json:
-        meta = {"preset": a.preset, "device": a.device, "config": asdict(cfg), "torch": torch.__version__,
-                "python": platform.python_version(), "argv": sys.argv,
-                "device_name": torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor()}
-        with open(a.json, "w") as f:
-            json.dump({"meta": meta, "results": results, "skipped": skipped}, f, indent=1)
+        _dump(a, cfg, results, skipped)
     return 0
+
+
+def _dump(a: argparse.Namespace, cfg: Config, results: list, skipped: list) -> None:
+    """Write the JSON after every row, so a run cut short keeps what it measured."""
+    meta = {"preset": a.preset, "device": a.device, "config": asdict(cfg), "torch": torch.__version__,
+            "python": platform.python_version(), "argv": sys.argv, "threads": torch.get_num_threads(),
+            "device_name": torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor()}
+    with open(a.json, "w") as f:
+        json.dump({"meta": meta, "results": results, "skipped": skipped}, f, indent=1)
 
 
 if __name__ == "__main__":
