@@ -11,11 +11,11 @@ from typing import Any
 from torch import nn
 
 from seqlab.core.registry import create_model, list_models, register_model
+from seqlab.forecasting.models.arnet import ARNet, ClassicAR
 from seqlab.forecasting.models.baselines import DLinear, NaiveForecaster, SeasonalNaiveForecaster
 from seqlab.forecasting.models.block_forecaster import BlockForecaster
-from seqlab.forecasting.models.tpgn import TPGN
-from seqlab.forecasting.models.arnet import ARNet, ClassicAR
 from seqlab.forecasting.models.timellm import TimeLLM
+from seqlab.forecasting.models.tpgn import TPGN
 
 
 @register_model("forecasting.tpgn")
@@ -70,14 +70,14 @@ def list_forecasters() -> list[str]:
 
 
 __all__ = [
-    "ARNet",
-    "ClassicAR",
-    "TimeLLM",
     "TPGN",
+    "ARNet",
     "BlockForecaster",
+    "ClassicAR",
     "DLinear",
     "NaiveForecaster",
     "SeasonalNaiveForecaster",
+    "TimeLLM",
     "block_forecaster",
     "create_forecaster",
     "dlinear",
