@@ -136,7 +136,8 @@ class RecsysTask(L.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr, betas=self.betas, weight_decay=self.weight_decay)
 
-    def write_predictions(self, predictions: list[dict[str, torch.Tensor]], run_dir: Path, datamodule: Any) -> Path:
+    def write_predictions(self, predictions: list[dict[str, torch.Tensor]], run_dir: Path,
+                          datamodule: Any) -> list[Path]:
         """Write ``recommendations.csv`` (user_id, rank, item_id, score; raw ids, seen items excluded).
 
         Items with score ``-inf`` (fewer unseen items than ``top_k``) are left out.
@@ -154,10 +155,13 @@ class RecsysTask(L.LightningModule):
                         if s != float("-inf"):
                             w.writerow([split.users[u], rank, split.items[i - 1], f"{s:.6g}"])
         os.replace(tmp, out)
-        return out
+        return [out]
 
-    def save_artifacts(self, run_dir: Path, datamodule: Any, stage: str) -> None:
+    def save_artifacts(self, run_dir: Path, datamodule: Any, stage: str) -> list[Path]:
         """Write ``data_summary.json`` (users, items, evaluated users, users kept in training only)."""
-        if hasattr(datamodule, "summary"):
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            (Path(run_dir) / "data_summary.json").write_text(json.dumps(datamodule.summary(), indent=2))
+        if not hasattr(datamodule, "summary"):
+            return []
+        out = Path(run_dir) / "data_summary.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(datamodule.summary(), indent=2))
+        return [out]
