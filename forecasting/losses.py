@@ -1,9 +1,8 @@
 """Training losses of the forecasting task."""
 from __future__ import annotations
 
-from torch import nn
-
 from seqlab.core.errors import ConfigError
+from torch import nn
 
 LOSSES = ("mse", "mae", "huber")
 

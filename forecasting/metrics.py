@@ -104,4 +104,4 @@ class MetricAccumulator:
         vec = torch.stack([self.sums[k] for k in keys] + [torch.tensor(float(self.count)).to(self.sums[keys[0]])])
         vec = fn(vec)
         self.sums = dict(zip(keys, vec[:-1]))
-        self.count = int(round(float(vec[-1])))
+        self.count = round(float(vec[-1]))

@@ -19,11 +19,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
-
 from seqlab.core.errors import ConfigError
 from seqlab.forecasting.losses import make_loss
 from seqlab.forecasting.metrics import MetricAccumulator
+from torch import nn
 
 _SCHEDULES = ("type1", "type4", "cosine", "none")
 
@@ -189,7 +188,7 @@ class ForecastingTask(L.LightningModule):
             pred = self(x, item["x_mark"][None].to(self.device))[0, :, sl].cpu()
         self.model.train(was_training)
         hist_d, fut_d = datamodule.window_dates(int(item["start"]))
-        to_orig = lambda t: datamodule.inverse_transform(t, sl).numpy()  # noqa: E731
+        to_orig = lambda t: datamodule.inverse_transform(t, sl).numpy()
         baseline = None
         if datamodule.season_length <= datamodule.seq_len:
             baseline = to_orig(seasonal_naive_forecast(item["x"][None, :, sl], datamodule.pred_len,

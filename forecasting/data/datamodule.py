@@ -8,14 +8,13 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
-
 from seqlab.core.errors import DataError
 from seqlab.forecasting.data.datasets import DATASETS, ETT_FILES, PACKAGED, load_dataset, resolve_ett_path
 from seqlab.forecasting.data.readers import read_table
 from seqlab.forecasting.data.splits import ett_borders, ratio_borders
 from seqlab.forecasting.data.timefeatures import SEASON_BY_FREQ, freq_code, time_features
 from seqlab.forecasting.data.windows import WindowDataset
+from torch.utils.data import DataLoader, Dataset
 
 _SPLITS = ("ett", "ratio")
 _FEATURES = ("M", "S", "MS")
@@ -92,7 +91,7 @@ class ForecastingDataModule(L.LightningDataModule):
             path = str(Path(path).expanduser())
             is_ett = self.dataset in ETT_FILES
             if not Path(path).is_file() and not (is_ett and download):
-                hint = f"; get it from the ETDataset repository" if is_ett else ""
+                hint = "; get it from the ETDataset repository" if is_ett else ""
                 raise DataError(f"data file not found: {path}{hint}")
         elif self.dataset in ETT_FILES and not download and resolve_ett_path(self.dataset) is None:
             raise DataError(f"dataset {dataset!r}: {ETT_FILES[self.dataset]} not found (set SEQLAB_DATA_DIR)")

@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-
 from seqlab.core.errors import DataError
 from seqlab.forecasting.data.readers import read_table
 
@@ -58,7 +57,7 @@ def download_ett(name: str, dest: Path | None = None) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_suffix(".part")
-        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:  # noqa: S310 (fixed https URL)
+        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
             f.write(r.read())
         tmp.replace(dest)
     except Exception as exc:

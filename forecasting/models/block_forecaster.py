@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
-
 from seqlab.core.registry import create_block
+from torch import nn
 
 
 class _Layer(nn.Module):

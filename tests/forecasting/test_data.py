@@ -19,7 +19,7 @@ def test_ett_borders_match_tslib():
     month = 30 * 24
     assert b2 == [12 * month, 16 * month, 20 * month]
     assert b1 == [0, 12 * month - 96, 16 * month - 96]
-    b1m, b2m = ett_borders(69680, seq_len=96, steps_per_hour=4)
+    _, b2m = ett_borders(69680, seq_len=96, steps_per_hour=4)
     assert b2m == [4 * 12 * month, 4 * 16 * month, 4 * 20 * month]
     with pytest.raises(DataError, match="split='ratio'"):
         ett_borders(1000, seq_len=96)

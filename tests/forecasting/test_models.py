@@ -8,7 +8,7 @@ from seqlab.forecasting.models.tpgn import GroupedConv1d
 
 
 def _tpgn(**kw):
-    args = dict(seq_len=96, pred_len=48, n_vars=3, d_model=8, period=24, n_time_features=4)
+    args = {"seq_len": 96, "pred_len": 48, "n_vars": 3, "d_model": 8, "period": 24, "n_time_features": 4}
     args.update(kw)
     return TPGN(**args)
 

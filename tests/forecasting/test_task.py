@@ -10,14 +10,15 @@ from seqlab.forecasting.models import TPGN, DLinear, NaiveForecaster
 
 
 def _trainer(**kw):
-    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False)
+    args = {"accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
+            "enable_progress_bar": False, "enable_model_summary": False}
     args.update(kw)
     return L.Trainer(**args)
 
 
 def _dm(frame, **kw):
-    args = dict(frame=frame, features="M", seq_len=48, pred_len=24, ratios=(0.6, 0.2, 0.2), batch_size=16)
+    args = {"frame": frame, "features": "M", "seq_len": 48, "pred_len": 24, "ratios": (0.6, 0.2, 0.2),
+            "batch_size": 16}
     args.update(kw)
     return ForecastingDataModule(**args)
 
