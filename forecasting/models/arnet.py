@@ -27,9 +27,8 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
 from seqlab.core.registry import register_model
+from torch import Tensor, nn
 
 
 def ar_sparsity_penalty(weights: Tensor, c1: float = 3.0, c3: float = 3.0) -> Tensor:

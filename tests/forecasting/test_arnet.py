@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from seqlab.core.registry import create_model
 from seqlab.forecasting.data.synthetic_ar import (
     PAPER_SPARSE_AR,
