@@ -104,6 +104,21 @@ def section_kernels_ii(bench, rows: list) -> None:
           bytes_moved=nbytes + 4 * B * T * H * V * 2)
 
 
+def _prefix_only(bench) -> None:
+    from seqlab.kernels import prefix_attention
+    B, T, H, V = 4, 4096, 16, 128
+    s = torch.randn(B, T, H, device="cuda") * 30
+    v = torch.randn(B, T, H, V, device="cuda", dtype=torch.bfloat16)
+    o, _ = prefix_attention(s, v)
+    ref, _ = prefix_attention(s, v.float(), backend="torch")
+    print(f"correctness prefix_attention o={_rel(o, ref):.2e}", flush=True)
+    x = torch.randn(1 << 28, device="cuda")
+    y = torch.empty_like(x)
+    bench("limit: device copy 1GiB (read+write)", lambda: y.copy_(x), bytes_moved=2 * x.numel() * 4)
+    nbytes = 2 * B * T * H * V * 2 + B * T * H * 4 * 2
+    bench("prefix_attention fwd seqlab triton BV=16", lambda: prefix_attention(s, v), bytes_moved=nbytes)
+
+
 def main() -> None:
     import triton
     from triton.testing import do_bench
@@ -123,6 +138,9 @@ def main() -> None:
         print(f"{name:60s} {ms:9.3f} ms" + (f" {r['GBps']:8.0f} GB/s" if bytes_moved else ""), flush=True)
 
     print(torch.__version__, triton.__version__, torch.cuda.get_device_name(), flush=True)
+    if "--prefix-only" in sys.argv:
+        _prefix_only(bench)
+        return
     correctness(rows)
     section_kernels_ii(bench, rows)
     if "--json" in sys.argv:

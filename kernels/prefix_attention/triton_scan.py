@@ -85,7 +85,7 @@ def _pa_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.constexpr,
 
 
 @triton.jit
-def _pa_bwd_kernel(s, v, o, lse, m0, mT, cu, do, duT, dwT, ds_part, dv, du0, dw0_part, T, NH,
+def _pa_bwd_kernel(s, v, o, lse, m0, mT, cu, do, duT, dwT, ds_part, dv, du0, dw0_part, T, NH, BTH,
                    H: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
                    HAS_H0: tl.constexpr, VARLEN: tl.constexpr, IEEE: tl.constexpr):
     i_v, i_nh = tl.program_id(0), tl.program_id(1)
@@ -128,7 +128,7 @@ def _pa_bwd_kernel(s, v, o, lse, m0, mT, cu, do, duT, dwT, ds_part, dv, du0, dw0
         b_yt = tl.sum(b_q * b_delta[None, :], 1) + b_rc * b_y
         b_e = tl.exp(b_s - b_l)
         tl.store(dv + ptr, (b_e[:, None] * b_zt).to(dv.dtype.element_ty), mask=mask2)
-        tl.store(ds_part + tl.cast(i_v, tl.int64) * T * NH + rows * H + i_h,
+        tl.store(ds_part + tl.cast(i_v, tl.int64) * BTH + rows * H + i_h,
                  b_e * (tl.sum(b_v * b_zt, 1) - b_yt), mask=mask_t)
         sel = o_t == 0
         b_lc = tl.sum(tl.where(sel, b_l, 0.0), 0)
@@ -137,12 +137,12 @@ def _pa_bwd_kernel(s, v, o, lse, m0, mT, cu, do, duT, dwT, ds_part, dv, du0, dw0
     if HAS_H0:
         b_a = tl.exp(tl.load(m0 + i_nh) - b_lc)
         tl.store(du0 + i_nh * V + o_v, b_a * b_z, mask=mask_v)
-        tl.store(dw0_part + i_v * (NH // H) * H + i_nh, -b_a * b_y)
+        tl.store(dw0_part + i_v * NH + i_nh, -b_a * b_y)
 
 
 def _cfg(V: int) -> tuple[int, int]:
     BT = 64
-    BV = min(64, max(16, triton.next_power_of_2(V)))
+    BV = min(16, max(16, triton.next_power_of_2(V)))  # many programs: the chunk loop is latency-bound
     return BT, BV
 
 
@@ -160,7 +160,7 @@ def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
     grid = (triton.cdiv(V, BV), N * H)
     _pa_fwd_kernel[grid](s, v, o, lse, m0, u0, w0, mT, uT, wT, cu_seqlens, T, H=H, V=V, BT=BT, BV=BV,
                          HAS_H0=m0 is not None, VARLEN=cu_seqlens is not None,
-                         IEEE=v.dtype == torch.float32 or interpret_mode(), num_warps=4)
+                         IEEE=v.dtype == torch.float32 or interpret_mode(), num_warps=4, num_stages=3)
     return o, mT, uT, wT, lse
 
 
@@ -175,7 +175,7 @@ def prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT):
     du0 = torch.zeros(N, H, V, device=v.device, dtype=torch.float32)
     dw0_part = torch.zeros(NV, N, H, device=v.device, dtype=torch.float32)
     _pa_bwd_kernel[(NV, N * H)](s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT, ds_part, dv, du0, dw0_part,
-                                T, N * H, H=H, V=V, BT=BT, BV=BV, HAS_H0=m0 is not None,
+                                T, N * H, B * T * H, H=H, V=V, BT=BT, BV=BV, HAS_H0=m0 is not None,
                                 VARLEN=cu_seqlens is not None,
                                 IEEE=v.dtype == torch.float32 or interpret_mode(), num_warps=4)
     ds = ds_part.sum(0).to(s.dtype)

@@ -61,9 +61,17 @@ def test_matches_oracle_with_state_and_grads(backend, T, check_close):
 def test_varlen_equals_loop(backend, reverse, check_close):
     torch.manual_seed(0)
     cu = torch.tensor([0, 1, 30, 31, 70, 71])
-    T, H, V = 71, 2, 16
+    T, H, V = 71, 2, 20
     s, v = torch.randn(1, T, H) * 5, torch.randn(1, T, H, V)
-    o, st = prefix_attention(s, v, cu_seqlens=cu, output_final_state=True, reverse=reverse, backend=backend)
+    s_, v_ = s.clone().requires_grad_(), v.clone().requires_grad_()
+    o, st = prefix_attention(s_, v_, cu_seqlens=cu, output_final_state=True, reverse=reverse, backend=backend)
+    (o.square().sum() + st[1].sum()).backward()
+    s2, v2 = s.clone().requires_grad_(), v.clone().requires_grad_()
+    o2, st2 = _naive(s2, v2, None, True, cu) if not reverse else (None, None)
+    if o2 is not None:
+        (o2.square().sum() + st2[1].sum()).backward()
+        check_close("ds", s_.grad, s2.grad, 1e-4)
+        check_close("dv", v_.grad, v2.grad, 1e-4)
     for n in range(len(cu) - 1):
         a, b = cu[n].item(), cu[n + 1].item()
         on, stn = prefix_attention(s[:, a:b], v[:, a:b], output_final_state=True, reverse=reverse, backend="torch")
