@@ -91,6 +91,12 @@ class ForecastingTask(L.LightningModule):
         pred, true = self._step(batch)
         loss = self.criterion(pred, true)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(pred))
+        # Models with a training penalty (AR-Net's sparsity regulariser) expose regularization_loss(epoch=...).
+        reg = getattr(self.model, "regularization_loss", None)
+        if callable(reg):
+            penalty = reg(epoch=self.current_epoch)
+            self.log("train/reg", penalty, batch_size=len(pred))
+            loss = loss + penalty
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:

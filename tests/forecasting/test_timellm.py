@@ -35,8 +35,8 @@ def tiny_llama(vocab: int, layers: int = 3):
 
 
 def make(tokenizer, **kw):
-    args = dict(llm=tiny_llama(len(tokenizer)), tokenizer=tokenizer, llm_layers=2, d_model=8, d_ff=16, n_heads=2,
-                num_tokens=20)
+    args = {"llm": tiny_llama(len(tokenizer)), "tokenizer": tokenizer, "llm_layers": 2, "d_model": 8, "d_ff": 16,
+            "n_heads": 2, "num_tokens": 20}
     args.update(kw)
     return TimeLLM(SEQ, PRED, **args)
 
