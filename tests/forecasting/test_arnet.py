@@ -167,3 +167,20 @@ def test_registered_builders():
     assert isinstance(m, ARNet) and m.n_lags == 12 and m.pred_len == 3
     c = create_model("forecasting.classic_ar", seq_len=12, pred_len=3)
     assert isinstance(c, ClassicAR) and c(torch.randn(2, 12, 1)).shape == (2, 3, 1)
+
+
+def test_forecasting_task_adds_the_regulariser(tmp_path):
+    import lightning as L
+
+    from seqlab.forecasting import ForecastingDataModule, ForecastingTask
+
+    dm = ForecastingDataModule(frame=sparse_ar_frame(n=400, seed=1), target="value", features="S", seq_len=20,
+                               pred_len=1, split="ratio", ratios=(0.8, 0.1, 0.1), scale=False, batch_size=64)
+    model = ARNet(n_lags=20, sparsity=0.15, lambda_delay_epochs=2)
+    task = ForecastingTask(model, lr=1e-7, lr_schedule="none", patience=None, baselines=False)
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, log_every_n_steps=1,
+                        default_root_dir=tmp_path)
+    trainer.fit(task, datamodule=dm)
+    reg = trainer.callback_metrics["train/reg"].item()  # last step of epoch 1: warm-up factor 1/2
+    assert reg == pytest.approx(0.5 * sparsity_lambda(0.15) * ar_sparsity_penalty(model.ar_weights).item(), rel=1e-3)
