@@ -171,7 +171,6 @@ def test_registered_builders():
 
 def test_forecasting_task_adds_the_regulariser(tmp_path):
     import lightning as L
-
     from seqlab.forecasting import ForecastingDataModule, ForecastingTask
 
     dm = ForecastingDataModule(frame=sparse_ar_frame(n=400, seed=1), target="value", features="S", seq_len=20,
