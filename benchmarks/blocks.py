@@ -13,8 +13,8 @@ Both sides of a pair use the same width, heads and expansion. Timing: CUDA event
 after ``--warmup`` calls; tokens/s = B*T / time. A peer that raises (e.g. fla's chunk_simple_gla backward,
 which fla 0.6 refuses on Hopper with Triton 3.6) is recorded with its error instead of a number.
 
-fla's layer modules are imported one by one (``fla.layers`` itself imports every layer, some needing
-``transformers``); a minimal ``transformers.utils.logging`` shim is installed only when transformers is absent.
+fla's layers are imported normally; when that fails (no ``transformers``), the layer modules are imported one
+by one with a minimal ``transformers`` shim (``get_logger``, ``ACT2FN``).
 
     python benchmarks/blocks.py --json $OUT/blocks.json
 """
@@ -43,6 +43,12 @@ def _shim_logger(name: str) -> logging.Logger:
 
 def _fla_layer(module: str, cls: str):
     """Import ``fla.layers.<module>.<cls>`` without running ``fla/layers/__init__.py``."""
+    try:  # the normal import first (needs transformers and einops)
+        return getattr(importlib.import_module(f"fla.layers.{module}"), cls)
+    except ImportError:
+        pass
+    for name in [m for m in sys.modules if m == "fla" or m.startswith("fla.")]:
+        del sys.modules[name]  # drop the half-imported package before the by-file route
     if "fla.layers" not in sys.modules:  # before `import fla`, whose __init__ imports fla.layers
         spec = importlib.util.find_spec("fla")
         if spec is None:
