@@ -244,6 +244,24 @@ class TimeLLM(nn.Module):
             llm.to(device=device, dtype=self.llm_dtype)
         return llm
 
+    def _prototypes(self, word_embeddings: Tensor, dtype: torch.dtype) -> Tensor:
+        """Text prototypes ``mapping_layer(W^T)^T`` ``[num_tokens, d_llm]`` from the vocabulary ``W [V, d_llm]``.
+
+        Without autograd (validation, test, predict) the result is cached until the mapping layer's
+        parameters change (their version counters move on every optimiser step): the product costs
+        ``2 V d_llm num_tokens`` FLOPs (~57 GFLOP for SmolLM2) and is the same for every batch.
+        """
+        if torch.is_grad_enabled():
+            self.__dict__["_proto_cache"] = None
+            return self.mapping_layer(word_embeddings.to(dtype).T).T
+        w, b = self.mapping_layer.weight, self.mapping_layer.bias
+        key = (w._version, b._version, w.data_ptr(), word_embeddings.data_ptr(), word_embeddings.device, dtype)
+        cache = self.__dict__.get("_proto_cache")
+        if cache is None or cache[0] != key:
+            cache = (key, self.mapping_layer(word_embeddings.to(dtype).T).T)
+            self.__dict__["_proto_cache"] = cache
+        return cache[1]
+
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, x: Tensor, x_mark: Tensor | None = None) -> Tensor:
         """Forecast ``[B, pred_len, N]`` from ``x [B, seq_len, N]`` (calendar features are not used)."""
@@ -254,8 +272,7 @@ class TimeLLM(nn.Module):
         b, t, n = x.shape
         series = x.permute(0, 2, 1).reshape(b * n, t, 1)  # [B*N, T, 1]
 
-        word_embeddings = llm.get_input_embeddings().weight  # [V, d_llm], frozen
-        source = self.mapping_layer(word_embeddings.to(x.dtype).T).T  # [num_tokens, d_llm]
+        source = self._prototypes(llm.get_input_embeddings().weight, x.dtype)  # [num_tokens, d_llm]
         enc = self.patch_embedding(x.permute(0, 2, 1))  # [B*N, P, d_model]
         enc = self.reprogramming_layer(enc, source, source)  # [B*N, P, d_llm]
 

@@ -169,3 +169,15 @@ def test_smollm2_gguf_forward():
     assert y.shape == (2, 8, 1) and torch.isfinite(y).all()
     assert len(m.llm.model.layers) == 1
     assert m.tokenizer.pad_token == m.tokenizer.eos_token
+
+
+def test_prototype_cache_follows_parameter_updates(tokenizer):
+    m = make(tokenizer, dropout=0.0).eval()
+    x = torch.randn(2, SEQ, 1)
+    with torch.no_grad():
+        first = m(x)
+        assert torch.equal(m(x), first)  # served from the cache
+        m.mapping_layer.weight.add_(0.5)  # an optimiser-like in-place update invalidates it
+        changed = m(x)
+    assert not torch.allclose(changed, first)
+    torch.testing.assert_close(m(x).detach(), changed)  # the autograd path computes the same prototypes
