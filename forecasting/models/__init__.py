@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from seqlab.core.registry import create_model, list_models, register_model
 from seqlab.forecasting.models.arnet import ARNet, ClassicAR
 from seqlab.forecasting.models.baselines import DLinear, NaiveForecaster, SeasonalNaiveForecaster
 from seqlab.forecasting.models.block_forecaster import BlockForecaster
 from seqlab.forecasting.models.timellm import TimeLLM
 from seqlab.forecasting.models.tpgn import TPGN
+from torch import nn
 
 
 @register_model("forecasting.tpgn")
