@@ -31,7 +31,6 @@ import types
 
 import torch
 import torch.nn.functional as F
-
 from seqlab.core import create_block
 
 
@@ -134,7 +133,7 @@ def measure(name: str, build, x: torch.Tensor, warmup: int, reps: int) -> dict:
         row["peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
         row["fwd_bwd_tok_s"] = x.shape[0] * x.shape[1] / (row["fwd_bwd_ms"] / 1e3)
         row["params"] = sum(p.numel() for p in mod.parameters())
-    except Exception as exc:  # recorded, not hidden
+    except Exception as exc:  # noqa: BLE001  (recorded in the table, not hidden)
         row["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
     finally:
         torch.cuda.synchronize()

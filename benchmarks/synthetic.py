@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from seqlab.core import SequenceBackbone, get_block_class, list_blocks
+from torch import nn
 
 IGNORE = -100
 
@@ -147,16 +146,16 @@ def run_row(task: str, block: str, kw: dict, cfg: Config, device: str) -> dict:
     torch.manual_seed(cfg.seed)
     if task == "mqar":
         vocab = cfg.mqar_vocab
-        make = lambda b, gen: mqar_batch(b, cfg.mqar_len, cfg.mqar_kv, vocab, gen)  # noqa: E731
+        make = lambda b, gen: mqar_batch(b, cfg.mqar_len, cfg.mqar_kv, vocab, gen)
         make_test = make
     elif task == "copy":
         vocab = cfg.copy_vocab
-        make = lambda b, gen: copy_batch(b, cfg.copy_len, cfg.copy_tokens, vocab, gen)  # noqa: E731
+        make = lambda b, gen: copy_batch(b, cfg.copy_len, cfg.copy_tokens, vocab, gen)
         make_test = make
     else:
         vocab = 2
-        make = lambda b, gen: parity_batch(b, cfg.parity_train_len, gen)  # noqa: E731
-        make_test = lambda b, gen: parity_batch(b, cfg.parity_test_len, gen)  # noqa: E731
+        make = lambda b, gen: parity_batch(b, cfg.parity_train_len, gen)
+        make_test = lambda b, gen: parity_batch(b, cfg.parity_test_len, gen)
     steps = cfg.parity_steps if (task == "parity" and cfg.parity_steps) else cfg.steps
     model = LM(vocab, cfg.d_model, cfg.n_layers, block, kw).to(device)
     n_params = sum(p.numel() for p in model.parameters())

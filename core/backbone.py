@@ -11,12 +11,11 @@ from typing import Any
 
 import torch
 import torch.utils.checkpoint
-from torch import nn
-
 from seqlab.core.blocks._common import check_seq, check_step
 from seqlab.core.layers.mlp import MLP, SwiGLU
 from seqlab.core.layers.norm import RMSNorm
 from seqlab.core.registry import create_block
+from torch import nn
 
 
 def _norm(kind: str, d: int) -> nn.Module:

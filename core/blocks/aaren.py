@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
-
 from seqlab.core.blocks import _ops
 from seqlab.core.blocks._common import check_seq, check_step
 from seqlab.core.registry import register_block
+from torch import nn
 
 
 @register_block("aaren")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from seqlab.core.blocks._common import check_seq, check_step
 from seqlab.core.layers.rotary import RotaryEmbedding
 from seqlab.core.registry import register_block
+from torch import nn
 
 
 @register_block("attention")

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
-
 from seqlab.core.blocks._common import check_seq
 from seqlab.core.registry import create_block, register_block
+from torch import nn
 
 
 @register_block("bidirectional")
@@ -44,7 +43,7 @@ class Bidirectional(nn.Module):
 
     def init_state(self, batch_size: int, *, device=None, dtype=None):
         """Non-causal: no carried state."""
-        return None
+        return
 
     def forward(self, x: torch.Tensor, state=None):
         check_seq("bidirectional", x, self.d_model)

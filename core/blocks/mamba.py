@@ -16,12 +16,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from seqlab.core.blocks import _ops
 from seqlab.core.blocks._common import check_seq, check_step
 from seqlab.core.layers.conv import ShortConvolution
 from seqlab.core.registry import register_block
+from torch import nn
 
 
 def dt_bias_init(n: int, dt_min: float, dt_max: float, dt_init_floor: float) -> torch.Tensor:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from seqlab.core.blocks import _ops
 from seqlab.core.blocks._common import check_seq, check_step
 from seqlab.core.blocks.mamba import dt_bias_init
 from seqlab.core.layers.conv import ShortConvolution
 from seqlab.core.layers.norm import GatedRMSNorm
 from seqlab.core.registry import register_block
+from torch import nn
 
 
 @register_block("mamba2")

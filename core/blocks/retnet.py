@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
-
 from seqlab.core.blocks import _ops
 from seqlab.core.blocks._common import check_seq, check_step
 from seqlab.core.layers.norm import GatedRMSNorm
 from seqlab.core.layers.rotary import RotaryEmbedding
 from seqlab.core.registry import register_block
+from torch import nn
 
 
 @register_block("retnet")

@@ -6,10 +6,9 @@ stack of hidden (and cell) vectors ``[num_layers, B, hidden]``: constant in T.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from seqlab.core.blocks._common import check_seq, check_step
 from seqlab.core.registry import register_block
+from torch import nn
 
 
 class _TorchRNN(nn.Module):

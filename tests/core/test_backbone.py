@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from seqlab.core import SequenceBackbone
 from seqlab.core.errors import ConfigError
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from seqlab.core import create_block, list_blocks
 
 D = 16

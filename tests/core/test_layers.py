@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from seqlab.core.layers import MLP, GatedRMSNorm, RMSNorm, RotaryEmbedding, ShortConvolution, SwiGLU
 
 
