@@ -142,6 +142,10 @@ def run_recbole(seed: int, args: argparse.Namespace, root: Path, name: str) -> d
         "stopping_step": 10, "MAX_ITEM_LIST_LENGTH": args.max_len, "train_neg_sample_args": None,
         "loss_type": "CE", "eval_step": args.val_every, "log_wandb": False,
     }
+    if args.recbole_paper_hparams:  # the paper's SASRec sizes, as our runs use; otherwise RecBole's defaults
+        cfg.update({"hidden_size": args.d_model, "inner_size": args.d_model, "n_layers": 2, "n_heads": 1,
+                    "hidden_dropout_prob": args.dropout, "attn_dropout_prob": args.dropout, "hidden_act": "relu",
+                    "learning_rate": 1e-3, "train_batch_size": args.batch_size})
     env = {**os.environ, "PYTHONPATH": ""}
     proc = subprocess.run([args.recbole_python, "-c", RECBOLE_WRAPPER, json.dumps(cfg), str(seed), str(args.threads)],
                           capture_output=True, text=True, env=env, cwd=root)
@@ -180,6 +184,8 @@ def main() -> None:
     p.add_argument("--recbole-python", default="/tmp/recbole-venv/bin/python",
                    help="python of a venv with torch + recbole==1.2.1 ('' skips the peer)")
     p.add_argument("--recbole-epochs", type=int, default=50)
+    p.add_argument("--recbole-paper-hparams", action="store_true",
+                   help="RecBole SASRec with d, dropout, batch size of our runs, 1 head, FFN width d, ReLU")
     p.add_argument("--recbole-seeds", nargs="*", type=int, default=None, help="default: --seeds")
     p.add_argument("--json", default=None)
     args = p.parse_args()
