@@ -27,12 +27,9 @@ def _configs() -> list[triton.Config]:
     if interpret_mode():
         return [triton.Config({"BLOCK_T": 16, "BLOCK_D": 32}, num_warps=1)]
     return [
-        triton.Config({"BLOCK_T": bt, "BLOCK_D": bd}, num_warps=w, num_stages=s)
-        for bt in (16, 32, 64)
-        for bd in (16, 32, 64)
+        triton.Config({"BLOCK_T": bt, "BLOCK_D": bd}, num_warps=w, num_stages=1)
+        for bt, bd in ((64, 8), (128, 8), (32, 16), (64, 16), (32, 32))
         for w in (2, 4)
-        for s in (2,)
-        if bt * bd <= 2048
     ]
 
 
