@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -41,7 +40,6 @@ def run_ours(variant: str, seed: int, args: argparse.Namespace) -> dict:
     import lightning as L
     import torch
     from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-
     from seqlab.recsys import SASRec
     from seqlab.recsys.data.datamodule import RecsysDataModule
     from seqlab.recsys.task import RecsysTask
@@ -126,8 +124,7 @@ def write_recbole_atomic(args: argparse.Namespace, root: Path) -> str:
     with open(root / name / f"{name}.inter", "w") as f:
         f.write("user_id:token\titem_id:token\ttimestamp:float\n")
         for u, seq in zip(split.users, split.sequences):
-            for pos, i in enumerate(seq):
-                f.write(f"{u}\t{split.items[i - 1]}\t{pos}\n")
+            f.writelines(f"{u}\t{split.items[i - 1]}\t{pos}\n" for pos, i in enumerate(seq))
     return name
 
 
@@ -148,7 +145,7 @@ def run_recbole(seed: int, args: argparse.Namespace, root: Path, name: str) -> d
                     "learning_rate": 1e-3, "train_batch_size": args.batch_size})
     env = {**os.environ, "PYTHONPATH": ""}
     proc = subprocess.run([args.recbole_python, "-c", RECBOLE_WRAPPER, json.dumps(cfg), str(seed), str(args.threads)],
-                          capture_output=True, text=True, env=env, cwd=root)
+                          capture_output=True, text=True, env=env, cwd=root, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RECBOLE_RESULT ")), None)
     if proc.returncode or line is None:
         raise RuntimeError(f"RecBole run failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")

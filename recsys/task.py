@@ -21,7 +21,6 @@ from typing import Any
 
 import lightning as L
 import torch
-
 from seqlab.core.errors import ConfigError
 from seqlab.recsys.losses import full_ce_loss, gbce_beta, sampled_bce_loss
 from seqlab.recsys.metrics import DEFAULT_KS, full_ranks, metrics_from_ranks, sampled_ranks

@@ -5,12 +5,11 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from torch.utils.data import DataLoader
-
 from seqlab.core.errors import DataError
 from seqlab.recsys.data.datasets import EvalTargets, TrainWindows, UserHistories, collate
 from seqlab.recsys.data.readers import FORMATS, read_interactions, recbole_ml100k_path
 from seqlab.recsys.data.split import SequenceSplit, kcore_filter, leave_one_out
+from torch.utils.data import DataLoader
 
 log = logging.getLogger(__name__)
 

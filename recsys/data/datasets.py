@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
 from seqlab.core.errors import DataError
 from seqlab.recsys.data.split import SequenceSplit
+from torch.utils.data import Dataset
 
 
 def left_pad(seq: np.ndarray, length: int) -> np.ndarray:

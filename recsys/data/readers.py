@@ -18,7 +18,6 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
-
 from seqlab.core.errors import DataError
 
 FORMATS = ("ml-1m", "ml-100k", "recbole", "csv")
@@ -36,7 +35,7 @@ def recbole_ml100k_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the default dataset is ml-100k from the RecBole wheel, but recbole is not installed; "
                         "run `pip install --no-deps recbole==1.2.1` or pass data.path=<interactions file>")
-    path = Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    path = Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / "ml-100k" / "ml-100k.inter"
     if not path.is_file():
         raise DataError(f"RecBole is installed but {path} is missing")
     return path

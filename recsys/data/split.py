@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-
 from seqlab.core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ class SequenceSplit:
         """Counts for logs: users, items, interactions, evaluated users, users kept in training only."""
         return {"users": len(self.users), "items": self.num_items,
                 "interactions": int(sum(len(s) for s in self.sequences)),
-                "eval_users": int(len(self.eval_users)), "train_only_users": self.num_train_only_users}
+                "eval_users": len(self.eval_users), "train_only_users": self.num_train_only_users}
 
 
 def leave_one_out(df: pd.DataFrame) -> SequenceSplit:

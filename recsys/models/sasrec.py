@@ -26,9 +26,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from seqlab.core.registry import create_block, register_model
+from torch import nn
 
 _MASK_VALUE = -(2.0**32) + 1  # the value kang205/SASRec writes into masked attention logits (finite: no NaN rows)
 
@@ -198,7 +197,7 @@ class SASRec(nn.Module):
         """Hidden states ``[B, T, D]`` for left-padded item ids ``seq`` ``[B, T]``; h_t depends on items <= t only."""
         if seq.dim() != 2:
             raise ValueError(f"seq must be [B, T] item ids, got shape {tuple(seq.shape)}")
-        B, T = seq.shape
+        T = seq.shape[1]
         if T > self.max_len:
             raise ValueError(f"seq has length {T} > max_len={self.max_len}; keep the last max_len items")
         self.check_items(seq)

@@ -1,10 +1,17 @@
 import numpy as np
 import pytest
 import torch
-
 from seqlab.core.errors import DataError
-from seqlab.recsys.data import (EvalTargets, TrainWindows, detect_format, kcore_filter, leave_one_out, left_pad,
-                                read_interactions, recbole_ml100k_path)
+from seqlab.recsys.data import (
+    EvalTargets,
+    TrainWindows,
+    detect_format,
+    kcore_filter,
+    leave_one_out,
+    left_pad,
+    read_interactions,
+    recbole_ml100k_path,
+)
 
 ROWS = [("1", "10", 5), ("1", "11", 3), ("2", "10", 1), ("1", "12", 4), ("2", "13", 2), ("1", "13", 3),
         ("3", "11", 9)]

@@ -3,7 +3,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from seqlab.recsys.losses import full_ce_loss, gbce_beta, sampled_bce_loss
 
 

@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-
 from seqlab.recsys.metrics import RankingAccumulator, full_ranks, metrics_from_ranks, sampled_ranks
 
 

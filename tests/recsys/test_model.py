@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from seqlab.core.registry import list_blocks
 from seqlab.recsys import SASRec
 from seqlab.recsys.models.sasrec import CausalSelfAttention
@@ -116,7 +115,7 @@ def test_bad_shapes_raise():
 def test_recommend_excludes_seen():
     m = _model()
     seq = torch.tensor([[0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]])
-    items, scores = m.recommend(seq, k=5)
+    items, _ = m.recommend(seq, k=5)
     assert items.shape == (1, 5) and not set(items[0].tolist()) & set(range(11))
 
 

@@ -5,7 +5,6 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-
 from seqlab.core.errors import ConfigError, DataError
 from seqlab.recsys import SASRec
 from seqlab.recsys.data.datamodule import RecsysDataModule
@@ -50,7 +49,8 @@ def test_predictions_csv_excludes_seen(log_csv, tmp_path):
     task = RecsysTask(SASRec(dm.num_items, d_model=8, max_len=8), top_k=5)
     preds = _trainer().predict(task, dm)
     (out,) = task.write_predictions(preds, tmp_path / "run", dm)
-    rows = list(csv.DictReader(open(out)))
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
     split = dm.split
     assert len(rows) == 5 * len(split.users)
     for r in rows:
