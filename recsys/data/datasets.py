@@ -2,7 +2,9 @@
 
 Training follows kang205/SASRec ``sampler.py``: for a user's training sequence ``s``, the input is ``s[:-1]`` and the
 targets are ``s[1:]``, both cut to the last ``max_len`` items and left-padded with 0; each target position gets
-``k`` negatives drawn uniformly from the items the user has not interacted with in training.
+``k`` negatives drawn uniformly from the items the user has not interacted with in training. One epoch visits
+every user once in shuffled order; kang205 instead draws ``num_users / batch_size`` batches of users with
+replacement, the same number of samples per epoch in expectation.
 """
 from __future__ import annotations
 
