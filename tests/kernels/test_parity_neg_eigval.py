@@ -18,9 +18,8 @@ used because at K = 4 the step loop is ~10x faster on CPU than the chunked form;
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from seqlab.kernels import delta_rule
+from torch import nn
 
 
 class ParityDelta(nn.Module):
