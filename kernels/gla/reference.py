@@ -65,7 +65,7 @@ def gla_chunked(
     acc = _acc_dtype(q)
     C, Cs = chunk_size, sub_size
     pad = (-T) % C
-    N, S_ = (T + pad) // C, C // Cs
+    N = (T + pad) // C
 
     def prep(x: torch.Tensor) -> torch.Tensor:  # [B, T, H, D] -> [B, H, N, C, D]
         x = F.pad(x.to(acc), (0, 0, 0, 0, 0, pad))
@@ -73,21 +73,7 @@ def gla_chunked(
 
     q, k, v, g = prep(q) * scale, prep(k), prep(v), prep(g)
     gc = g.cumsum(-2)  # [B, H, N, C, K]
-    # off-diagonal sub-blocks: reference point = first step of the query sub-chunk
-    ref = gc.view(B, H, N, S_, Cs, K)[..., 0, :]  # [B, H, N, S, K]
-    qq = (q * (gc - ref.repeat_interleave(Cs, -2)).exp()).view(B, H, N, S_, Cs, K)
-    kk = k[..., None, :, :] * (ref[..., :, None, :] - gc[..., None, :, :]).clamp(max=0).exp()  # [B,H,N,S,C,K]
-    A = torch.einsum("bhnsik,bhnsjk->bhnsij", qq, kk).reshape(B, H, N, C, C)
-    sub_of = torch.arange(C, device=q.device) // Cs
-    A = A * (sub_of[:, None] > sub_of[None, :])
-    # diagonal sub-blocks, elementwise in log space
-    gs = gc.view(B, H, N, S_, Cs, K)
-    diff = (gs[..., :, None, :] - gs[..., None, :, :]).clamp(max=0)  # [B,H,N,S,Cs,Cs,K]
-    Ad = torch.einsum("bhnsik,bhnsjk,bhnsijk->bhnsij", q.view(B, H, N, S_, Cs, K), k.view(B, H, N, S_, Cs, K),
-                      diff.exp())
-    Ad = Ad * torch.ones(Cs, Cs, dtype=torch.bool, device=q.device).tril()
-    eye = torch.eye(S_, dtype=acc, device=q.device)
-    A = A + torch.einsum("bhnsij,st->bhnsitj", Ad, eye).reshape(B, H, N, C, C)
+    A = intra_chunk_scores(q, k, gc, Cs)
     o = A @ v  # intra-chunk, [B, H, N, C, V]
     # inter-chunk: sequential over chunks on [K, V] states
     glast = gc[..., -1:, :]  # [B, H, N, 1, K]
@@ -102,3 +88,35 @@ def gla_chunked(
     o = o + torch.stack(inter, 2)
     o = o.permute(0, 2, 3, 1, 4).reshape(B, N * C, H, V)[:, :T]
     return o, (S if output_final_state else None)
+
+
+def intra_chunk_scores(q: torch.Tensor, k: torch.Tensor, gc: torch.Tensor, sub_size: int = 16) -> torch.Tensor:
+    """Causal intra-chunk scores ``A_ij = sum_d q_id k_jd exp(gc_id - gc_jd)`` (j <= i), stable for any decay.
+
+    Off-diagonal sub-blocks of ``sub_size`` are a matmul with the decay split at the first step of the query
+    sub-chunk (both factors <= 1); diagonal sub-blocks are formed elementwise in log space.
+
+    Args:
+        q: ``[..., C, K]`` (scale already applied).
+        k: ``[..., C, K]``.
+        gc: in-chunk cumulative log decay ``[..., C, K]``.
+        sub_size: sub-chunk length (divides C).
+
+    Returns:
+        ``[..., C, C]`` lower-triangular scores.
+    """
+    *lead, C, K = q.shape
+    Cs = sub_size
+    S_ = C // Cs
+    ref = gc.reshape(*lead, S_, Cs, K)[..., 0, :]  # [..., S, K]
+    qq = (q * (gc - ref.repeat_interleave(Cs, -2)).exp()).reshape(*lead, S_, Cs, K)
+    kk = k[..., None, :, :] * (ref[..., :, None, :] - gc[..., None, :, :]).clamp(max=0).exp()  # [..., S, C, K]
+    A = (qq @ kk.transpose(-1, -2)).reshape(*lead, C, C)
+    sub_of = torch.arange(C, device=q.device) // Cs
+    A = A * (sub_of[:, None] > sub_of[None, :])
+    gs = gc.reshape(*lead, S_, Cs, K)
+    diff = (gs[..., :, None, :] - gs[..., None, :, :]).clamp(max=0)  # [..., S, Cs, Cs, K]
+    Ad = (q.reshape(*lead, S_, Cs, 1, K) * k.reshape(*lead, S_, 1, Cs, K) * diff.exp()).sum(-1)
+    Ad = Ad * torch.ones(Cs, Cs, dtype=torch.bool, device=q.device).tril()  # [..., S, Cs, Cs]
+    eye = torch.eye(S_, dtype=A.dtype, device=q.device)
+    return A + torch.einsum("...sij,st->...sitj", Ad, eye).reshape(*lead, C, C)
