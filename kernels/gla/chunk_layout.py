@@ -8,6 +8,8 @@ For dense batches with ``T % C == 0`` the conversion is a free ``view``.
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 
@@ -28,7 +30,7 @@ class ChunkLayout:
             starts, lens = [b * T for b in range(B)], [T] * B
         else:
             offs = cu_seqlens.tolist()
-            starts, lens = offs[:-1], [b - a for a, b in zip(offs[:-1], offs[1:])]
+            starts, lens = offs[:-1], [b - a for a, b in itertools.pairwise(offs)]
         counts = [(L + C - 1) // C for L in lens]
         offsets = [0]
         for c in counts:

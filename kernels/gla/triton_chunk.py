@@ -109,7 +109,7 @@ def _gla_bwd_dh_kernel(q, gc, do, dhs, dht, coff, scale, H: tl.constexpr, K: tl.
     mask_kv = mask_k[:, None] & mask_v[None, :]
     p_s = (o_k[:, None] * V + o_v[None, :])
     b_dh = tl.load(dht + (tl.cast(i_n, tl.int64) * H + i_h) * K * V + p_s, mask=mask_kv, other=0.0)
-    for i in range(0, c1 - c0):
+    for i in range(c1 - c0):
         c = c1 - 1 - i
         tl.store(dhs + (c * H + i_h) * K * V + p_s, b_dh, mask=mask_kv)
         rows = c * BT + o_t
