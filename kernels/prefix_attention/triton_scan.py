@@ -1,9 +1,17 @@
 """Triton kernels for prefix softmax attention with one query per head (Aaren, Feng et al. 2024).
 
-One program per (sequence, head, block of value channels) walks the sequence in chunks of ``BT`` steps.
-Forward, per chunk: running max ``m_t = max(m_carry, cummax(s))``, weights ``P[t, i] = exp(s_i - m_t)``
-(``i <= t``, all ``<= 1``), ``u_t = exp(m_carry - m_t) u_carry + P @ v``, ``w_t`` likewise with row sums,
-``o_t = u_t / w_t``; ``lse_t = m_t + log w_t`` is saved for the backward.
+Forward, a two-pass chunked scan over chunks of ``BT = 64`` steps (paper section 3.2: the triple
+(max, numerator, denominator) combines associatively, so chunks can be summarised independently):
+
+1. ``_pa_summary_kernel`` (all chunks in parallel): each chunk's own triple ``(max s, sum exp(s - max) v,
+   sum exp(s - max))``.
+2. ``_pa_carry_kernel`` (per sequence, over ``T / 64`` triples only): left-to-right combine, storing the triple
+   entering every chunk and the final state.
+3. ``_pa_out_kernel`` (all chunks in parallel): running max ``m_t = max(m_carry, cummax(s))``, weights
+   ``P[t, i] = exp(s_i - m_t)`` (``i <= t``, all ``<= 1``), ``u_t = exp(m_carry - m_t) u_carry + P @ v``,
+   ``w_t`` likewise with row sums, ``o_t = u_t / w_t``; ``lse_t = m_t + log w_t`` is saved for the backward.
+
+The backward is one program per (sequence, head, value block) walking the chunks right to left.
 
 Backward (derived here; ``lse`` is non-decreasing in t, so every factor below is ``<= 1``)::
 
@@ -28,21 +36,52 @@ def _max_combine(a, b):
 
 
 @triton.jit
-def _pa_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.constexpr, V: tl.constexpr,
-                   BT: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr, VARLEN: tl.constexpr,
-                   IEEE: tl.constexpr):
-    i_v, i_nh = tl.program_id(0), tl.program_id(1)
-    i_n, i_h = i_nh // H, i_nh % H
+def _chunk_bounds(i_c, cidx, cu, T, NTS, VARLEN: tl.constexpr, BT: tl.constexpr):
+    """(first row of the chunk, rows left in its sequence from there, sequence index) of global chunk i_c."""
     if VARLEN:
+        i_n = tl.load(cidx + i_c * 2).to(tl.int64)
+        j = tl.load(cidx + i_c * 2 + 1).to(tl.int64)
         bos = tl.load(cu + i_n).to(tl.int64)
-        eos = tl.load(cu + i_n + 1).to(tl.int64)
+        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
     else:
-        bos = tl.cast(i_n, tl.int64) * T
-        eos = bos + T
-    L = eos - bos
+        i_n = tl.cast(i_c // NTS, tl.int64)
+        j = tl.cast(i_c % NTS, tl.int64)
+        bos = i_n * T
+        L = tl.cast(T, tl.int64)
+    return bos + j * BT, L - j * BT, i_n
+
+
+@triton.jit
+def _pa_summary_kernel(s, v, sm, su, sw, cidx, cu, T, NTS, H: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+                       BV: tl.constexpr, VARLEN: tl.constexpr):
+    """Pass 1, all chunks in parallel: the chunk's own triple (max, sum exp(s - max) v, sum exp(s - max))."""
+    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    r0, left, i_n = _chunk_bounds(i_c, cidx, cu, T, NTS, VARLEN, BT)
+    o_t = tl.arange(0, BT)
+    o_v = i_v * BV + tl.arange(0, BV)
+    mask_t, mask_v = o_t < left, o_v < V
+    rows = r0 + o_t
+    b_s = tl.load(s + rows * H + i_h, mask=mask_t, other=float("-inf")).to(tl.float32)
+    b_m = tl.max(b_s, 0)
+    b_p = tl.where(mask_t, tl.exp(b_s - b_m), 0.0)
+    b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask_t[:, None] & mask_v[None, :],
+                  other=0.0).to(tl.float32)
+    c = tl.cast(i_c, tl.int64) * H + i_h
+    tl.store(su + c * V + o_v, tl.sum(b_p[:, None] * b_v, 0), mask=mask_v)
+    if i_v == 0:
+        tl.store(sm + c, b_m)
+        tl.store(sw + c, tl.sum(b_p, 0))
+
+
+@triton.jit
+def _pa_carry_kernel(sm, su, sw, cm, cuv, cw, m0, u0, w0, mT, uT, wT, coff, H: tl.constexpr, V: tl.constexpr,
+                     BV: tl.constexpr, HAS_H0: tl.constexpr):
+    """Pass 2, per sequence: combine the chunk triples left to right (only NT * V numbers); store the triple
+    entering every chunk and the final state."""
+    i_v, i_n, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_nh = tl.cast(i_n, tl.int64) * H + i_h
     o_v = i_v * BV + tl.arange(0, BV)
     mask_v = o_v < V
-    o_t = tl.arange(0, BT)
     if HAS_H0:
         b_m = tl.load(m0 + i_nh)
         b_u = tl.load(u0 + i_nh * V + o_v, mask=mask_v, other=0.0)
@@ -51,37 +90,58 @@ def _pa_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.constexpr,
         b_m = tl.full([], float("-inf"), tl.float32)
         b_u = tl.zeros([BV], dtype=tl.float32)
         b_w = tl.full([], 0.0, tl.float32)
-    causal = o_t[:, None] >= o_t[None, :]
-    for start in range(0, L, BT):
-        t = start + o_t
-        mask_t = t < L
-        rows = bos + t
-        b_s = tl.load(s + rows * H + i_h, mask=mask_t, other=float("-inf")).to(tl.float32)
-        b_mt = tl.maximum(tl.associative_scan(b_s, 0, _max_combine), b_m)  # [BT]
-        b_p = tl.where(causal, tl.exp(b_s[None, :] - b_mt[:, None]), 0.0)  # [BT, BT]
-        b_r = tl.exp(b_m - b_mt)
-        p_v = v + (rows[:, None] * H + i_h) * V + o_v[None, :]
-        mask2 = mask_t[:, None] & mask_v[None, :]
-        b_v = tl.load(p_v, mask=mask2, other=0.0).to(tl.float32)
-        if IEEE:
-            b_pv = tl.dot(b_p, b_v, input_precision="ieee")
-        else:
-            b_pv = tl.dot(b_p, b_v)
-        b_ut = b_r[:, None] * b_u[None, :] + b_pv
-        b_wt = b_r * b_w + tl.sum(b_p, 1)
-        tl.store(o + (rows[:, None] * H + i_h) * V + o_v[None, :], (b_ut / b_wt[:, None]).to(o.dtype.element_ty),
-                 mask=mask2)
+    c0 = tl.load(coff + i_n).to(tl.int64)
+    c1 = tl.load(coff + i_n + 1).to(tl.int64)
+    for c in range(c0, c1):
+        p = c * H + i_h
+        tl.store(cuv + p * V + o_v, b_u, mask=mask_v)
         if i_v == 0:
-            tl.store(lse + rows * H + i_h, b_mt + tl.log(b_wt), mask=mask_t)
-        last = tl.minimum(L - start, BT) - 1
-        sel = o_t == last
-        b_m = tl.max(tl.where(sel, b_mt, float("-inf")), 0)
-        b_u = tl.sum(tl.where(sel[:, None], b_ut, 0.0), 0)
-        b_w = tl.sum(tl.where(sel, b_wt, 0.0), 0)
+            tl.store(cm + p, b_m)
+            tl.store(cw + p, b_w)
+        b_mc = tl.load(sm + p)
+        b_mn = tl.maximum(b_m, b_mc)
+        b_a = tl.exp(b_m - b_mn)
+        b_b = tl.exp(b_mc - b_mn)
+        b_u = b_u * b_a + b_b * tl.load(su + p * V + o_v, mask=mask_v, other=0.0)
+        b_w = b_w * b_a + b_b * tl.load(sw + p)
+        b_m = b_mn
     if i_v == 0:
         tl.store(mT + i_nh, b_m)
         tl.store(wT + i_nh, b_w)
     tl.store(uT + i_nh * V + o_v, b_u, mask=mask_v)
+
+
+@triton.jit
+def _pa_out_kernel(s, v, o, lse, cm, cuv, cw, cidx, cu, T, NTS, H: tl.constexpr, V: tl.constexpr,
+                   BT: tl.constexpr, BV: tl.constexpr, VARLEN: tl.constexpr, IEEE: tl.constexpr):
+    """Pass 3, all chunks in parallel: outputs from the entering triple and the in-chunk prefix sums."""
+    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    r0, left, i_n = _chunk_bounds(i_c, cidx, cu, T, NTS, VARLEN, BT)
+    o_t = tl.arange(0, BT)
+    o_v = i_v * BV + tl.arange(0, BV)
+    mask_t, mask_v = o_t < left, o_v < V
+    rows = r0 + o_t
+    p = tl.cast(i_c, tl.int64) * H + i_h
+    b_m = tl.load(cm + p)
+    b_u = tl.load(cuv + p * V + o_v, mask=mask_v, other=0.0)
+    b_w = tl.load(cw + p)
+    b_s = tl.load(s + rows * H + i_h, mask=mask_t, other=float("-inf")).to(tl.float32)
+    b_mt = tl.maximum(tl.associative_scan(b_s, 0, _max_combine), b_m)  # [BT]
+    causal = o_t[:, None] >= o_t[None, :]
+    b_p = tl.where(causal, tl.exp(b_s[None, :] - b_mt[:, None]), 0.0)  # [BT, BT]
+    b_r = tl.exp(b_m - b_mt)
+    mask2 = mask_t[:, None] & mask_v[None, :]
+    b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask2, other=0.0)
+    if IEEE:
+        b_pv = tl.dot(b_p, b_v.to(tl.float32), input_precision="ieee")
+    else:
+        b_pv = tl.dot(b_p, b_v.to(tl.float32))  # tf32: P <= 1 keeps more bits than a bf16 cast
+    b_ut = b_r[:, None] * b_u[None, :] + b_pv
+    b_wt = b_r * b_w + tl.sum(b_p, 1)
+    tl.store(o + (rows[:, None] * H + i_h) * V + o_v[None, :], (b_ut / b_wt[:, None]).to(o.dtype.element_ty),
+             mask=mask2)
+    if i_v == 0:
+        tl.store(lse + rows * H + i_h, b_mt + tl.log(b_wt), mask=mask_t)
 
 
 @triton.jit
@@ -146,21 +206,48 @@ def _cfg(V: int) -> tuple[int, int]:
     return BT, BV
 
 
+def _chunk_table(B, T, cu_seqlens, BT, device):
+    """(number of chunks, chunks per dense sequence, [NT, 2] (sequence, chunk) table or None, chunk offsets)."""
+    if cu_seqlens is None:
+        nts = triton.cdiv(T, BT)
+        return B * nts, nts, None, torch.arange(B + 1, device=device, dtype=torch.int32) * nts
+    lens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    counts = [triton.cdiv(L, BT) for L in lens]
+    table = [(n, j) for n, c in enumerate(counts) for j in range(c)]
+    offs = [0]
+    for c in counts:
+        offs.append(offs[-1] + c)
+    cidx = torch.tensor(table or [(0, 0)], device=device, dtype=torch.int32)
+    return len(table), 1, cidx, torch.tensor(offs, device=device, dtype=torch.int32)
+
+
 def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
-    """Launch the forward; returns (o, m_T, u_T, w_T, lse)."""
+    """Three launches (chunk triples in parallel, carry scan over chunks, outputs in parallel);
+    returns (o, m_T, u_T, w_T, lse)."""
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
-    BT, BV = _cfg(V)
+    BT, BV = 64, min(64, max(16, triton.next_power_of_2(V)))
+    NV = triton.cdiv(V, BV)
     s = s.contiguous()
+    dev = v.device
+    NT, NTS, cidx, coff = _chunk_table(B, T, cu_seqlens, BT, dev)
     o = torch.empty_like(v)
-    lse = torch.empty(B, T, H, device=v.device, dtype=torch.float32)
-    mT = torch.empty(N, H, device=v.device, dtype=torch.float32)
+    lse = torch.empty(B, T, H, device=dev, dtype=torch.float32)
+    mT = torch.empty(N, H, device=dev, dtype=torch.float32)
     wT = torch.empty_like(mT)
-    uT = torch.empty(N, H, V, device=v.device, dtype=torch.float32)
-    grid = (triton.cdiv(V, BV), N * H)
-    _pa_fwd_kernel[grid](s, v, o, lse, m0, u0, w0, mT, uT, wT, cu_seqlens, T, H=H, V=V, BT=BT, BV=BV,
-                         HAS_H0=m0 is not None, VARLEN=cu_seqlens is not None,
-                         IEEE=v.dtype == torch.float32 or interpret_mode(), num_warps=4, num_stages=3)
+    uT = torch.empty(N, H, V, device=dev, dtype=torch.float32)
+    sm, sw, cm, cw = (torch.empty(max(NT, 1), H, device=dev, dtype=torch.float32) for _ in range(4))
+    su, cuv = (torch.empty(max(NT, 1), H, V, device=dev, dtype=torch.float32) for _ in range(2))
+    varlen = cu_seqlens is not None
+    if NT:
+        _pa_summary_kernel[(NV, NT, H)](s, v, sm, su, sw, cidx, cu_seqlens, T, NTS, H=H, V=V, BT=BT, BV=BV,
+                                        VARLEN=varlen, num_warps=4)
+    _pa_carry_kernel[(NV, N, H)](sm, su, sw, cm, cuv, cw, m0, u0, w0, mT, uT, wT, coff, H=H, V=V, BV=BV,
+                                 HAS_H0=m0 is not None, num_warps=1)
+    if NT:
+        _pa_out_kernel[(NV, NT, H)](s, v, o, lse, cm, cuv, cw, cidx, cu_seqlens, T, NTS, H=H, V=V, BT=BT,
+                                    BV=BV, VARLEN=varlen, IEEE=v.dtype == torch.float32 or interpret_mode(),
+                                    num_warps=4)
     return o, mT, uT, wT, lse
 
 
