@@ -5,6 +5,7 @@ Sections (``SECTIONS``; another op adds a function ``section_xxx(ctx)`` and appe
   correct     bf16 / fp32 correctness of our Triton kernels at the benchmark shapes against an fp32 oracle.
   scan1       ours (a / log_a, h0, varlen) vs accelerated-scan 0.3.1 ``scalar.scan`` and fla ``chunk_hgrn``.
   simple_gla  ours (chunk, fwd / fwd+bwd, peak memory) vs fla ``chunk_simple_gla`` / ``chunk_gla`` and SDPA.
+  kernels_ii  gla / delta_rule vs fla ``chunk_gla`` / ``chunk_delta_rule``; prefix_attention GB/s (kernels_ii.py).
 
 Timing: median of ``triton.testing.do_bench`` (as in ../shared/benchmarks/peers_gpu.py). Prints one table;
 ``--json PATH`` writes all rows; ``--only a,b`` runs some sections. Needs CUDA and the peers
@@ -274,13 +275,25 @@ def section_simple_gla(ctx: Ctx) -> None:
         torch.cuda.empty_cache()
 
 
-SECTIONS: list[Callable[[Ctx], None]] = [section_limits, section_correct, section_scan1, section_simple_gla]
+def section_kernels_ii(ctx: Ctx) -> None:
+    """gla / delta_rule / prefix_attention: bf16 correctness and timings vs fla (benchmarks/kernels_ii.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("seqlab_bench_kernels_ii", Path(__file__).with_name("kernels_ii.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.section_kernels_ii(ctx)
+
+
+SECTIONS: list[Callable[[Ctx], None]] = [section_limits, section_correct, section_scan1, section_simple_gla,
+                                         section_kernels_ii]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="write all rows to this JSON file")
-    ap.add_argument("--only", help="comma-separated section names (limits,correct,scan1,simple_gla)")
+    ap.add_argument("--only", help="comma-separated section names (limits,correct,scan1,simple_gla,kernels_ii)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("benchmarks/kernels.py needs a CUDA device", file=sys.stderr)
