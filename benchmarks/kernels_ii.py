@@ -111,7 +111,7 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     x = torch.randn(n_copy, device=dev)
     y = torch.empty_like(x)
     ctx.bench("limit: device copy (read+write)", lambda: y.copy_(x), bytes_moved=2 * x.numel() * 4)
-    del x, y
+    x = y = None  # free the copy buffers
     s = torch.randn(B, T, H, device=dev, requires_grad=True)
     nbytes = 2 * B * T * H * V * v.element_size() + B * T * H * 4 * 2  # read v, write o; read s, write lse
     ctx.bench(f"prefix_attention fwd seqlab triton {tag}", lambda: prefix_attention(s, v, backend="triton"), bytes_moved=nbytes)

@@ -159,7 +159,7 @@ def _gla_bwd_da_kernel(q, k, v, gc, do, A, dA, scale, H: tl.constexpr, K: tl.con
         b_a = tl.where((s * BC + o_c)[:, None] >= o_t[None, :], b_a, 0.0)
         tl.store(A + p_a + (s * BC + o_c)[:, None] * BT + o_t[None, :], b_a)
     b_da = tl.zeros([BT, BT], dtype=tl.float32)
-    for i_v in range(0, tl.cdiv(V, BV)):
+    for i_v in range(tl.cdiv(V, BV)):
         o_v = i_v * BV + tl.arange(0, BV)
         pv = (rows[:, None] * H + i_h) * V + o_v[None, :]
         b_do = tl.load(do + pv, mask=(o_v < V)[None, :], other=0.0)
@@ -216,7 +216,7 @@ def _gla_bwd_dqk_kernel(q, k, v, gc, do, dA, hs, dhs, dq, dk, scale, H: tl.const
     b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
     p_s = (c * H + i_h) * K * V
     b_dk = tl.zeros([BT, BK], dtype=tl.float32)
-    for i_v in range(0, tl.cdiv(V, BV)):
+    for i_v in range(tl.cdiv(V, BV)):
         o_v = i_v * BV + tl.arange(0, BV)
         mask_v = o_v < V
         b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask_v[None, :], other=0.0)
@@ -234,7 +234,7 @@ def _gla_bwd_dqk_kernel(q, k, v, gc, do, dA, hs, dhs, dq, dk, scale, H: tl.const
         b_gcc = tl.load(gc + pkc, mask=mask_k[None, :], other=0.0)
         b_ref = tl.load(gc + ((c * BT + s * BC) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
         b_dq = tl.zeros([BC, BK], dtype=tl.float32)
-        for i_v in range(0, tl.cdiv(V, BV)):
+        for i_v in range(tl.cdiv(V, BV)):
             o_v = i_v * BV + tl.arange(0, BV)
             mask_v = o_v < V
             b_do = tl.load(do + (rc[:, None] * H + i_h) * V + o_v[None, :], mask=mask_v[None, :], other=0.0)

@@ -56,7 +56,7 @@ def _pa_summary_kernel(s, v, sm, su, sw, cidx, cu, T, NTS, H: tl.constexpr, V: t
                        BV: tl.constexpr, VARLEN: tl.constexpr):
     """Pass 1, all chunks in parallel: the chunk's own triple (max, sum exp(s - max) v, sum exp(s - max))."""
     i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    r0, left, i_n = _chunk_bounds(i_c, cidx, cu, T, NTS, VARLEN, BT)
+    r0, left, _ = _chunk_bounds(i_c, cidx, cu, T, NTS, VARLEN, BT)
     o_t = tl.arange(0, BT)
     o_v = i_v * BV + tl.arange(0, BV)
     mask_t, mask_v = o_t < left, o_v < V
@@ -116,7 +116,7 @@ def _pa_out_kernel(s, v, o, lse, cm, cuv, cw, cidx, cu, T, NTS, H: tl.constexpr,
                    BT: tl.constexpr, BV: tl.constexpr, VARLEN: tl.constexpr, IEEE: tl.constexpr):
     """Pass 3, all chunks in parallel: outputs from the entering triple and the in-chunk prefix sums."""
     i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    r0, left, i_n = _chunk_bounds(i_c, cidx, cu, T, NTS, VARLEN, BT)
+    r0, left, _ = _chunk_bounds(i_c, cidx, cu, T, NTS, VARLEN, BT)
     o_t = tl.arange(0, BT)
     o_v = i_v * BV + tl.arange(0, BV)
     mask_t, mask_v = o_t < left, o_v < V
