@@ -171,7 +171,7 @@ class ForecastingTask(L.LightningModule):
                                                   patience=int(self.hparams.patience))]
 
     # ------------------------------------------------------------------------------------------ outputs
-    def save_artifacts(self, run_dir: Path, datamodule, stage: str) -> None:
+    def save_artifacts(self, run_dir: Path, datamodule, stage: str) -> list[Path]:
         """Write ``test_metrics.json`` and ``forecast.png`` (history, forecast, actuals of the last test window).
 
         Args:
@@ -202,8 +202,9 @@ class ForecastingTask(L.LightningModule):
         plot_forecast(run_dir / "forecast.png", hist_d, to_orig(item["x"][:, sl]), fut_d, to_orig(pred),
                       to_orig(item["y"][:, sl]), datamodule.columns[sl], baseline=baseline,
                       title=f"{type(self.model).__name__}: last test window")
+        return [p for p in (run_dir / "forecast.png", run_dir / "test_metrics.json") if p.is_file()]
 
-    def write_predictions(self, predictions: list, run_dir: Path, datamodule) -> None:
+    def write_predictions(self, predictions: list, run_dir: Path, datamodule) -> list[Path]:
         """Write ``predictions.csv`` (timestamps, original scale) and ``predictions.png``.
 
         The CSV has one row per forecast step: ``date, window, step`` then ``<var>_forecast`` and, where the
@@ -232,6 +233,7 @@ class ForecastingTask(L.LightningModule):
             plot_forecast(run_dir / "predictions.png", first_hist_d, first_hist, fut_d,
                           np.concatenate([w[3] for w in windows]), np.concatenate([w[4] for w in windows]),
                           names, title=f"{type(self.model).__name__}: {len(windows)} forecast window(s)")
+        return [p for p in (run_dir / "predictions.csv", run_dir / "predictions.png") if p.is_file()]
 
 
 def seasonal_naive_forecast(x: torch.Tensor, pred_len: int, season_length: int) -> torch.Tensor:

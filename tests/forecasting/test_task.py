@@ -38,13 +38,14 @@ def test_fit_test_predict_end_to_end(frame, tmp_path):
     sn = x[:, -24:, :]
     assert res["test/seasonal_naive_mse"] == pytest.approx(float(((sn - y) ** 2).mean()), rel=1e-4)
 
-    task.save_artifacts(tmp_path, dm, "test")
+    written = task.save_artifacts(tmp_path, dm, "test")
+    assert tmp_path / "forecast.png" in written  # the runtime prints these paths
     assert (tmp_path / "forecast.png").stat().st_size > 1000
     metrics = json.loads((tmp_path / "test_metrics.json").read_text())
     assert metrics["mse"] == pytest.approx(res["test/mse"], rel=1e-5)
 
     preds = _trainer().predict(task, datamodule=dm)
-    task.write_predictions(preds, tmp_path, dm)
+    assert tmp_path / "predictions.csv" in task.write_predictions(preds, tmp_path, dm)
     csv = pd.read_csv(tmp_path / "predictions.csv", parse_dates=["date"])
     assert list(csv.columns) == ["date", "window", "step", "v0_forecast", "v0_actual", "OT_forecast", "OT_actual"]
     n_win = len(range(dm.border1s[2], dm.border2s[2] - 72 + 1, 24))
