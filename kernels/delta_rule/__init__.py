@@ -18,7 +18,7 @@ from seqlab.kernels._checks import (
 )
 from seqlab.kernels._dispatch import choose_backend
 from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive
-from seqlab.kernels.gla.segments import flip_time, per_sequence, reverse_index
+from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 
 MODES = ("chunk", "fused_recurrent", "naive")
 

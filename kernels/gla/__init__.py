@@ -18,7 +18,7 @@ from seqlab.kernels._checks import (
 )
 from seqlab.kernels._dispatch import choose_backend
 from seqlab.kernels.gla.reference import gla_chunked, gla_naive
-from seqlab.kernels.gla.segments import flip_time, per_sequence, reverse_index
+from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 
 MODES = ("chunk", "fused_recurrent", "naive")
 

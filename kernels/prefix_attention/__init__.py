@@ -16,7 +16,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
-from seqlab.kernels.gla.segments import flip_time, per_sequence, reverse_index
+from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 from seqlab.kernels.prefix_attention.reference import (
     State,
     prefix_attention_chunked,
