@@ -1,20 +1,37 @@
-"""Triton kernels for ``h_t = a_t * h_{t-1} + b_t`` on ``[B, T, D]`` (D contiguous).
+"""Single-pass Triton kernels for ``h_t = a_t * h_{t-1} + b_t`` on ``[B, T, D]`` (D contiguous).
 
-One program owns one (sequence, channel block) and walks the time axis in tiles of ``BLOCK_T`` steps: a tile
-of gates and inputs is loaded with vectorised channel loads, scanned along time with ``tl.associative_scan``
-(combine ``(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)``), offset by the carried state and stored; the last row
-becomes the next carry. Every element is read and written once: the forward moves 3 tensors (a, b in; h out),
-the backward 5 (a, do, h in; da, db out), so both are bound by memory bandwidth. Accumulation is float32.
+Design (a chained scan with decoupled look-back, Merrill & Garland, "Single-pass Parallel Prefix Scan with
+Decoupled Look-back", NVIDIA 2016; the CUB ``DeviceScan`` scheme, here per channel block):
 
-Backward (reverse scan of the output gradient, with the gate shifted one step)::
+* The time axis of every sequence is cut into chunks of ``CT`` steps; one program owns one
+  (chunk, sequence, channel block of ``BD``) tile, so there are ``B * T / CT * D / BD`` programs and every
+  element of ``a`` and ``b`` is read from HBM once and ``h`` written once (3 passes forward; the backward
+  reads ``a``, ``h``, ``do`` and writes ``da``, ``db``: 5 passes). That is what makes the op bound by memory
+  bandwidth instead of by a sequential walk over T.
+* A program loads its tile, scans it along time with ``tl.associative_scan`` (combine
+  ``(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)``), and publishes the tile's aggregate ``(A, B)`` (the affine
+  map from the state entering the chunk to the state leaving it). It then looks back over the preceding
+  chunks of its sequence, composing their aggregates until it meets one whose inclusive state is already
+  published, which gives its carry-in; it publishes its own inclusive state and writes
+  ``h = A_cum * carry + B_cum``. Each published word packs a float32 value with a ready flag in one 64-bit
+  store, so readers need no fences.
+* Programs take their work from an atomic ticket counter in launch order (chunk index slowest), so a chunk
+  only ever waits on chunks whose programs are already running: no deadlock, whatever the scheduler does.
+* Sequence starts are resets (``a := 0``, ``b := b + a h0``), so variable-length packed sequences
+  (``cu_seqlens``), initial states and right-to-left scans (``REVERSE`` maps scan position ``p`` to time
+  ``T - 1 - p``) all reduce to the same scan with no copies. A chunk containing a reset publishes its
+  inclusive state at once, which also bounds every look-back.
 
-    dh_t = do_t + a_{t+1} dh_{t+1}      (dh_{T-1} also receives d h_T)
-    da_t = dh_t h_{t-1}   (d log a_t = da_t a_t),   db_t = dh_t,   d h0 = a_0 dh_0
+Backward, in scan order (``a'`` is the gate with resets, ``do'`` adds ``d h_T`` at sequence ends)::
 
-Varlen: program ``n`` reads ``cu_seqlens[n], cu_seqlens[n + 1]``. ``REVERSE`` maps scan position ``p`` to
-time ``eos - 1 - p`` so right-to-left scans need no copy.
+    g_p = do'_p + a'_{p+1} g_{p+1}        (a reverse scan: the same machinery walking chunks backwards)
+    db_p = g_p,  da_p = g_p h_{p-1}  (h0 at a sequence start),  d log a_p = da_p a_p,  d h0 = a_start g_start
+
+All arithmetic and carries are float32.
 """
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -22,15 +39,8 @@ import triton.language as tl
 
 from seqlab.kernels._dispatch import interpret_mode
 
-
-def _configs() -> list[triton.Config]:
-    if interpret_mode():
-        return [triton.Config({"BLOCK_T": 16, "BLOCK_D": 32}, num_warps=1)]
-    return [
-        triton.Config({"BLOCK_T": bt, "BLOCK_D": bd}, num_warps=w, num_stages=1)
-        for bt, bd in ((64, 8), (128, 8), (32, 16), (64, 16), (32, 32))
-        for w in (2, 4)
-    ]
+_FLAG = 1 << 32
+_LOW = 0xFFFFFFFF
 
 
 @triton.jit
@@ -38,119 +48,272 @@ def _combine(a1, b1, a2, b2):
     return a1 * a2, a2 * b1 + b2
 
 
-@triton.autotune(configs=_configs(), key=["D", "LOG_A", "IS_VARLEN"])
+@triton.jit
+def _pack(x):
+    """float32 -> int64 word holding the value's bits and a ready flag in the high half."""
+    return (x.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF) | 4294967296
+
+
+@triton.jit
+def _unpack(w):
+    return (w & 0xFFFFFFFF).to(tl.int32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _ready(w):
+    """1 when every word of the vector carries its flag."""
+    return tl.min(((w >> 32) != 0).to(tl.int32), axis=0)
+
+
+@triton.jit
+def _last_row(x, rows, CT: tl.constexpr):
+    return tl.sum(tl.where(rows[:, None] == CT - 1, x, 0.0), axis=0)
+
+
+@triton.jit
+def _look_back(ws_ptr, cid, o_d, m_d, D):
+    """Carry-in of chunk ``cid``: compose aggregates of chunks ``cid-1, cid-2, ...`` up to an inclusive one.
+
+    Workspace layout per chunk: three rows of ``D`` words: aggregate A, aggregate B, inclusive state.
+    """
+    k = cid - 1
+    acc_a = tl.full(o_d.shape, 1.0, tl.float32)
+    acc_b = tl.zeros(o_d.shape, tl.float32)
+    h_in = tl.zeros(o_d.shape, tl.float32)
+    go = 1
+    while go == 1:
+        base = ws_ptr + k * 3 * D
+        wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+        if _ready(wi) == 1:
+            h_in = acc_a * _unpack(wi) + acc_b
+            go = 0
+        else:
+            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+            if (_ready(wa) + _ready(wb)) == 2:
+                acc_b = acc_a * _unpack(wb) + acc_b
+                acc_a = acc_a * _unpack(wa)
+                k = k - 1
+    return h_in
+
+
+@triton.jit
+def _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr):
+    """Per row: sequence index, whether the row starts its sequence in scan order, whether it ends it."""
+    if IS_VARLEN:
+        seq = tl.load(seq_ptr + r, mask=m_t, other=0).to(tl.int64)
+        first = tl.load(cu_ptr + seq, mask=m_t, other=0).to(tl.int64)
+        last = tl.load(cu_ptr + seq + 1, mask=m_t, other=1).to(tl.int64) - 1
+        if REVERSE:
+            is_start = r == last
+            is_end = r == first
+        else:
+            is_start = r == first
+            is_end = r == last
+    else:
+        seq = tl.zeros_like(pl) + i_n
+        is_start = pl == 0
+        is_end = pl == L - 1
+    return seq, is_start & m_t, is_end & m_t
+
+
+@triton.jit
+def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr):
+    t = tl.atomic_add(cnt_ptr, 1).to(tl.int64)
+    i_d = t % nD
+    rest = t // nD
+    i_n = rest % NSEQ
+    j = rest // NSEQ
+    if BACKWARD:
+        j = NCH - 1 - j
+    return i_d, i_n, j
+
+
 @triton.jit
 def _scan1_fwd_kernel(
-    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, cu_ptr, T, D,
+    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
 ):
-    i_d = tl.program_id(0)
-    i_n = tl.program_id(1)
-    if IS_VARLEN:
-        bos = tl.load(cu_ptr + i_n).to(tl.int64)
-        eos = tl.load(cu_ptr + i_n + 1).to(tl.int64)
+    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False)
+    rows = tl.arange(0, CT)
+    pl = j * CT + rows  # scan positions within the sequence (the whole packed axis when varlen)
+    m_t = pl < L
+    if REVERSE:
+        r = i_n * L + L - 1 - pl
     else:
-        bos = tl.cast(i_n, tl.int64) * T
-        eos = bos + T
-    L = eos - bos
-    o_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        r = i_n * L + pl
+    o_d = i_d * BD + tl.arange(0, BD)
     m_d = o_d < D
-    rows = tl.arange(0, BLOCK_T)
-    h = tl.zeros([BLOCK_D], dtype=tl.float32)
+    offs = r[:, None] * D + o_d[None, :]
+    mask = m_t[:, None] & m_d[None, :]
+    if LOG_A:
+        a = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
+    else:
+        a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
+    b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     if HAS_H0:
-        h += tl.load(h0_ptr + i_n * D + o_d, mask=m_d, other=0.0).to(tl.float32)
-    n_tiles = tl.cdiv(L, BLOCK_T)
-    for i in range(0, n_tiles):
-        p = tl.cast(i, tl.int64) * BLOCK_T + rows  # scan positions of this tile
-        m_t = p < L
-        if REVERSE:
-            t = eos - 1 - p
-        else:
-            t = bos + p
-        offs = t[:, None] * D + o_d[None, :]
-        mask = m_t[:, None] & m_d[None, :]
-        if LOG_A:
-            a = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
-        else:
-            a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-        b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        ca, cb = tl.associative_scan((a, b), 0, _combine)
-        hs = ca * h[None, :] + cb
-        tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
-        # masked rows are identity steps, so the last row holds the last valid state
-        h = tl.sum(tl.where(rows[:, None] == BLOCK_T - 1, hs, 0.0), axis=0)
+        h0 = tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=is_start[:, None] & m_d[None, :], other=0.0)
+        b += a * h0.to(tl.float32)
+    a = tl.where(is_start[:, None], 0.0, a)
+    ca, cb = tl.associative_scan((a, b), 0, _combine)
+    agg_a = _last_row(ca, rows, CT)
+    agg_b = _last_row(cb, rows, CT)
+    has_reset = tl.max(is_start.to(tl.int32), axis=0)
+    first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
+    cid = i_n * NCH + j
+    wbase = ws_ptr + cid * 3 * D
+    if has_reset == 1:  # the chunk's end state does not depend on its carry-in
+        tl.store(wbase + 2 * D + o_d, _pack(agg_b), mask=m_d)
+    else:
+        tl.store(wbase + o_d, _pack(agg_a), mask=m_d)
+        tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
+    h_in = tl.zeros([BD], tl.float32)
+    if first_is_start == 0:
+        h_in = _look_back(ws_ptr, cid, o_d, m_d, D)
+    if (has_reset == 0) & (not NO_INCLUSIVE):
+        tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b), mask=m_d)
+    hs = ca * h_in[None, :] + cb
+    tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
     if STORE_FINAL:
-        tl.store(ht_ptr + i_n * D + o_d, h, mask=m_d)
+        tl.store(ht_ptr + seq[:, None] * D + o_d[None, :], hs, mask=is_end[:, None] & m_d[None, :])
 
 
-@triton.autotune(configs=_configs(), key=["D", "LOG_A", "IS_VARLEN"], reset_to_zero=[])
 @triton.jit
 def _scan1_bwd_kernel(
-    a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, cu_ptr, T, D,
+    a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
+    L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
 ):
-    i_d = tl.program_id(0)
-    i_n = tl.program_id(1)
-    if IS_VARLEN:
-        bos = tl.load(cu_ptr + i_n).to(tl.int64)
-        eos = tl.load(cu_ptr + i_n + 1).to(tl.int64)
+    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True)
+    rows = tl.arange(0, CT)
+    pl = j * CT + CT - 1 - rows  # descending scan positions: tile row 0 is the chunk's last position
+    m_t = pl < L
+    if REVERSE:
+        r = i_n * L + L - 1 - pl
+        r_next = r - 1  # row of scan position p + 1
+        r_prev = r + 1  # row of scan position p - 1
     else:
-        bos = tl.cast(i_n, tl.int64) * T
-        eos = bos + T
-    L = eos - bos
-    o_d = i_d * BLOCK_D + tl.arange(0, BLOCK_D)
+        r = i_n * L + pl
+        r_next = r + 1
+        r_prev = r - 1
+    o_d = i_d * BD + tl.arange(0, BD)
     m_d = o_d < D
-    rows = tl.arange(0, BLOCK_T)
-    dh = tl.zeros([BLOCK_D], dtype=tl.float32)
+    offs = r[:, None] * D + o_d[None, :]
+    mask = m_t[:, None] & m_d[None, :]
+    seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
+    do = tl.load(do_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     if HAS_DHT:
-        dh += tl.load(dht_ptr + i_n * D + o_d, mask=m_d, other=0.0)
-    h0 = tl.zeros([BLOCK_D], dtype=tl.float32)
+        do += tl.load(dht_ptr + seq[:, None] * D + o_d[None, :], mask=is_end[:, None] & m_d[None, :], other=0.0)
+    # gate of the next scan position; zero where this row ends its sequence (the next row is a reset)
+    m_next = (m_t & (is_end == 0))[:, None] & m_d[None, :]
+    offs_next = r_next[:, None] * D + o_d[None, :]
+    if LOG_A:
+        gate = tl.exp(tl.load(a_ptr + offs_next, mask=m_next, other=0.0).to(tl.float32))
+        gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
+    else:
+        gate = tl.load(a_ptr + offs_next, mask=m_next, other=0.0).to(tl.float32)
+        gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
+    ca, cb = tl.associative_scan((gate, do), 0, _combine)
+    agg_a = _last_row(ca, rows, CT)
+    agg_b = _last_row(cb, rows, CT)
+    has_reset = tl.max(is_end.to(tl.int32), axis=0)
+    first_is_end = tl.max((is_end & (rows == 0)).to(tl.int32), axis=0)
+    cid = i_n * NCH + j
+    wbase = ws_ptr + cid * 3 * D
+    if has_reset == 1:
+        tl.store(wbase + 2 * D + o_d, _pack(agg_b), mask=m_d)
+    else:
+        tl.store(wbase + o_d, _pack(agg_a), mask=m_d)
+        tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
+    g_in = tl.zeros([BD], tl.float32)
+    if (first_is_end == 0) & (j < NCH - 1):
+        # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
+        g_in = _look_back_rev(ws_ptr, cid, o_d, m_d, D)
+    if (has_reset == 0) & (not NO_INCLUSIVE):
+        tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b), mask=m_d)
+    g = ca * g_in[None, :] + cb
+    # state before each step: h_{p-1}, or h0 at a sequence start
+    m_prev = (m_t & (is_start == 0))[:, None] & m_d[None, :]
+    hp = tl.load(h_ptr + r_prev[:, None] * D + o_d[None, :], mask=m_prev, other=0.0).to(tl.float32)
+    m_s = is_start[:, None] & m_d[None, :]
     if HAS_H0:
-        h0 += tl.load(h0_ptr + i_n * D + o_d, mask=m_d, other=0.0).to(tl.float32)
-    n_tiles = tl.cdiv(L, BLOCK_T)
-    for j in range(0, n_tiles):
-        p = L - 1 - tl.cast(j, tl.int64) * BLOCK_T - rows  # descending scan positions
-        m_t = p >= 0
-        if REVERSE:
-            t = eos - 1 - p
-            t_next = t - 1  # time of scan position p + 1
-            t_prev = t + 1  # time of scan position p - 1
-        else:
-            t = bos + p
-            t_next = t + 1
-            t_prev = t - 1
-        mask = m_t[:, None] & m_d[None, :]
-        offs = t[:, None] * D + o_d[None, :]
-        do = tl.load(do_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        m_next = (m_t & (p + 1 < L))[:, None] & m_d[None, :]
-        if LOG_A:
-            gate = tl.exp(tl.load(a_ptr + t_next[:, None] * D + o_d[None, :], mask=m_next, other=0.0).to(tl.float32))
-        else:
-            gate = tl.load(a_ptr + t_next[:, None] * D + o_d[None, :], mask=m_next, other=1.0).to(tl.float32)
-        ca, cb = tl.associative_scan((gate, do), 0, _combine)
-        dhs = ca * dh[None, :] + cb
-        dh = tl.sum(tl.where(rows[:, None] == BLOCK_T - 1, dhs, 0.0), axis=0)
-        m_prev = (m_t & (p >= 1))[:, None] & m_d[None, :]
-        hp = tl.load(h_ptr + t_prev[:, None] * D + o_d[None, :], mask=m_prev, other=0.0).to(tl.float32)
-        if HAS_H0:
-            hp += tl.where((p == 0)[:, None], h0[None, :], 0.0)
-        da = dhs * hp
-        if LOG_A:
-            da = da * tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
-        tl.store(da_ptr + offs, da.to(da_ptr.dtype.element_ty), mask=mask)
-        tl.store(db_ptr + offs, dhs.to(db_ptr.dtype.element_ty), mask=mask)
+        hp += tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=m_s, other=0.0).to(tl.float32)
+    da = g * hp
+    if LOG_A:
+        a_here = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
+        da = da * a_here
+    tl.store(da_ptr + offs, da.to(da_ptr.dtype.element_ty), mask=mask)
+    tl.store(db_ptr + offs, g.to(db_ptr.dtype.element_ty), mask=mask)
     if HAS_H0:
-        if REVERSE:
-            t0 = eos - 1
-        else:
-            t0 = bos
         if LOG_A:
-            a0 = tl.exp(tl.load(a_ptr + t0 * D + o_d, mask=m_d, other=0.0).to(tl.float32))
+            a_s = a_here
         else:
-            a0 = tl.load(a_ptr + t0 * D + o_d, mask=m_d, other=0.0).to(tl.float32)
-        tl.store(dh0_ptr + i_n * D + o_d, a0 * dh, mask=m_d)
+            a_s = tl.load(a_ptr + offs, mask=m_s, other=0.0).to(tl.float32)
+        tl.store(dh0_ptr + seq[:, None] * D + o_d[None, :], a_s * g, mask=m_s)
+
+
+@triton.jit
+def _look_back_rev(ws_ptr, cid, o_d, m_d, D):
+    """As :func:`_look_back` for the backward pass, whose predecessors are the following chunks."""
+    k = cid + 1
+    acc_a = tl.full(o_d.shape, 1.0, tl.float32)
+    acc_b = tl.zeros(o_d.shape, tl.float32)
+    h_in = tl.zeros(o_d.shape, tl.float32)
+    go = 1
+    while go == 1:
+        base = ws_ptr + k * 3 * D
+        wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+        if _ready(wi) == 1:
+            h_in = acc_a * _unpack(wi) + acc_b
+            go = 0
+        else:
+            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+            if (_ready(wa) + _ready(wb)) == 2:
+                acc_b = acc_a * _unpack(wb) + acc_b
+                acc_a = acc_a * _unpack(wa)
+                k = k + 1
+    return h_in
+
+
+def _config(dtype: torch.dtype, D: int, L: int) -> tuple[int, int, int]:
+    """``(CT, BD, num_warps)``: a tile of about 8K elements, 256-byte rows; ``SEQLAB_SCAN1_CFG=CT,BD,W``
+    overrides (for tuning sweeps)."""
+    env = os.environ.get("SEQLAB_SCAN1_CFG")
+    if env:
+        ct, bd, w = (int(x) for x in env.split(","))
+        return ct, bd, w
+    if interpret_mode():
+        return 16, 32, 1
+    bd = 64 if dtype == torch.float32 else 128
+    bd = min(bd, triton.next_power_of_2(D))
+    ct = max(16, min(8192 // bd, triton.next_power_of_2(max(L, 1))))
+    return ct, bd, 8 if ct * bd >= 8192 else 4
+
+
+def _lookback_test() -> bool:
+    """``SEQLAB_SCAN1_LOOKBACK_TEST=1``: chunks publish only aggregates (and inclusive states where a sequence
+    starts), so every look-back composes aggregates back to the sequence start. Tests use it to exercise the
+    path that concurrent GPU programs take but the sequential interpreter never would."""
+    return os.environ.get("SEQLAB_SCAN1_LOOKBACK_TEST") == "1"
+
+
+def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int):
+    B, T, D = b.shape
+    if cu_seqlens is None:
+        nseq, L, seq_idx = B, T, None
+    else:
+        nseq, L = 1, T
+        pos = torch.arange(T, device=b.device, dtype=cu_seqlens.dtype)
+        seq_idx = torch.searchsorted(cu_seqlens[1:], pos, right=True).to(torch.int32)
+    nch = triton.cdiv(max(L, 1), ct)
+    nd = triton.cdiv(D, bd)
+    # workspace: 3 rows of D packed words per chunk, then the ticket counter; zero = nothing published
+    ws = torch.zeros(nseq * nch * 3 * D + 2, device=b.device, dtype=torch.int64)
+    return nseq, L, nch, nd, seq_idx, ws
 
 
 def scan1_fwd(
@@ -162,11 +325,16 @@ def scan1_fwd(
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     h = torch.empty_like(b)
     ht = b.new_empty(N, D, dtype=torch.float32) if output_final_state else None
-    grid = lambda meta: (triton.cdiv(D, meta["BLOCK_D"]), N)  # noqa: E731
-    _scan1_fwd_kernel[grid](
-        a, b, h0, h, ht, cu_seqlens, T, D,
+    if T == 0:
+        if ht is not None:
+            ht.copy_(h0 if h0 is not None else torch.zeros_like(ht))
+        return h, ht
+    ct, bd, warps = _config(b.dtype, D, T)
+    nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd)
+    _scan1_fwd_kernel[(nseq * nch * nd,)](
+        a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
     )
     return h, ht
 
@@ -177,14 +345,18 @@ def scan1_bwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Launch the backward kernel. Returns ``(da or dlog_a, db, dh0 or None)``."""
     B, T, D = h.shape
-    N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     da = torch.empty_like(a)
     db = torch.empty_like(h)
-    dh0 = torch.empty_like(h0, dtype=torch.float32) if h0 is not None else None
-    grid = lambda meta: (triton.cdiv(D, meta["BLOCK_D"]), N)  # noqa: E731
-    _scan1_bwd_kernel[grid](
-        a, h0, h, do, dht, da, db, dh0, cu_seqlens, T, D,
+    dh0 = torch.zeros_like(h0, dtype=torch.float32) if h0 is not None else None
+    if T == 0:
+        if dh0 is not None and dht is not None:
+            dh0.copy_(dht)
+        return da, db, dh0
+    ct, bd, warps = _config(h.dtype, D, T)
+    nseq, L, nch, nd, seq_idx, ws = _geometry(h, cu_seqlens, ct, bd)
+    _scan1_bwd_kernel[(nseq * nch * nd,)](
+        a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
     )
     return da, db, dh0

@@ -140,3 +140,36 @@ def test_bad_input_raises_value_error(kwargs, match):
     a, b = kwargs.pop("a"), kwargs.pop("b")
     with pytest.raises(ValueError, match=match):
         scan1(a, b, backend=kwargs.pop("backend", "torch"), **kwargs)
+
+
+@needs_triton
+@pytest.mark.parametrize("varlen", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_look_back_through_aggregates(varlen, reverse, monkeypatch, check_close):
+    """Chunks publish only aggregates, so every carry-in is composed over the look-back chain (the path
+    concurrent GPU programs take); several channel blocks and chunks per sequence; linear gates of any sign."""
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
+    gen = torch.Generator().manual_seed(7)
+    if varlen:
+        lens = [3, 37, 1, 20]
+        B, T = 1, sum(lens)
+        offs = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32)
+    else:
+        B, T, offs = 2, 45, None
+    D = 40  # three channel blocks of 16
+    N = B if offs is None else len(offs) - 1
+    a = torch.rand(B, T, D, generator=gen) * 2 - 1
+    b = torch.randn(B, T, D, generator=gen)
+    h0 = torch.randn(N, D, generator=gen)
+    w = torch.randn(B, T, D, generator=gen)
+
+    def fn(backend):
+        def f(a_, b_, h0_):
+            return scan1(a_, b_, initial_state=h0_, output_final_state=True, cu_seqlens=offs, reverse=reverse,
+                         backend=backend)
+        return f
+
+    for name, x, r in zip(["h", "final_state", "da", "db", "dh0"], _run(fn("triton"), a, b, h0, w),
+                          _run(fn("torch"), a, b, h0, w)):
+        check_close(f"look-back {name}", x, r, 1e-5)
