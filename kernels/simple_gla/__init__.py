@@ -70,7 +70,7 @@ def _(q, k, v, g, h0, cu_seqlens, scale, reverse, output_final_state, mode, back
 @torch.library.custom_op("seqlab::simple_gla_bwd", mutates_args=())
 def _bwd_op(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
-    cu_seqlens: torch.Tensor | None, do: torch.Tensor, dht: torch.Tensor | None, ht: torch.Tensor | None,
+    cu_seqlens: torch.Tensor | None, do: torch.Tensor, dht: torch.Tensor | None,
     scale: float, reverse: bool, mode: str, backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if backend == "triton" and mode != "naive":
@@ -78,7 +78,7 @@ def _bwd_op(
 
         offsets = None if cu_seqlens is None else cu_seqlens.tolist()
         dq, dk, dv, dg, dh0 = chunk_simple_gla_bwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse,
-                                                   do.contiguous(), dht, ht)
+                                                   do.contiguous(), dht)
     else:
         # autograd is off below a custom op; functorch's vjp still differentiates the PyTorch form
         def f(q_, k_, v_, g_, *h0_):
@@ -93,24 +93,24 @@ def _bwd_op(
 
 
 @_bwd_op.register_fake
-def _(q, k, v, g, h0, cu_seqlens, do, dht, ht, scale, reverse, mode, backend):
+def _(q, k, v, g, h0, cu_seqlens, do, dht, scale, reverse, mode, backend):
     dh0 = torch.empty_like(h0) if h0 is not None else _empty_state(v)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(g), dh0
 
 
 def _setup_context(ctx, inputs, output):
     q, k, v, g, h0, cu_seqlens, scale, reverse, output_final_state, mode, backend = inputs
-    ctx.save_for_backward(q, k, v, g, h0, cu_seqlens, output[1] if output_final_state else None)
+    ctx.save_for_backward(q, k, v, g, h0, cu_seqlens)
     ctx.flags = (scale, reverse, output_final_state, mode, backend)
 
 
 def _backward(ctx, do, dht):
-    q, k, v, g, h0, cu_seqlens, ht = ctx.saved_tensors
+    q, k, v, g, h0, cu_seqlens = ctx.saved_tensors
     scale, reverse, output_final_state, mode, backend = ctx.flags
     dht = dht.contiguous() if (output_final_state and dht is not None) else None
     if do is None:
         do = torch.zeros_like(v)
-    dq, dk, dv, dg, dh0 = _bwd_op(q, k, v, g, h0, cu_seqlens, do, dht, ht, scale, reverse, mode, backend)
+    dq, dk, dv, dg, dh0 = _bwd_op(q, k, v, g, h0, cu_seqlens, do, dht, scale, reverse, mode, backend)
     return dq, dk, dv, dg, (dh0 if h0 is not None else None), None, None, None, None, None, None
 
 
