@@ -43,32 +43,57 @@ def _n_seqs(q: torch.Tensor, cu_seqlens: torch.Tensor | None) -> int:
 @torch.library.custom_op("seqlab::delta_rule", mutates_args=())
 def _delta_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, g: torch.Tensor | None,
               h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None, scale: float, mode: str
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triton forward: (o, final state [N, H, K, V] float32)."""
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Triton forward: (o, final state [N, H, K, V] float32, then Ai, w, h, v' per chunk, kept for the backward)."""
     check_cu_seqlens_values(cu_seqlens, q.shape[1])
     from seqlab.kernels.delta_rule import triton_chunk
-    return triton_chunk.delta_rule_fwd(q, k, v, beta, g, h0, cu_seqlens, scale, mode)
+    return triton_chunk.delta_rule_fwd(q, k, v, beta, g, h0, cu_seqlens, scale)
 
 
 @_delta_op.register_fake
 def _(q, k, v, beta, g, h0, cu_seqlens, scale, mode):
-    return torch.empty_like(v), q.new_empty(_n_seqs(q, cu_seqlens), q.shape[2], q.shape[3], v.shape[3],
-                                            dtype=torch.float32)
+    from seqlab.kernels.delta_rule.triton_chunk import CHUNK, n_chunks_alloc
+    B, T, H, K = q.shape
+    V = v.shape[3]
+    nta = n_chunks_alloc(B, T, cu_seqlens)
+    return (torch.empty_like(v), q.new_empty(_n_seqs(q, cu_seqlens), H, K, V, dtype=torch.float32),
+            q.new_empty(nta, CHUNK, H, CHUNK), q.new_empty(nta, CHUNK, H, K), q.new_empty(nta, H, K, V),
+            q.new_empty(nta, CHUNK, H, V))
+
+
+@torch.library.custom_op("seqlab::delta_rule_bwd", mutates_args=())
+def _delta_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, g: torch.Tensor | None,
+                  h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None, ai: torch.Tensor, w: torch.Tensor,
+                  hs: torch.Tensor, vn: torch.Tensor, do: torch.Tensor, dht: torch.Tensor, scale: float
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Triton backward: (dq, dk, dv, dbeta, dg or an empty tensor, d h0 [N, H, K, V] float32)."""
+    from seqlab.kernels.delta_rule import triton_chunk
+    dq, dk, dv, db, dg, dh0 = triton_chunk.delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn,
+                                                          do.contiguous(), dht.contiguous())
+    return dq, dk, dv, db, (dg if dg is not None else q.new_empty(0)), dh0
+
+
+@_delta_bwd_op.register_fake
+def _(q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn, do, dht, scale):
+    return (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(beta),
+            torch.empty_like(g) if g is not None else q.new_empty(0), torch.empty_like(dht))
 
 
 def _setup(ctx, inputs, output):
     q, k, v, beta, g, h0, cu_seqlens, scale, mode = inputs
-    ctx.save_for_backward(q, k, v, beta, g, h0, cu_seqlens)
+    o, ht, ai, w, hs, vn = output
+    ctx.mark_non_differentiable(ai, w, hs, vn)
+    ctx.save_for_backward(q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn)
     ctx.scale = scale
 
 
-def _backward(ctx, do, dht):
-    q, k, v, beta, g, h0, cu_seqlens = ctx.saved_tensors
+def _backward(ctx, do, dht, *_aux):
+    q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn = ctx.saved_tensors
+    if do is None:
+        do = torch.zeros_like(v)
     if dht is None:
         dht = q.new_zeros(_n_seqs(q, cu_seqlens), q.shape[2], q.shape[3], v.shape[3], dtype=torch.float32)
-    from seqlab.kernels.delta_rule import triton_chunk
-    dq, dk, dv, db, dg, dh0 = triton_chunk.delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, ctx.scale,
-                                                          do.contiguous(), dht.contiguous())
+    dq, dk, dv, db, dg, dh0 = _delta_bwd_op(q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn, do, dht, ctx.scale)
     return (dq, dk, dv, db, (dg if g is not None else None), (dh0 if h0 is not None else None),
             None, None, None)
 
@@ -150,5 +175,5 @@ def delta_rule(
     if be == "torch":
         o, ht = _torch_forward(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode, output_final_state)
     else:
-        o, ht = torch.ops.seqlab.delta_rule(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode)
+        o, ht = torch.ops.seqlab.delta_rule(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode)[:2]
     return flip_time(o, idx), (ht if output_final_state else None)
