@@ -45,6 +45,7 @@ Final state and ``d h0`` are float32.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 import triton
 import triton.language as tl
 
@@ -518,6 +519,37 @@ def n_chunks_alloc(B: int, T: int, cu_seqlens: torch.Tensor | None, C: int = CHU
     return (T + (C - 1) * (cu_seqlens.shape[0] - 1)) // C
 
 
+class _DenseChunks:
+    """The padded chunk layout of a dense batch (``cu_seqlens`` None) built from device ops only.
+
+    Same interface as :class:`~seqlab.kernels.gla.chunk_layout.ChunkLayout` (``N``, ``NT``, ``chunk_offsets``,
+    ``to_chunks``, ``from_chunks``), but without host-side index tensors: ``ChunkLayout`` copies its offsets from
+    a Python list (a blocking host-to-device copy, i.e. a stream sync per call), which would leave the GPU idle
+    while the host launches the next kernels. Dense rows are padded at the end of each sequence with ``F.pad``.
+    """
+
+    def __init__(self, B: int, T: int, device: torch.device, C: int):
+        self.B, self.T, self.C = B, T, C
+        self.ntc = (T + C - 1) // C
+        self.pad = self.ntc * C - T
+        self.N, self.NT = B, B * self.ntc
+        self.chunk_offsets = torch.arange(B + 1, device=device, dtype=torch.int32) * self.ntc
+
+    def to_chunks(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        x = x if dtype is None else x.to(dtype)
+        if self.pad:
+            x = F.pad(x, (0, 0) * (x.dim() - 2) + (0, self.pad))
+        return x.reshape(self.NT, self.C, *x.shape[2:])
+
+    def from_chunks(self, y: torch.Tensor) -> torch.Tensor:
+        y = y.reshape(self.B, self.ntc * self.C, *y.shape[2:])
+        return y[:, :self.T] if self.pad else y
+
+
+def _layout(B: int, T: int, cu_seqlens: torch.Tensor | None, device: torch.device):
+    return _DenseChunks(B, T, device, CHUNK) if cu_seqlens is None else ChunkLayout(B, T, cu_seqlens, device, CHUNK)
+
+
 def _gate_chunks(g: torch.Tensor | None, lay: ChunkLayout) -> torch.Tensor | None:
     """In-chunk cumulative log gate ``[NT, C, H]`` float32 (padded rows add 0)."""
     return None if g is None else lay.to_chunks(g, torch.float32).cumsum(1)
@@ -529,7 +561,7 @@ def delta_rule_fwd(q, k, v, beta, g, h0, cu_seqlens, scale):
     B, T, H, K = q.shape
     V = v.shape[-1]
     C = CHUNK
-    lay = ChunkLayout(B, T, cu_seqlens, q.device, C)
+    lay = _layout(B, T, cu_seqlens, q.device)
     NT, NTA, dt = lay.NT, n_chunks_alloc(B, T, cu_seqlens), q.dtype
     prec = _prec(dt)
     qc, kc, vc, bc = (lay.to_chunks(x) for x in (q, k, v, beta))
@@ -565,7 +597,7 @@ def delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn, do, d
     B, T, H, K = q.shape
     V = v.shape[-1]
     C = CHUNK
-    lay = ChunkLayout(B, T, cu_seqlens, q.device, C)
+    lay = _layout(B, T, cu_seqlens, q.device)
     NT, dt = lay.NT, q.dtype
     prec = _prec(dt)
     qc, kc, vc, bc, doc = (lay.to_chunks(x) for x in (q, k, v, beta, do.to(dt)))
@@ -598,5 +630,6 @@ def delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn, do, d
             kc, vc, bc, gp, ai, dw, dv2, dkp, dgp, dk, dv, db, dg, NT, H=H, K=K, V=V, BT=C, BK=BK, BV=BV, NKP=NK,
             USE_G=use_g, PREC=prec, num_warps=4)
     dgo = lay.from_chunks(dg).to(g.dtype) if use_g else None
+    dgo = dgo.contiguous() if use_g else None
     return (lay.from_chunks(dq).contiguous(), lay.from_chunks(dk).contiguous(), lay.from_chunks(dv).contiguous(),
-            lay.from_chunks(db).to(beta.dtype), dgo, dh0)
+            lay.from_chunks(db).to(beta.dtype).contiguous(), dgo, dh0)

@@ -133,3 +133,61 @@ def test_varlen_grads_equal_loop(backend, with_h0, check_close):
     loss.backward()
     for name, x, y in zip(["dq", "dk", "dv", "dbeta", "dg", "dh0"], xs, ys):
         check_close(name, x.grad, y.grad, 1e-5)
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton not installed")
+def test_triton_several_key_value_blocks_strong_decay(check_close):
+    """K = V = 80: two key / value tiles of 64 in the chunk kernels (masked tails) and three value blocks in the
+    state kernels; strong decays (log gate down to -8 per step); every gradient against the oracle."""
+    torch.manual_seed(3)
+    B, T, H, K, V = 1, 130, 1, 80, 80
+    q, k, v, beta, _ = _inputs(B, T, H, K, V)
+    g = F.logsigmoid(torch.randn(B, T, H)) * 8
+    ins = [q, k, v, beta, g, torch.randn(B, H, K, V)]
+    do, dh = torch.randn(B, T, H, V), torch.randn(B, H, K, V)
+    res = []
+    for mode, be in (("naive", None), ("chunk", "triton")):
+        xs = [x.clone().requires_grad_() for x in ins]
+        o, ht = delta_rule(*xs[:5], initial_state=xs[5], output_final_state=True, allow_neg_eigval=True,
+                           mode=mode, backend=be)
+        ((o * do).sum() + (ht * dh).sum()).backward()
+        res.append([o, ht] + [x.grad for x in xs])
+    for n, a, b in zip(["o", "ht", "dq", "dk", "dv", "dbeta", "dg", "dh0"], res[1], res[0]):
+        check_close(n, a, b, 1e-5)
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("gated", [False, True])
+def test_triton_blockwise_inverse_equals_dense_inverse(gated):
+    """The saved ``Ai`` (16 x 16 diagonal inverses merged block-wise) equals ``(I + A)^{-1}`` from a dense solve,
+    zeros above the diagonal included, for beta up to 2 (negative eigenvalues)."""
+    from seqlab.kernels.delta_rule.triton_chunk import CHUNK, delta_rule_fwd
+    torch.manual_seed(4)
+    B, T, H, K, V = 1, 128, 2, 32, 16
+    q, k, v, beta, g = _inputs(B, T, H, K, V, gated=gated)
+    beta = 2 * beta
+    ai = delta_rule_fwd(q, k, v, beta, g, None, None, K ** -0.5)[2]  # [NT, C, H, C]
+    kc = k.view(-1, CHUNK, H, K).transpose(1, 2).double()
+    bc = beta.view(-1, CHUNK, H).transpose(1, 2).double()
+    gc = (g.view(-1, CHUNK, H).transpose(1, 2).double().cumsum(-1) if gated else torch.zeros_like(bc))
+    a = (bc[..., None] * (kc @ kc.transpose(-1, -2)) * (gc[..., :, None] - gc[..., None, :]).exp()).tril(-1)
+    ref = torch.linalg.inv(torch.eye(CHUNK, dtype=torch.float64) + a)
+    assert rel_rmse(ai.transpose(1, 2), ref) < 1e-6
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton not installed")
+@pytest.mark.parametrize("varlen", [False, True])
+def test_triton_custom_ops_opcheck(varlen):
+    """Fake (meta) implementations, schema and autograd registration of ``seqlab::delta_rule`` and
+    ``seqlab::delta_rule_bwd`` agree with the real Triton kernels (``torch.library.opcheck``); with ``cu_seqlens``
+    the saved per-chunk tensors use the static chunk-count bound."""
+    torch.manual_seed(5)
+    q, k, v, beta, g = _inputs(1, 70, 1, 16, 16)
+    cu = torch.tensor([0, 1, 66, 70]) if varlen else None
+    h0 = torch.randn(3 if varlen else 1, 1, 16, 16)
+    args = (q, k, v, beta, g, h0, cu, 0.25, "chunk")
+    torch.library.opcheck(torch.ops.seqlab.delta_rule.default, args,
+                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    _, _, ai, w, hs, vn = torch.ops.seqlab.delta_rule(*args)
+    bargs = (q, k, v, beta, g, h0, cu, ai, w, hs, vn, torch.randn_like(v), torch.randn_like(h0), 0.25)
+    torch.library.opcheck(torch.ops.seqlab.delta_rule_bwd.default, bargs, test_utils=("test_schema", "test_faketensor"))
