@@ -2,6 +2,9 @@
 gla / delta_rule / prefix_attention beside fla 0.6.0 (chunk_gla, chunk_delta_rule) and the device copy bandwidth.
 
 Usage (lent GPU): ``source benchmarks/device_env.sh && python benchmarks/kernels_ii.py --json out.json``.
+``--only delta_rule`` (comma list of ``gla``, ``delta_rule``, ``prefix_attention``) runs only those ops' rows;
+``--no-peer`` skips the fla rows. With ``--json`` the file is rewritten after every row, so a run cut off by a
+time limit still leaves the rows it finished.
 ``--small`` runs tiny shapes in float32 on whatever device there is (on CPU: the Triton kernels under
 ``TRITON_INTERPRET=1``, peers skipped when not installed): a smoke test of this script, not a measurement.
 ``section_kernels_ii(ctx)`` is the entry point for the ``SECTIONS`` list of benchmarks/kernels.py (``ctx`` has
@@ -22,6 +25,17 @@ import torch.nn.functional as F  # noqa: E402
 
 FULL = dict(B=4, T=4096, H=16, K=128, V=128)
 SMALL = dict(B=1, T=130, H=2, K=16, V=16)
+_T0 = time.time()
+
+
+def _only() -> set[str] | None:
+    """Ops named by ``--only a,b`` (None: all)."""
+    return set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
+
+
+def _selected(name: str) -> bool:
+    only = _only()
+    return only is None or name in only or (name == "gated_delta_rule" and "delta_rule" in only)
 
 
 def _rel(a, b):
@@ -31,24 +45,21 @@ def _rel(a, b):
 
 def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
     """Triton path (``dt``) vs the float32 chunked PyTorch form on the same inputs (outputs, state, grads)."""
-    from seqlab.kernels import delta_rule, gla, prefix_attention
+    from seqlab.kernels import gla, prefix_attention
     torch.manual_seed(0)
     q = torch.randn(B, T, H, K, device=dev, dtype=dt)
     k = F.normalize(torch.randn(B, T, H, K, device=dev), dim=-1).to(dt)
     v = torch.randn(B, T, H, V, device=dev, dtype=dt)
     g_elem = F.logsigmoid(torch.randn(B, T, H, K, device=dev)) / 16
-    g_head = F.logsigmoid(torch.randn(B, T, H, device=dev))
-    beta = torch.rand(B, T, H, device=dev, dtype=dt)
     s = torch.randn(B, T, H, device=dev) * 30
     do = torch.randn(B, T, H, V, device=dev, dtype=dt)
     cases = {
         "gla": (lambda xs, be: gla(*xs, output_final_state=True, backend=be), [q, k, v, g_elem]),
-        "delta_rule": (lambda xs, be: delta_rule(*xs, output_final_state=True, backend=be), [q, k, v, beta]),
-        "gated_delta_rule": (lambda xs, be: delta_rule(*xs, output_final_state=True, backend=be),
-                             [q, k, v, beta, g_head]),
         "prefix_attention": (lambda xs, be: prefix_attention(*xs, output_final_state=True, backend=be), [s, v]),
     }
     for name, (fn, ins) in cases.items():
+        if not _selected(name):
+            continue
         try:
             _compare(name, fn, ins, do, rows, f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}")
         except Exception as e:  # keep going: one failure must not hide the rest
@@ -73,20 +84,22 @@ def _compare(name, fn, ins, do, rows, shape):
 
 
 def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
-    """Ours vs fla chunk_gla / chunk_delta_rule (fwd, fwd+bwd); prefix_attention vs copy bandwidth."""
-    from seqlab.kernels import delta_rule, gla, prefix_attention
+    """Ours vs fla chunk_gla (fwd, fwd+bwd); prefix_attention vs copy bandwidth (delta_rule: timings_delta_rule)."""
+    if not (_selected("gla") or _selected("prefix_attention")):
+        return
+    from seqlab.kernels import gla, prefix_attention
     try:
-        from fla.ops.delta_rule import chunk_delta_rule
         from fla.ops.gla import chunk_gla
     except ImportError:
-        chunk_gla = chunk_delta_rule = None
+        chunk_gla = None
         print("fla not installed: peer rows skipped", flush=True)
+    if "--no-peer" in sys.argv:
+        chunk_gla = None
     tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
     q = torch.randn(B, T, H, K, device=dev, dtype=dt, requires_grad=True)
     k = F.normalize(torch.randn(B, T, H, K, device=dev, dtype=dt), dim=-1).requires_grad_()
     v = torch.randn(B, T, H, V, device=dev, dtype=dt, requires_grad=True)
     g_elem = (F.logsigmoid(torch.randn(B, T, H, K, device=dev)) / 16).requires_grad_()
-    beta = torch.rand(B, T, H, device=dev, dtype=dt).requires_grad_()
     do = torch.randn(B, T, H, V, device=dev, dtype=dt)
 
     def run(fn, bwd):
@@ -96,17 +109,17 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
                 o.backward(do)
         return f
 
-    for bwd in (False, True):
+    for bwd in (False, True) if _selected("gla") else ():
         mode = "fwd+bwd" if bwd else "fwd"
-        ours = {"gla": f"gla {mode} seqlab.gla triton {tag}", "delta": f"delta {mode} seqlab.delta_rule triton {tag}"}
-        peer = {"gla": f"gla {mode} fla.chunk_gla {tag}", "delta": f"delta {mode} fla.chunk_delta_rule {tag}"}
+        ours = {"gla": f"gla {mode} seqlab.gla triton {tag}"}
+        peer = {"gla": f"gla {mode} fla.chunk_gla {tag}"}
         ctx.bench(ours["gla"], run(lambda: gla(q, k, v, g_elem, backend="triton"), bwd))
-        ctx.bench(ours["delta"], run(lambda: delta_rule(q, k, v, beta, backend="triton"), bwd))
         if chunk_gla is not None:
             ctx.bench(peer["gla"], run(lambda: chunk_gla(q, k, v, g=g_elem), bwd))
-            ctx.bench(peer["delta"], run(lambda: chunk_delta_rule(q, k, v, beta), bwd))
-            for op in ("gla", "delta"):
+            for op in ("gla",):
                 ctx.ratio(f"{op} {mode} ours vs fla {tag}", ours[op], peer[op])
+    if not _selected("prefix_attention"):
+        return
     n_copy = (1 << 28) if dev == "cuda" else (1 << 20)
     x = torch.randn(n_copy, device=dev)
     y = torch.empty_like(x)
@@ -119,17 +132,127 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
               bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
 
 
+def _delta_inputs(B, T, H, K, V, dev, dt, gated):
+    q = torch.randn(B, T, H, K, device=dev, dtype=dt)
+    k = F.normalize(torch.randn(B, T, H, K, device=dev), dim=-1).to(dt)
+    v = torch.randn(B, T, H, V, device=dev, dtype=dt)
+    beta = torch.rand(B, T, H, device=dev, dtype=dt)
+    g = F.logsigmoid(torch.randn(B, T, H, device=dev)) if gated else None
+    return q, k, v, beta, g
+
+
+def _delta_peer():
+    if "--no-peer" in sys.argv:
+        return None
+    try:
+        from fla.ops.delta_rule import chunk_delta_rule
+    except ImportError:
+        print("fla not installed: delta_rule peer rows skipped", flush=True)
+        return None
+    return chunk_delta_rule
+
+
+def timings_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
+    """seqlab delta_rule (Triton) vs fla ``chunk_delta_rule``, fwd and fwd+bwd (grads by ``torch.autograd.grad``,
+    so no ``.grad`` accumulation is timed for either); then the gated form (ours only: fla 0.6.0 refuses its gated
+    backward on Hopper with Triton < 3.7.1, fla issue #640)."""
+    from seqlab.kernels import delta_rule
+    peer = _delta_peer()
+    tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
+    torch.manual_seed(0)
+    q, k, v, beta, g = _delta_inputs(B, T, H, K, V, dev, dt, gated=True)
+    leaves = [x.requires_grad_() for x in (q, k, v, beta)]
+    g.requires_grad_()
+    do = torch.randn(B, T, H, V, device=dev, dtype=dt)
+
+    def run(fn, bwd, xs):
+        def f():
+            o = fn()[0]
+            if bwd:
+                torch.autograd.grad(o, xs, do)
+        return f
+
+    for bwd in (False, True):
+        mode = "fwd+bwd" if bwd else "fwd"
+        ours, fla = f"delta {mode} seqlab.delta_rule triton {tag}", f"delta {mode} fla.chunk_delta_rule {tag}"
+        ctx.bench(ours, run(lambda: delta_rule(q, k, v, beta, backend="triton"), bwd, leaves))
+        print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
+        if peer is not None:
+            ctx.bench(fla, run(lambda: peer(q, k, v, beta), bwd, leaves))
+            ctx.ratio(f"delta {mode} ours vs fla {tag}", ours, fla)
+            print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
+    for bwd in (False, True):
+        mode = "fwd+bwd" if bwd else "fwd"
+        ctx.bench(f"gated delta {mode} seqlab.delta_rule triton {tag}",
+                  run(lambda: delta_rule(q, k, v, beta, g, backend="triton"), bwd, leaves + [g]))
+    print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
+
+
+def correctness_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
+    """Relative L2 error of the Triton path in ``dt`` against the float32 chunked PyTorch form (itself equal to the
+    naive float64 oracle in tests) on the same ``dt``-valued inputs: o, final state and every gradient
+    (q, k, v, beta, g, h0) of ``<o, do> + <h_T, dh_T>``; fla ``chunk_delta_rule`` on the same inputs for scale."""
+    from seqlab.kernels import delta_rule
+    peer = _delta_peer() if dt != torch.float32 else None
+    tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
+    for gated in (False, True):
+        torch.manual_seed(1)
+        q, k, v, beta, g = _delta_inputs(B, T, H, K, V, dev, dt, gated)
+        h0 = torch.randn(B, H, K, V, device=dev)
+        do = torch.randn(B, T, H, V, device=dev, dtype=dt)
+        dht = torch.randn(B, H, K, V, device=dev)
+        base = [q, k, v, beta] + ([g] if gated else []) + [h0]
+        names = ["o", "state", "dq", "dk", "dv", "dbeta"] + (["dg"] if gated else []) + ["dh0"]
+        runs = [("torch", True), ("triton", False)] + ([("fla", False)] if peer is not None and not gated else [])
+        res = {}
+        for be, to32 in runs:
+            try:
+                xs = [(x.float() if to32 else x).detach().clone().requires_grad_() for x in base]
+                gx = xs[4] if gated else None
+                if be == "fla":
+                    o, ht = peer(*xs[:4], initial_state=xs[-1], output_final_state=True)
+                else:
+                    o, ht = delta_rule(*xs[:4], gx, initial_state=xs[-1], output_final_state=True, backend=be)
+                loss = (o.float() * do.float()).sum() + (ht.float() * dht).sum()
+                res[be] = [o, ht] + list(torch.autograd.grad(loss, xs))
+            except Exception as e:  # keep going: one failure must not hide the rest
+                print(f"correctness delta_rule {be}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
+                ctx.rows.append(dict(name=f"correctness delta_rule {be} {tag}", error=str(e)[:300]))
+        for be in [b for b, _ in runs[1:] if b in res and "torch" in res]:
+            errs = {n: _rel(a, b) for n, a, b in zip(names, res[be], res["torch"])}
+            who = "seqlab triton" if be == "triton" else "fla.chunk_delta_rule"
+            name = f"correctness {'gated ' if gated else ''}delta_rule {who} vs fp32 chunked form {tag}"
+            ctx.rows.append(dict(name=name, **errs))
+            print(f"{name}: " + " ".join(f"{n}={e:.2e}" for n, e in errs.items()), flush=True)
+        del res
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+    getattr(ctx, "save", lambda: None)()  # benchmarks/kernels.py's ctx has no save()
+    print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
+
+
 def section_kernels_ii(ctx) -> None:
     """benchmarks/kernels.py section: bf16 correctness and timings at B=4 T=4096 H=16 K=V=128."""
     correctness(ctx.rows, **FULL)
     timings(ctx, **FULL)
+    if _selected("delta_rule"):
+        timings_delta_rule(ctx, **FULL)
+        correctness_delta_rule(ctx, **FULL)
 
 
 class _Ctx:
     """Rows plus ``bench`` / ``ratio`` (do_bench median on CUDA; a few wall-clock runs elsewhere)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | None = None) -> None:
         self.rows: list[dict] = []
+        self.path = path
+
+    def save(self) -> None:
+        """Rewrite the ``--json`` file with the rows so far."""
+        if self.path:
+            cuda = torch.cuda.is_available()
+            with open(self.path, "w") as fh:
+                json.dump(dict(device=torch.cuda.get_device_name() if cuda else "cpu", rows=self.rows), fh, indent=1)
 
     def bench(self, name, fn, bytes_moved=None):
         try:
@@ -151,6 +274,7 @@ class _Ctx:
             r["GBps"] = bytes_moved / ms / 1e6
         self.rows.append(r)
         print(f"{name:62s} {ms:9.3f} ms" + (f" {r['GBps']:8.0f} GB/s" if bytes_moved else ""), flush=True)
+        self.save()
         return ms
 
     def ratio(self, name, ours, peer):
@@ -159,22 +283,24 @@ class _Ctx:
         if a and b:
             self.rows.append(dict(name=name, ratio=b / a))
             print(f"    ratio {name}: {b / a:.3f}x (>1 means ours faster)", flush=True)
+            self.save()
 
 
 def main() -> None:
     import triton
-    ctx = _Ctx()
+    ctx = _Ctx(sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else None)
     cuda = torch.cuda.is_available()
     print(torch.__version__, triton.__version__, torch.cuda.get_device_name() if cuda else "cpu", flush=True)
     if "--small" in sys.argv:
         dev = "cuda" if cuda else "cpu"
         correctness(ctx.rows, **SMALL, dev=dev, dt=torch.float32)
         timings(ctx, **SMALL, dev=dev, dt=torch.float32)
+        if _selected("delta_rule"):
+            timings_delta_rule(ctx, **SMALL, dev=dev, dt=torch.float32)
+            correctness_delta_rule(ctx, **SMALL, dev=dev, dt=torch.float32)
     else:
         section_kernels_ii(ctx)
-    if "--json" in sys.argv:
-        with open(sys.argv[sys.argv.index("--json") + 1], "w") as fh:
-            json.dump(dict(device=torch.cuda.get_device_name() if cuda else "cpu", rows=ctx.rows), fh, indent=1)
+    ctx.save()
 
 
 if __name__ == "__main__":
