@@ -35,7 +35,8 @@ class ForecastingTask(L.LightningModule):
         loss: ``mse``, ``mae`` or ``huber``.
         lr: initial learning rate (Adam).
         weight_decay: Adam weight decay.
-        lr_schedule: ``type1`` (x0.5 per epoch, TSLib), ``type4`` (x0.9 per epoch, TPGN repo default),
+        lr_schedule: ``type1`` (x0.5 per epoch, TSLib), ``type4`` (x0.9 per epoch, TPGN repo default); as
+            in both repositories the decay starts after the second epoch (lr0, lr0, lr0 * f, lr0 * f^2, ...),
             ``cosine`` (to 0 over ``max_epochs``) or ``none``.
         patience: early-stopping patience in epochs on ``val/loss``; None disables early stopping.
         huber_delta: delta of the Huber loss.
@@ -160,8 +161,11 @@ class ForecastingTask(L.LightningModule):
             t_max = max(1, int(self.trainer.max_epochs or 1)) if self._trainer is not None else 1
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max)
         else:
+            # TSLib / TPGN call ``adjust_learning_rate(optimizer, epoch + 1, args)`` at the END of every epoch
+            # (``exp/exp_main.py``), with ``lr = lr0 * factor ** (epoch - 1)``: the first two epochs both train
+            # at lr0 and epoch e >= 1 (0-based) at ``lr0 * factor ** (e - 1)``.
             factor = 0.5 if kind == "type1" else 0.9
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: factor ** epoch)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: factor ** max(0, epoch - 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     def configure_callbacks(self) -> list:

@@ -58,6 +58,9 @@ class ForecastingDataModule(L.LightningDataModule):
         season_length: seasonal period for the seasonal-naive baseline and MASE (default from the frequency).
         predict_on: ``test`` (non-overlapping test windows with actuals) or ``future`` (past the data's end).
         download: allow downloading ETT files that are not on disk.
+        drop_last_train: drop the last incomplete training batch, as the TPGN / WITRAN
+            ``data_provider/data_factory.py`` do (``drop_last=True`` for train); validation, test and predict
+            loaders never drop.
 
     Raises:
         DataError: unknown dataset, missing file (names the path and where to get it), bad option values;
@@ -69,7 +72,7 @@ class ForecastingDataModule(L.LightningDataModule):
                  split: str | None = None, ratios: tuple[float, float, float] = (0.7, 0.1, 0.2),
                  scale: bool = True, train_percent: int = 100, batch_size: int = 32, num_workers: int = 0,
                  date_col: str = "date", fill_na: str | None = None, season_length: int | None = None,
-                 predict_on: str = "test", download: bool = True) -> None:
+                 predict_on: str = "test", download: bool = True, drop_last_train: bool = False) -> None:
         super().__init__()
         if dataset is None and path is None and frame is None:
             raise DataError("ForecastingDataModule needs dataset=, path= or frame=")
@@ -103,6 +106,7 @@ class ForecastingDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.date_col, self.fill_na, self.predict_on, self.download = date_col, fill_na, predict_on, download
         self._season_length = season_length
+        self.drop_last_train = bool(drop_last_train)
         self._ready = False
 
     # ----------------------------------------------------------------------------------------- loading
@@ -217,12 +221,12 @@ class ForecastingDataModule(L.LightningDataModule):
         return hist, fut
 
     # ----------------------------------------------------------------------------------------- loaders
-    def _loader(self, ds: Dataset, shuffle: bool = False) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, drop_last=False,
+    def _loader(self, ds: Dataset, shuffle: bool = False, drop_last: bool = False) -> DataLoader:
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.sets["train"], shuffle=True)
+        return self._loader(self.sets["train"], shuffle=True, drop_last=self.drop_last_train)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.sets["val"])

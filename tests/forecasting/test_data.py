@@ -77,6 +77,21 @@ def test_test_loader_keeps_last_partial_batch(frame):
     assert sum(len(b["x"]) for b in dm.val_dataloader()) == len(dm.sets["val"])
 
 
+def test_drop_last_train_drops_only_the_training_remainder(frame):
+    # TPGN / WITRAN data_factory: drop_last=True for the (shuffled) training loader; we never drop at test.
+    kw = {"frame": frame, "seq_len": 48, "pred_len": 24, "ratios": (0.6, 0.2, 0.2), "batch_size": 8}
+    keep, drop = ForecastingDataModule(**kw), ForecastingDataModule(**kw, drop_last_train=True)
+    keep.setup()
+    drop.setup()
+    n = len(drop.sets["train"])
+    assert n % 8 != 0
+    assert sum(len(b["x"]) for b in keep.train_dataloader()) == n
+    sizes = [len(b["x"]) for b in drop.train_dataloader()]
+    assert sizes == [8] * (n // 8)
+    assert sum(len(b["x"]) for b in drop.test_dataloader()) == len(drop.sets["test"])
+    assert sum(len(b["x"]) for b in drop.val_dataloader()) == len(drop.sets["val"])
+
+
 def test_features_ms_moves_target_last_and_scores_it(frame):
     frame = frame[["date", "OT", "v0"]]
     dm = ForecastingDataModule(frame=frame, features="MS", target="OT", seq_len=48, pred_len=24)

@@ -91,10 +91,17 @@ def test_schedules_losses_and_early_stopping():
     cfg = task.configure_optimizers()
     sched = cfg["lr_scheduler"]["scheduler"]
     lrs = []
-    for _ in range(3):
+    for _ in range(4):
         lrs.append(cfg["optimizer"].param_groups[0]["lr"])
         sched.step()
-    assert lrs == pytest.approx([0.1, 0.05, 0.025])
+    # TSLib / TPGN: adjust_learning_rate(epoch + 1) after each epoch -> epochs 1 and 2 both at lr0
+    assert lrs == pytest.approx([0.1, 0.1, 0.05, 0.025])
+    cfg4 = ForecastingTask(model, lr=1.0, lr_schedule="type4").configure_optimizers()
+    lrs4 = []
+    for _ in range(4):
+        lrs4.append(cfg4["optimizer"].param_groups[0]["lr"])
+        cfg4["lr_scheduler"]["scheduler"].step()
+    assert lrs4 == pytest.approx([1.0, 1.0, 0.9, 0.81])
     (es,) = task.configure_callbacks()
     assert es.monitor == "val/loss" and es.patience == 2
     assert ForecastingTask(model, patience=None).configure_callbacks() == []
