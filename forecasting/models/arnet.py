@@ -5,7 +5,7 @@ AR-Net is an AR(p) process written as a one-layer linear network trained by SGD,
 regulariser on its weights (paper Section 3.2; ``ourownstory/AR-Net/training.py`` ``train_batch`` and
 NeuralProphet ``utils.reg_func_ar``):
 
-    R(theta) = 1/p * sum_i ( 2 / (1 + exp(-c1 * |theta_i|^(1/c3))) - 1 ),   c1 = 3, c3 = 3,
+    R(theta) = 1/p * sum_i ( 2 / (1 + exp(-c1 * |theta_i|^(1/c2))) - 1 ),   c1 = 3, c2 = 3,
 
 weighted by ``lambda = 0.02 * (1/s - 1)`` for an expected sparsity ``s`` (fraction of non-zero lags;
 ``utils.intelligent_regularization``) and warmed up linearly over the first ``lambda_delay_epochs`` epochs
@@ -19,7 +19,10 @@ Inputs are ``[B, L, C]`` with ``L >= n_lags`` (the last ``n_lags`` steps are use
 Training contract: :meth:`ARNet.regularization_loss` returns the already weighted term
 ``lambda(epoch) * R(theta)`` to add to the data loss. ``ForecastingTask`` adds it when a model has this
 method (``getattr(model, "regularization_loss", None)``) and passes ``epoch=self.current_epoch``;
-:func:`fit_arnet` is the paper's plain PyTorch training loop.
+:func:`fit_arnet` is the paper's plain PyTorch training loop (Adam, ``StepLR`` per epoch, shuffled
+mini-batches, the last partial batch kept, as ``training.py`` ``train`` with a ``DataLoader(shuffle=True)``)
+and :func:`fit_arnets` its exact batched twin for many seeds at once (used by
+:mod:`~seqlab.forecasting.models.arnet_experiment`).
 """
 from __future__ import annotations
 
@@ -31,20 +34,31 @@ from seqlab.core.registry import register_model
 from torch import Tensor, nn
 
 
-def ar_sparsity_penalty(weights: Tensor, c1: float = 3.0, c3: float = 3.0) -> Tensor:
-    """The AR-Net regulariser ``mean(2 / (1 + exp(-c1 |w|^(1/c3))) - 1)`` (paper eq. 4, c1 = c3 = 3).
+def ar_sparsity_terms(weights: Tensor, c1: float = 3.0, c2: float = 3.0) -> Tensor:
+    """Per-weight terms ``2 / (1 + exp(-c1 |w|^(1/c2))) - 1`` of the AR-Net regulariser (same shape as ``weights``).
 
-    It is 0 at ``w = 0``, tends to 1 for large ``|w|`` and is steep near zero, so small weights are pushed to
-    zero while large ones are barely penalised. ``1e-12`` inside the root keeps the gradient finite at 0
-    (as in NeuralProphet ``reg_func_ar``).
+    ``ourownstory/AR-Net`` ``training.py`` ``train_batch`` (``torch.div(2.0, 1.0 + torch.exp(-3.0 *
+    abs_weights.pow(1.0 / 3.0))) - 1.0``); the later fastai version names the constants ``c1``, ``c2``
+    (``arnet/fastai_mods.py`` ``SparsifyAR``: "implementation in paper used c1 = 3.0, c2 = 3.0").
+    ``1e-12`` inside the root keeps the gradient finite at 0 (as in NeuralProphet ``reg_func_ar``).
+    """
+    z = (weights.abs() + 1e-12).pow(1.0 / c2)
+    return 2.0 / (1.0 + torch.exp(-c1 * z)) - 1.0
+
+
+def ar_sparsity_penalty(weights: Tensor, c1: float = 3.0, c2: float = 3.0) -> Tensor:
+    """The AR-Net regulariser ``R = mean(2 / (1 + exp(-c1 |w|^(1/c2))) - 1)`` (c1 = c2 = 3 in the paper).
+
+    It is 0 at ``w = 0``, tends to 1 for large ``|w|`` and is steep near zero (its slope behaves like
+    ``|w|^(1/c2 - 1)``), so small weights are pushed to zero while large ones are barely penalised. The mean
+    over the ``p`` weights is the paper's ``1/p * sum`` (``torch.mean`` in ``training.py``).
 
     Args:
         weights: any shape; averaged over all entries.
         c1: steepness.
-        c3: root order.
+        c2: root order.
     """
-    z = (weights.abs() + 1e-12).pow(1.0 / c3)
-    return (2.0 / (1.0 + torch.exp(-c1 * z)) - 1.0).mean()
+    return ar_sparsity_terms(weights, c1, c2).mean()
 
 
 def sparsity_lambda(sparsity: float | None, scale: float = 0.02) -> float:
@@ -92,7 +106,7 @@ class ARNet(nn.Module):
         lambda_reg: explicit regularisation strength (overrides ``sparsity``).
         lambda_delay_epochs: linear warm-up of lambda over this many epochs (0 = full from the start).
         c1: regulariser steepness (paper: 3).
-        c3: regulariser root order (paper: 3).
+        c2: regulariser root order (paper: 3).
 
     Raises:
         ValueError: non-positive sizes, negative lambda, sparsity outside (0, 1].
@@ -100,7 +114,7 @@ class ARNet(nn.Module):
 
     def __init__(self, n_lags: int, n_forecasts: int = 1, ar_layers: list[int] | tuple[int, ...] = (),
                  bias: bool = False, sparsity: float | None = None, lambda_reg: float | None = None,
-                 lambda_delay_epochs: int = 0, c1: float = 3.0, c3: float = 3.0) -> None:
+                 lambda_delay_epochs: int = 0, c1: float = 3.0, c2: float = 3.0) -> None:
         super().__init__()
         if n_lags < 1 or n_forecasts < 1:
             raise ValueError(f"n_lags and n_forecasts must be >= 1, got {n_lags} and {n_forecasts}")
@@ -112,7 +126,7 @@ class ARNet(nn.Module):
         self.pred_len = n_forecasts  # checked against the data by ForecastingTask.setup
         self.lambda_reg = float(lambda_reg) if lambda_reg is not None else sparsity_lambda(sparsity)
         self.lambda_delay_epochs = int(lambda_delay_epochs)
-        self.c1, self.c3 = c1, c3
+        self.c1, self.c2 = c1, c2
         self.epoch = 0
         widths = [n_lags, *[int(h) for h in ar_layers], n_forecasts]
         layers: list[nn.Module] = []
@@ -165,7 +179,7 @@ class ARNet(nn.Module):
         if self.lambda_reg == 0.0:
             return self.ar_weights.new_zeros(())
         factor = lambda_warmup(self.epoch if epoch is None else epoch, self.lambda_delay_epochs)
-        return self.lambda_reg * factor * ar_sparsity_penalty(self.ar_weights, self.c1, self.c3)
+        return self.lambda_reg * factor * ar_sparsity_penalty(self.ar_weights, self.c1, self.c2)
 
     def forward(self, x: Tensor, *args: object, **kwargs: object) -> Tensor:
         """Forecast ``[B, n_forecasts, C]`` from ``x [B, L, C]`` (extra arguments such as marks are ignored)."""
@@ -286,6 +300,93 @@ def fit_arnet(model: ARNet, x: Tensor, y: Tensor, *, epochs: int = 10, batch_siz
         sched.step()
         history.append(total / x.shape[0])
     model.eval()
+    return history
+
+
+def fit_arnets(models: list[ARNet], x: Tensor, y: Tensor, *, epochs: int = 10, batch_size: int = 128,
+               lr: float = 2e-4, lr_decay: float = 0.9, seeds: list[int] | None = None) -> list[list[float]]:
+    """Train several linear AR-Nets at once, each exactly as :func:`fit_arnet` would train it alone.
+
+    The fast twin of :func:`fit_arnet` for experiments over seeds: model ``s`` sees only ``x[s], y[s]``,
+    its own shuffling generator (seeded with ``seeds[s]``), its own regularisation strength
+    (``models[s].lambda_reg``) and its own Adam state; the per-model losses are summed, so every model gets
+    the gradient it would get on its own (Adam and ``StepLR`` act element-wise). Parameters are stacked
+    into ``[S, ...]`` tensors for the run and copied back into the models at the end.
+
+    Args:
+        models: linear AR-Nets (``ar_layers=()``) with equal ``n_lags``, ``n_forecasts``, bias setting,
+            ``lambda_delay_epochs``, ``c1`` and ``c2``.
+        x: inputs ``[S, N, n_lags]`` (oldest lag first).
+        y: targets ``[S, N, n_forecasts]``.
+        epochs, batch_size, lr, lr_decay: as :func:`fit_arnet`.
+        seeds: shuffling seeds per model (default ``0 .. S-1``).
+
+    Returns:
+        mean training loss per epoch, one list per model.
+
+    Raises:
+        ValueError: models that differ in the shared settings, hidden layers, or mismatched shapes.
+    """
+    if not models:
+        raise ValueError("fit_arnets: no models")
+    ref = models[0]
+    shared = lambda m: (m.n_lags, m.n_forecasts, m.net[0].bias is not None, m.lambda_delay_epochs,
+                        m.c1, m.c2, len(m.net))
+    if any(shared(m) != shared(ref) for m in models) or len(ref.net) != 1:
+        raise ValueError("fit_arnets: models must be linear AR-Nets with equal n_lags, n_forecasts, bias, "
+                         "lambda_delay_epochs, c1 and c2")
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y, dtype=torch.float32)
+    n_models, n_lags, n_out = len(models), ref.n_lags, ref.n_forecasts
+    if y.dim() == 2:
+        y = y.unsqueeze(-1)
+    if x.shape[0] != n_models or x.shape[2] != n_lags or y.shape[:2] != x.shape[:2] or y.shape[2] != n_out:
+        raise ValueError(f"fit_arnets: need x [S={n_models}, N, {n_lags}] and y [S, N, {n_out}], got "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    seeds = list(range(n_models)) if seeds is None else list(seeds)
+    if len(seeds) != n_models:
+        raise ValueError(f"fit_arnets: {len(seeds)} seeds for {n_models} models")
+    weight = torch.stack([m.net[0].weight.detach().clone() for m in models]).requires_grad_()  # [S, F, p]
+    params = [weight]
+    bias = None
+    if ref.net[0].bias is not None:
+        bias = torch.stack([m.net[0].bias.detach().clone() for m in models]).requires_grad_()  # [S, F]
+        params.append(bias)
+    lam = torch.tensor([m.lambda_reg for m in models], dtype=torch.float32)
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=lr_decay)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    rows = torch.arange(n_models)[:, None]
+    n = x.shape[1]
+    history: list[list[float]] = [[] for _ in models]
+    for epoch in range(epochs):
+        factor = lambda_warmup(epoch, ref.lambda_delay_epochs)
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # [S, N]
+        totals = torch.zeros(n_models, dtype=torch.float64)
+        for i in range(0, n, batch_size):
+            idx = perms[:, i: i + batch_size]
+            xb, yb = x[rows, idx], y[rows, idx]  # [S, B, p], [S, B, F]
+            pred = torch.einsum("sbp,sfp->sbf", xb, weight)
+            if bias is not None:
+                pred = pred + bias[:, None, :]
+            mse = (pred - yb).square().mean(dim=(1, 2))  # [S]
+            loss = mse
+            if bool((lam > 0).any()):
+                loss = loss + lam * factor * ar_sparsity_terms(weight, ref.c1, ref.c2).mean(dim=(1, 2))
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+            totals += loss.detach().double() * idx.shape[1]
+        sched.step()
+        for s in range(n_models):
+            history[s].append(float(totals[s]) / n)
+    with torch.no_grad():
+        for s, m in enumerate(models):
+            m.net[0].weight.copy_(weight[s])
+            if bias is not None:
+                m.net[0].bias.copy_(bias[s])
+            m.set_epoch(epochs - 1)
+            m.eval()
     return history
 
 
