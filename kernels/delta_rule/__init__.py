@@ -6,7 +6,6 @@ See :mod:`seqlab.kernels.delta_rule.reference` for the math and
 from __future__ import annotations
 
 import torch
-
 from seqlab.kernels._checks import (
     STATE_DTYPES,
     Dims,
@@ -17,12 +16,12 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
-from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive
 from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
+from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive
 
 MODES = ("chunk", "fused_recurrent", "naive")
 
-__all__ = ["delta_rule", "MODES"]
+__all__ = ["MODES", "delta_rule"]
 
 
 def _torch_forward(q, k, v, beta, g, h0, cu_seqlens, scale, mode, output_final_state):
@@ -80,8 +79,8 @@ def _(q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn, do, dht, scale):
 
 
 def _setup(ctx, inputs, output):
-    q, k, v, beta, g, h0, cu_seqlens, scale, mode = inputs
-    o, ht, ai, w, hs, vn = output
+    q, k, v, beta, g, h0, cu_seqlens, scale, _ = inputs
+    ai, w, hs, vn = output[2:]
     ctx.mark_non_differentiable(ai, w, hs, vn)
     ctx.save_for_backward(q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn)
     ctx.scale = scale

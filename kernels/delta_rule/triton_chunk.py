@@ -37,10 +37,10 @@ tensor. Transposed operands are loaded transposed or are ``tl.trans`` of a tenso
 transposed product of computed matrices is needed (``ds^T``, ``dA^T``) it is accumulated directly from loaded
 operands (``dsT = v' do^T``, ``dA^T = -Ai dAi^T Ai``).
 
-Precision: dot operands are the input dtype (bf16 / fp16 tensor cores, or float32 with ``input_precision="ieee"``
-for float32 inputs), accumulation float32; the state carried through the sequential passes is float32; stored
-intermediates (``Ai``, ``w``, ``u``, ``h``, ``v'``, ``dh'``, partial gradients) use the input dtype as in fla.
-Final state and ``d h0`` are float32.
+Precision: dot operands are the input dtype (bf16 / fp16 tensor cores; float32 inputs: ``tf32x3`` on the GPU,
+``ieee`` under the interpreter), accumulation float32; the state carried through the sequential passes is float32;
+stored intermediates (``Ai``, ``w``, ``u``, ``h``, ``v'``, ``dh'``, partial gradients) use the input dtype as in
+fla. Final state and ``d h0`` are float32.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-
+from seqlab.kernels._dispatch import interpret_mode
 from seqlab.kernels.gla.chunk_layout import ChunkLayout
 
 CHUNK = 64
@@ -241,8 +241,10 @@ def _fwd_h_kernel(k, w, u, gc, hs, vn, h0, ht, coff, H: tl.constexpr, K: tl.cons
 @triton.jit
 def _fwd_o_kernel(q, k, vn, gc, hs, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
                   BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, USE_G: tl.constexpr, PREC: tl.constexpr):
-    """One program per (value block, chunk, head): ``o = scale ((q exp(gc)) h + (q k^T Gamma, causal) v')``."""
-    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    """One program per (chunk x value block, head): ``o = scale ((q exp(gc)) h + (q k^T Gamma, causal) v')``."""
+    NV = tl.cdiv(V, BV)
+    pid, i_h = tl.program_id(0).to(tl.int64), tl.program_id(1)
+    i_c, i_v = pid // NV, pid % NV
     dt = k.dtype.element_ty
     o_t, o_v = tl.arange(0, BT), i_v * BV + tl.arange(0, BV)
     m_v = o_v < V
@@ -343,11 +345,13 @@ def _bwd_dhu_kernel(q, k, w, gc, do, dvl, dhs, dv2, dht, dh0, coff, scale, H: tl
 def _bwd_dqkwg_kernel(q, k, vn, gc, hs, dhs, do, dv2, dq, dk, dw, dgp, scale, NT, H: tl.constexpr,
                       K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
                       USE_G: tl.constexpr, PREC: tl.constexpr):
-    """One program per (key block, chunk, head): dq, the non-WY dk, dw and the per-row log-gate gradient.
+    """One program per (chunk x key block, head): dq, the non-WY dk, dw and the per-row log-gate gradient.
 
     ``ds = do v'^T`` and its transpose ``dsT = v' do^T`` are both accumulated from loaded tiles (no transpose of a
     dot result, see the module note)."""
-    i_k, i_c, i_h = tl.program_id(0), tl.program_id(1).to(tl.int64), tl.program_id(2)
+    NK = tl.cdiv(K, BK)
+    pid, i_h = tl.program_id(0).to(tl.int64), tl.program_id(1)
+    i_c, i_k = pid // NK, pid % NK
     dt = k.dtype.element_ty
     o_t, o_k = tl.arange(0, BT), i_k * BK + tl.arange(0, BK)
     m_k = o_k < K
@@ -497,8 +501,13 @@ def _wy_bwd_kernel(k, v, beta, gc, ai, dw, du, dkp, dgp, dk, dv, db, dg, NT, H: 
 
 
 def _prec(dtype: torch.dtype) -> str:
-    """Dot precision: exact float32 for float32 inputs (and the CPU interpreter), tensor cores otherwise."""
-    return "ieee" if dtype == torch.float32 else "tf32"
+    """Dot precision. 16-bit inputs: tensor cores (the argument does not apply). float32 inputs: ``ieee`` under
+    the CPU interpreter; on the GPU ``tf32x3`` (three tf32 products, about float32 accuracy on tensor cores),
+    because ``ieee`` float32 dots compile to FMA loops that spill heavily (measured for sm_90 with the bundled
+    ptxas: up to 18 KB of stack per thread and 100 s compile time for one kernel)."""
+    if dtype != torch.float32:
+        return "tf32"
+    return "ieee" if interpret_mode() else "tf32x3"
 
 
 def _pow2(n: int, lo: int = 16) -> int:
@@ -586,7 +595,7 @@ def delta_rule_fwd(q, k, v, beta, g, h0, cu_seqlens, scale):
         kc, w, u, gp, hs, vn, h0 if h0 is not None else ht, ht, lay.chunk_offsets, H=H, K=K, V=V, BT=C, BK=SK,
         BV=SV, USE_G=use_g, HAS_H0=h0 is not None, PREC=prec, num_warps=4, num_stages=2)
     if NT:
-        _fwd_o_kernel[(triton.cdiv(V, BV), NT, H)](
+        _fwd_o_kernel[(NT * triton.cdiv(V, BV), H)](
             qc, kc, vn, gp, hs, oc, scale, H=H, K=K, V=V, BT=C, BK=BK, BV=BV, USE_G=use_g, PREC=prec,
             num_warps=4, num_stages=2)
     return lay.from_chunks(oc).contiguous(), ht, ai, w, hs, vn
@@ -621,9 +630,9 @@ def delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn, do, d
     SK, SV = _state_blocks(K, V)
     _bwd_dhu_kernel[(triton.cdiv(V, SV), lay.N, H)](
         qc, kc, w, gp, doc, dvl, dhs, dv2, dht, dh0, lay.chunk_offsets, scale, H=H, K=K, V=V, BT=C, BK=SK, BV=SV,
-        USE_G=use_g, PREC=prec, num_warps=4, num_stages=2)
+        USE_G=use_g, PREC=prec, num_warps=4, num_stages=1)  # 2 stages: 118 KB shared on sm_90, 1 program per SM
     if NT:
-        _bwd_dqkwg_kernel[(NK, NT, H)](
+        _bwd_dqkwg_kernel[(NT * NK, H)](
             qc, kc, vn, gp, hs, dhs, doc, dv2, dq, dkp, dw, dgp, scale, NT, H=H, K=K, V=V, BT=C, BK=BK, BV=BV,
             USE_G=use_g, PREC=prec, num_warps=4, num_stages=2)
         _wy_bwd_kernel[(NT, H)](

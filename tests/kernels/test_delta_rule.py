@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from seqlab.kernels import delta_rule
 from seqlab.kernels._dispatch import triton_available
 from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive
+
 from tests.kernels.conftest import rel_rmse
 
 BACKENDS = ["torch"] + (["triton"] if triton_available() else [])
