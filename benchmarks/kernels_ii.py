@@ -152,12 +152,12 @@ def _delta_peer():
     return chunk_delta_rule
 
 
-def timings_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
+def timings_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16, gated=False) -> None:
     """seqlab delta_rule (Triton) vs fla ``chunk_delta_rule``, fwd and fwd+bwd (grads by ``torch.autograd.grad``,
-    so no ``.grad`` accumulation is timed for either); then the gated form (ours only: fla 0.6.0 refuses its gated
-    backward on Hopper with Triton < 3.7.1, fla issue #640)."""
+    so no ``.grad`` accumulation is timed for either); ``gated=True``: the gated form, ours only (fla 0.6.0 refuses
+    its gated backward on Hopper with Triton < 3.7.1, fla issue #640)."""
     from seqlab.kernels import delta_rule
-    peer = _delta_peer()
+    peer = None if gated else _delta_peer()
     tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
     torch.manual_seed(0)
     q, k, v, beta, g = _delta_inputs(B, T, H, K, V, dev, dt, gated=True)
@@ -172,7 +172,7 @@ def timings_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
                 torch.autograd.grad(o, xs, do)
         return f
 
-    for bwd in (False, True):
+    for bwd in (False, True) if not gated else ():
         mode = "fwd+bwd" if bwd else "fwd"
         ours, fla = f"delta {mode} seqlab.delta_rule triton {tag}", f"delta {mode} fla.chunk_delta_rule {tag}"
         ctx.bench(ours, run(lambda: delta_rule(q, k, v, beta, backend="triton"), bwd, leaves))
@@ -181,6 +181,8 @@ def timings_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
             ctx.bench(fla, run(lambda: peer(q, k, v, beta), bwd, leaves))
             ctx.ratio(f"delta {mode} ours vs fla {tag}", ours, fla)
             print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
+    if not gated:
+        return
     for bwd in (False, True):
         mode = "fwd+bwd" if bwd else "fwd"
         ctx.bench(f"gated delta {mode} seqlab.delta_rule triton {tag}",
@@ -238,6 +240,7 @@ def section_kernels_ii(ctx) -> None:
     if _selected("delta_rule"):
         timings_delta_rule(ctx, **FULL)
         correctness_delta_rule(ctx, **FULL)
+        timings_delta_rule(ctx, **FULL, gated=True)
 
 
 class _Ctx:
@@ -298,6 +301,7 @@ def main() -> None:
         if _selected("delta_rule"):
             timings_delta_rule(ctx, **SMALL, dev=dev, dt=torch.float32)
             correctness_delta_rule(ctx, **SMALL, dev=dev, dt=torch.float32)
+            timings_delta_rule(ctx, **SMALL, dev=dev, dt=torch.float32, gated=True)
     else:
         section_kernels_ii(ctx)
     ctx.save()

@@ -20,6 +20,10 @@ from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive
 
 MODES = ("chunk", "fused_recurrent", "naive")
+# The Triton state passes keep a [K, BV] block of the state in registers and load [64, K] tiles per chunk; above
+# K = 256 their shared memory no longer fits on sm_90 (compiled offline: 211 KB at K = 256), so larger keys take the
+# PyTorch chunked form even when the Triton backend is chosen.
+MAX_TRITON_K = 256
 
 __all__ = ["MODES", "delta_rule"]
 
@@ -143,7 +147,8 @@ def delta_rule(
         reverse: scan right to left inside every sequence.
         mode: ``"chunk"``, ``"fused_recurrent"`` or ``"naive"`` (the PyTorch oracle loop).
         backend: ``"triton"`` (custom op ``seqlab::delta_rule``) or ``"torch"`` (chunked PyTorch form);
-            default from ``seqlab.kernels.choose_backend``.
+            default from ``seqlab.kernels.choose_backend``. Keys wider than ``MAX_TRITON_K`` (256) always use
+            the PyTorch form (explicit fallback: the Triton state kernels hold the whole key dim on chip).
 
     Returns:
         ``(o, final_state)``: o ``[B, T, H, V]`` in the dtype of ``v``; final_state or None.
@@ -171,6 +176,8 @@ def delta_rule(
     idx = reverse_index(dims["T"], cu_seqlens, q.device) if reverse else None
     q, k, v, beta, g = (flip_time(x, idx) for x in (q, k, v, beta, g))
     be = "torch" if mode == "naive" else choose_backend(q, k, v, beta, initial_state, backend=backend)
+    if be == "triton" and dims["K"] > MAX_TRITON_K:
+        be = "torch"
     if be == "torch":
         o, ht = _torch_forward(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode, output_final_state)
     else:

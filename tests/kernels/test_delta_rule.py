@@ -191,3 +191,22 @@ def test_triton_custom_ops_opcheck(varlen):
     _, _, ai, w, hs, vn = torch.ops.seqlab.delta_rule(*args)
     bargs = (q, k, v, beta, g, h0, cu, ai, w, hs, vn, torch.randn_like(v), torch.randn_like(h0), 0.25)
     torch.library.opcheck(torch.ops.seqlab.delta_rule_bwd.default, bargs, test_utils=("test_schema", "test_faketensor"))
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton not installed")
+def test_wide_keys_fall_back_to_torch(monkeypatch):
+    """K > MAX_TRITON_K takes the PyTorch chunked form even with backend='triton' (the Triton launcher must not
+    be reached) and still matches the oracle."""
+    from seqlab.kernels.delta_rule import MAX_TRITON_K, triton_chunk
+
+    def boom(*a, **kw):
+        raise AssertionError("Triton path used for K > MAX_TRITON_K")
+
+    monkeypatch.setattr(triton_chunk, "delta_rule_fwd", boom)
+    torch.manual_seed(6)
+    q, k, v, beta, g = _inputs(1, 9, 1, MAX_TRITON_K + 8, 4)
+    o, ht = delta_rule(q, k, v, beta, g, output_final_state=True, backend="triton")
+    o2, ht2 = delta_rule(q, k, v, beta, g, output_final_state=True, mode="naive")
+    assert rel_rmse(o, o2) < 1e-5 and rel_rmse(ht, ht2) < 1e-5
+    with pytest.raises(AssertionError, match="Triton path used"):
+        delta_rule(*(x[..., :16].contiguous() for x in (q, k)), v, beta, g, backend="triton")
