@@ -186,11 +186,10 @@ def test_triton_custom_ops_opcheck(varlen):
     cu = torch.tensor([0, 1, 66, 70]) if varlen else None
     h0 = torch.randn(3 if varlen else 1, 1, 16, 16)
     args = (q, k, v, beta, g, h0, cu, 0.25, "chunk")
-    torch.library.opcheck(torch.ops.seqlab.delta_rule.default, args,
-                          test_utils=("test_schema", "test_faketensor", "test_autograd_registration"))
+    torch.library.opcheck(torch.ops.seqlab.delta_rule.default, args)  # incl. AOT dispatch (torch.compile path)
     _, _, ai, w, hs, vn = torch.ops.seqlab.delta_rule(*args)
     bargs = (q, k, v, beta, g, h0, cu, ai, w, hs, vn, torch.randn_like(v), torch.randn_like(h0), 0.25)
-    torch.library.opcheck(torch.ops.seqlab.delta_rule_bwd.default, bargs, test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(torch.ops.seqlab.delta_rule_bwd.default, bargs)
 
 
 @pytest.mark.skipif(not triton_available(), reason="triton not installed")
