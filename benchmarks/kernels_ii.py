@@ -28,14 +28,11 @@ SMALL = dict(B=1, T=130, H=2, K=16, V=16)
 _T0 = time.time()
 
 
-def _only() -> set[str] | None:
-    """Ops named by ``--only a,b`` (None: all)."""
-    return set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
+_ONLY: set[str] | None = None  # ops named by ``--only a,b`` when run as a script (None: all)
 
 
 def _selected(name: str) -> bool:
-    only = _only()
-    return only is None or name in only or (name == "gated_delta_rule" and "delta_rule" in only)
+    return _ONLY is None or name in _ONLY or (name == "gated_delta_rule" and "delta_rule" in _ONLY)
 
 
 def _rel(a, b):
@@ -291,6 +288,9 @@ class _Ctx:
 
 def main() -> None:
     import triton
+    global _ONLY
+    if "--only" in sys.argv:  # read here, not at import: benchmarks/kernels.py has its own --only (section names)
+        _ONLY = set(sys.argv[sys.argv.index("--only") + 1].split(","))
     ctx = _Ctx(sys.argv[sys.argv.index("--json") + 1] if "--json" in sys.argv else None)
     cuda = torch.cuda.is_available()
     print(torch.__version__, triton.__version__, torch.cuda.get_device_name() if cuda else "cpu", flush=True)
