@@ -209,3 +209,25 @@ def test_wide_keys_fall_back_to_torch(monkeypatch):
     assert rel_rmse(o, o2) < 1e-5 and rel_rmse(ht, ht2) < 1e-5
     with pytest.raises(AssertionError, match="Triton path used"):
         delta_rule(*(x[..., :16].contiguous() for x in (q, k)), v, beta, g, backend="triton")
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton not installed")
+def test_triton_16bit_storage_path(check_close):
+    """float16 inputs (the interpreter's bfloat16 dot is broken, float16 is exact there): 16-bit dot operands and
+    16-bit stored intermediates (Ai, w, u, h, v', dh, partial grads) stay within float16 rounding of the float32
+    chunked form on the same values; outputs come back in the input dtypes."""
+    torch.manual_seed(7)
+    B, T, H, K, V = 1, 130, 1, 32, 32
+    q, k, v, beta, _ = (None if x is None else x.half() for x in _inputs(B, T, H, K, V))
+    g = F.logsigmoid(torch.randn(B, T, H))
+    ins = [q, k, v, beta, g, torch.randn(B, H, K, V)]
+    do, dht = torch.randn(B, T, H, V).half(), torch.randn(B, H, K, V)
+    res = []
+    for be, to32 in (("torch", True), ("triton", False)):
+        xs = [(x.float() if to32 else x).clone().requires_grad_() for x in ins]
+        o, ht = delta_rule(*xs[:5], initial_state=xs[5], output_final_state=True, allow_neg_eigval=True, backend=be)
+        loss = (o.float() * do.float()).sum() + (ht * dht).sum()
+        res.append([o, ht, *torch.autograd.grad(loss, xs)])
+    assert [x.dtype for x in res[1]] == [torch.float16, torch.float32] + [torch.float16] * 4 + [torch.float32] * 2
+    for n, a, b in zip(["o", "ht", "dq", "dk", "dv", "dbeta", "dg", "dh0"], res[1], res[0]):
+        check_close(n, a, b, 3e-3)
