@@ -9,9 +9,12 @@ Structure after fla 0.6.0 (fla-org/flash-linear-attention), written anew for seq
 Transformers with the Delta Rule over Sequence Length", Sec. 3 (WY representation, UT transform); gated form
 Yang et al. 2025, "Gated Delta Networks".
 
-Layout: :class:`~seqlab.kernels.gla.chunk_layout.ChunkLayout` (every sequence cut into padded chunks of
-``C = 64`` rows, tensors ``[NT, C, H, D]``; a zero row has beta = 0 and log gate 0, the identity step, so no kernel
-needs sequence bounds). Per chunk, ``gc`` = in-chunk cumulative log gate (0 without gate), ``b`` = beta,
+Layout: every sequence cut into padded chunks of ``C = 64`` rows, tensors ``[NT, C, H, D]`` (a zero row has
+beta = 0 and log gate 0, the identity step, so no kernel needs sequence bounds):
+:class:`~seqlab.kernels.gla.chunk_layout.ChunkLayout` with ``cu_seqlens``, ``_DenseChunks`` (device ops only, a free
+view when ``T % 64 == 0``) without. Memory: ``Ai``, ``w``, every chunk's entering state ``h`` and ``v'`` are
+returned by the forward op and kept for the backward (about ``K / 64 + 1.5`` times the size of ``v`` in the input
+dtype), where fla keeps only ``Ai`` and recomputes ``w``, ``u``, ``h``, ``v'`` in its backward. Per chunk, ``gc`` = in-chunk cumulative log gate (0 without gate), ``b`` = beta,
 ``Gamma_ij = exp(gc_i - gc_j)``, ``h`` = state entering the chunk, ``h'`` = state leaving it.
 
 Forward (``delta_rule_fwd``)
