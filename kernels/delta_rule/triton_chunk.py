@@ -13,8 +13,8 @@ Layout: every sequence cut into padded chunks of ``C = 64`` rows, tensors ``[NT,
 beta = 0 and log gate 0, the identity step, so no kernel needs sequence bounds):
 :class:`~seqlab.kernels.gla.chunk_layout.ChunkLayout` with ``cu_seqlens``, ``_DenseChunks`` (device ops only, a free
 view when ``T % 64 == 0``) without. Memory: ``Ai``, ``w``, every chunk's entering state ``h`` and ``v'`` are
-returned by the forward op and kept for the backward (about ``K / 64 + 1.5`` times the size of ``v`` in the input
-dtype), where fla keeps only ``Ai`` and recomputes ``w``, ``u``, ``h``, ``v'`` in its backward. Per chunk, ``gc`` = in-chunk cumulative log gate (0 without gate), ``b`` = beta,
+returned by the forward op and kept for the backward (``64 / V + K / V + 1 + K / 64`` times the size of ``v``, in
+the input dtype: 4.5x for K = V = 128), where fla keeps only ``Ai`` and recomputes ``w``, ``u``, ``h``, ``v'``. Per chunk, ``gc`` = in-chunk cumulative log gate (0 without gate), ``b`` = beta,
 ``Gamma_ij = exp(gc_i - gc_j)``, ``h`` = state entering the chunk, ``h'`` = state leaving it.
 
 Forward (``delta_rule_fwd``)
