@@ -21,6 +21,7 @@ from seqlab.kernels.gla.reference import gla_chunked, gla_naive
 from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 
 MODES = ("chunk", "fused_recurrent", "naive")
+_CHUNK = 64  # chunk length of the Triton path (kernels/gla/triton_chunk.py CHUNK)
 
 __all__ = ["gla", "MODES"]
 
@@ -38,8 +39,12 @@ def _torch_forward(q, k, v, g, h0, cu_seqlens, scale, mode, output_final_state):
 
 @torch.library.custom_op("seqlab::gla", mutates_args=())
 def _gla_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
-            cu_seqlens: torch.Tensor | None, scale: float, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triton forward: (o, final state [N, H, K, V] float32)."""
+            cu_seqlens: torch.Tensor | None, scale: float,
+            mode: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Triton forward: (o, final state [N, H, K, V] float32, intra-chunk scores [B, T, H, 64] float32).
+
+    The scores are an internal output kept for the backward (as fla ``chunk_gla`` saves ``A``); :func:`gla`
+    drops them."""
     check_cu_seqlens_values(cu_seqlens, q.shape[1])
     from seqlab.kernels.gla import triton_chunk
     return triton_chunk.gla_fwd(q, k, v, g, h0, cu_seqlens, scale, mode)
@@ -51,24 +56,26 @@ def _n_seqs(q: torch.Tensor, cu_seqlens: torch.Tensor | None) -> int:
 
 @_gla_op.register_fake
 def _(q, k, v, g, h0, cu_seqlens, scale, mode):
-    return torch.empty_like(v), q.new_empty(_n_seqs(q, cu_seqlens), q.shape[2], q.shape[3], v.shape[3],
-                                            dtype=torch.float32)
+    B, T, H, K = q.shape
+    return (torch.empty_like(v), q.new_empty(_n_seqs(q, cu_seqlens), H, K, v.shape[3], dtype=torch.float32),
+            q.new_empty(B, T, H, _CHUNK, dtype=torch.float32))
 
 
 def _setup(ctx, inputs, output):
     q, k, v, g, h0, cu_seqlens, scale, mode = inputs
-    ctx.save_for_backward(q, k, v, g, h0, cu_seqlens)
+    ctx.save_for_backward(q, k, v, g, h0, cu_seqlens, output[2])
     ctx.scale = scale
+    ctx.mark_non_differentiable(output[2])
+    ctx.set_materialize_grads(False)  # no zero-filled gradients for the unused scores / final state
 
 
-def _backward(ctx, do, dht):
-    q, k, v, g, h0, cu_seqlens = ctx.saved_tensors
-    if dht is None:
-        dht = q.new_zeros(_n_seqs(q, cu_seqlens), q.shape[2], q.shape[3], v.shape[3], dtype=torch.float32)
+def _backward(ctx, do, dht, _d_scores):
+    q, k, v, g, h0, cu_seqlens, scores = ctx.saved_tensors
     from seqlab.kernels.gla import triton_chunk
-    dq, dk, dv, dg, dh0 = triton_chunk.gla_bwd(q, k, v, g, h0, cu_seqlens, ctx.scale, do.contiguous(),
-                                              dht.contiguous())
-    return dq, dk, dv, dg, (dh0 if h0 is not None else None), None, None, None
+    do = torch.zeros_like(v) if do is None else do.contiguous()
+    dq, dk, dv, dg, dh0 = triton_chunk.gla_bwd(q, k, v, g, h0, scores, cu_seqlens, ctx.scale, do,
+                                              None if dht is None else dht.contiguous())
+    return dq, dk, dv, dg, dh0, None, None, None
 
 
 _gla_op.register_autograd(_backward, setup_context=_setup)
@@ -133,5 +140,5 @@ def gla(
     if be == "torch":
         o, ht = _torch_forward(q, k, v, g, initial_state, cu_seqlens, scale, mode, output_final_state)
     else:
-        o, ht = torch.ops.seqlab.gla(q, k, v, g, initial_state, cu_seqlens, scale, mode)
+        o, ht, _ = torch.ops.seqlab.gla(q, k, v, g, initial_state, cu_seqlens, scale, mode)
     return flip_time(o, idx), (ht if output_final_state else None)

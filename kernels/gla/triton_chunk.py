@@ -1,31 +1,59 @@
-"""Triton path of gated linear attention with a vector decay (GLA), chunk-parallel (fla ``ops/gla/chunk.py``).
+"""Triton path of gated linear attention with a vector decay (GLA), chunk-parallel.
 
-Layout: :class:`~seqlab.kernels.gla.chunk_layout.ChunkLayout` (padded chunks of 64, ``[NT, C, H, D]``);
-``gc`` is the in-chunk cumulative log decay (float32), ``h_c`` the state entering chunk ``c``.
+Decomposition after fla 0.6.0 ``fla/ops/gla/chunk.py`` (``chunk_gla_fwd`` / ``chunk_gla_bwd``) and
+``fla/ops/common/chunk_h.py`` (``chunk_fwd_h`` / ``chunk_bwd_dh``); the code here is our own. Chunks of
+``BT = 64`` steps (``kernels/gla/chunk_layout.py``: packed sequences as padded chunks ``[NT, BT, H, D]``, a zero
+row is the identity, so no kernel needs sequence bounds; dense batches with ``T % 64 == 0`` are a free view and
+build no index tensors). ``gc`` = in-chunk cumulative log decay (float32), ``h_c`` = state entering chunk ``c``,
+``dh_c`` = gradient of the state leaving chunk ``c``.
 
-Forward
-    1. ``_gla_fwd_h_kernel`` (one program per sequence, head, value block; sequential over the chunks of the
-       sequence, state in registers): stores ``h_c`` and ``h_{c+1} = exp(gc_C) * h_c + (k exp(gc_C - gc))^T v``.
-    2. ``_gla_fwd_o_kernel`` (one program per chunk, head, value block; all chunks in parallel):
-       ``o = (q exp(gc)) h_c + A v`` with the intra-chunk scores formed per query sub-chunk of 16 (GLA paper
-       section 4.2, secondary-level chunking): decay split at the first step ``r`` of the query sub-chunk,
-       ``q_i exp(gc_i - gc_r)`` (<= 1) times ``k_j exp(gc_r - gc_j)`` (<= 1 for earlier sub-chunks; inside the
-       diagonal sub-chunk the factor is the decay over at most 15 steps, clamped at ``exp(80)``: exact while 15
-       consecutive steps decay by less than e^-80 per channel, which any sigmoid-parameterised gate satisfies).
-Backward (fla ``chunk_gla_bwd``: dA, dv, intra / inter dq-dk, dg)
-    3. ``_gla_bwd_dh_kernel`` (sequential over chunks in reverse): the gradient of the state leaving every
-       chunk, ``dH_{c-1} = exp(gc_C) * dH_c + scale (q exp(gc))^T do_c``, from ``d h_T``; the last value is
-       ``d h0``.
-    4. ``_gla_bwd_da_kernel`` (all chunks): intra-chunk scores ``A`` (as in the forward) and
-       ``dA = scale (do v^T)`` (causal), ``[NT, H, C, C]`` float32 scratch.
-    5. ``_gla_bwd_dv_kernel``: ``dv = A^T do + (k exp(gc_C - gc)) dH_c``.
-    6. ``_gla_bwd_dqk_kernel``: ``dq = scale exp(gc) (do h_c^T) + dA (k exp(gc_i - gc_j))`` and
-       ``dk = exp(gc_C - gc) (v dH_c^T) + dA^T (q exp(gc_i - gc_j))`` with the sub-chunk decay split.
-    7. ``dg``: the loss sees the global cumulative decay ``Gamma`` only through ``q exp(Gamma)``,
-       ``k exp(-Gamma)`` and the final state, so ``dL/dGamma_t = q_t dq_t - k_t dk_t + [t = T] sum_v S_T dS_T``
-       (per key channel) and ``dg_t = sum_{s >= t} dL/dGamma_s`` inside each sequence (PyTorch cumsum).
+Forward (4 launches in fla: cumsum, states, intra scores, output; 3 here)
+    1. ``_gla_fwd_h_kernel`` (one program per sequence, head, key block, value block; sequential over the
+       chunks): the chunk-local cumsum of ``g`` is taken in registers and written once (fla runs a separate
+       ``chunk_local_cumsum`` pass), stores ``h_c`` in the input dtype (as fla) and the final state.
+    2. ``_gla_fwd_a_kernel`` (one program per chunk, query sub-chunk of 16, head): intra-chunk scores
+       ``A_ij = scale sum_d q_id k_jd exp(gc_id - gc_jd)`` (j <= i), stored ``[B, T, H, 64]`` float32 and
+       saved for the backward (as fla). Secondary chunking (GLA paper, Sec. 4.2): the decay is split at the
+       first step ``r`` of the query sub-chunk, ``(q_i e^(gc_i - gc_r)) . (k_j e^(gc_r - gc_j))``; for keys in
+       earlier sub-chunks both factors are <= 1. fla forms the diagonal 16 x 16 blocks elementwise
+       (``chunk_gla_fwd_A_kernel_intra_sub_intra``: 16 x 16 x K exponentials per sub-chunk); here they come
+       out of the same tf32 matmul whenever the factors stay in range, i.e. while the decay inside the sub-chunk
+       spans at most ``e^60`` in every channel of the key block (``|gc_i - gc_r| <= 60``), and only otherwise
+       (a runtime branch per sub-chunk and key block) elementwise in log space: exact for any decay.
+    3. ``_gla_fwd_o_kernel`` (one program per chunk, head, value block): ``o = scale (q e^gc) h_c + A v``.
+Backward (fla: states, dh, dv, dA, intra dq/dk, inter dq/dk/dg + dtype casts = 6 launches and float32
+[B, T, H, K] intermediates for dq / dk; 3 here)
+    4. ``_gla_bwd_states_kernel``: the forward state pass (float32 states, writes ``gc``) and the reverse pass
+       ``dh_{c-1} = e^(gc_last) dh_c + scale (q e^gc)^T do_c`` (from ``d h_T``; its last value is ``d h0``)
+       run as the two halves of one launch (they are independent), so the two latency-bound sequential loops
+       overlap.
+    5. ``_gla_bwd_dv_kernel``: ``dv = A^T do + (k e^(gc_last - gc)) dh_c``; ``A^T do`` in 3xTF32 (fla: fp32
+       without tf32, "important ... to maintain a good precision").
+    6. ``_gla_bwd_dqkg_kernel`` (one program per chunk, head, key block): ``dA = scale do v^T`` (causal) and
+       ``dA^T = scale v do^T`` in registers (fla stores dA in a separate launch), inter terms
+       ``dq = scale e^gc (do h_c^T)``, ``dk = e^(gc_last - gc) (v dh_c^T)``, intra terms with the sub-chunk
+       decay split (queries' factor split at the first step of their sub-chunk for dq, at the last step of the
+       key's sub-chunk for dk; same exact fallback), and
+       ``dg_t = sum_{s >= t in chunk} (q_s dq_s - k_s dk_s) + e^(gc_last) sum_v h_c dh_c + sum_s k_s dk^inter_s``
+       (fla ``chunk_gla_bwd_kernel_inter``). dq / dk / dg are written once, in their final dtype.
+
+Hopper / Triton 3.4-3.7 pitfalls avoided: fla issue 640 (wrong gated backward gradients on H20/H100 with Triton
+>= 3.4, < 3.7.1) was traced in fla PR 826 to ``b_dk += tl.dot(tl.trans(b_ds), b_q)`` where ``b_ds`` is itself the
+result of ``tl.dot`` calls (wgmma accumulator layout; its transpose gets a ``#linear`` layout that is then fed to
+another matmul). No kernel here transposes a dot result: ``dA^T`` is its own matmul (``v do^T``), ``A^T`` is a
+transposed *load*, and every other ``tl.trans`` is applied to loaded or elementwise-computed tiles. ``scale`` is a
+float argument (fla PR 1262: a specialised integer ``scale=1`` miscompiled the Hopper dh kernel). The dq/dk kernel
+is tuned over 8-warp configs only: with 4 warps it spills (checked offline with Triton 3.6's ptxas for sm_90a),
+and (BK = 32, 4 warps) is the configuration of triton issue 11366 (illegal shared-memory read on H20 in a kernel
+with the same dot pattern, Triton 3.7.1).
+
+Autotuning: a few configs per kernel (none spills registers for bf16, K = V = 128, sm_90a), 5 ms / 25 ms
+benchmark per config, results cached on disk like fla's (``cache_results``); ``SEQLAB_GLA_AUTOTUNE=0`` takes the
+first config of each list. Under ``TRITON_INTERPRET=1`` all dots are exact float32 ("ieee").
 """
 from __future__ import annotations
+
+import os
 
 import torch
 import triton
@@ -36,315 +64,452 @@ from seqlab.kernels.gla.chunk_layout import ChunkLayout
 
 CHUNK = 64
 SUB = 16
+SPAN = tl.constexpr(60.0)  # largest |log factor| inside a sub-chunk for the matmul form of the diagonal blocks
+
+
+# ----------------------------------------------------------------------------------------------- autotune ---
+
+def _tune(space, key):
+    """``triton.autotune`` over ``space`` = [(meta, num_warps, num_stages)]. Under ``TRITON_INTERPRET=1`` one
+    config with 16-wide blocks (so the tiny test shapes still cross block boundaries); with
+    ``SEQLAB_GLA_AUTOTUNE=0`` only the first (default) config."""
+    if interpret_mode():
+        space = [({name: 16 for name in space[0][0]}, 1, 1)]
+    elif os.environ.get("SEQLAB_GLA_AUTOTUNE", "1") == "0":
+        space = space[:1]
+    configs = [triton.Config(dict(meta), num_warps=w, num_stages=s) for meta, w, s in space]
+
+    def bench(fn, quantiles):  # shorter than Triton's default (25 ms warm-up, 100 ms) per config
+        from triton.testing import do_bench
+        return do_bench(fn, warmup=5, rep=25, quantiles=quantiles)
+
+    def prune(configs, named_args, **kwargs):  # drop blocks wider than the (padded) head dims
+        args = {**named_args, **kwargs}
+        lim = {b: max(16, triton.next_power_of_2(args[d])) for b, d in (("BK", "K"), ("BV", "V")) if d in args}
+        kept = [c for c in configs if all(c.kwargs.get(n, 0) <= m for n, m in lim.items())]
+        return kept or configs[-1:]
+
+    return triton.autotune(configs=configs, key=key, prune_configs_by={"early_config_prune": prune}, do_bench=bench,
+                           cache_results=True)
+
+
+# Spaces checked offline for sm_90a (Triton 3.6, bf16, K = V = 128): none of these spills registers.
+_STATE_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"BK": 64, "BV": 32}, 4, 2),
+                ({"BK": 32, "BV": 32}, 2, 2), ({"BK": 64, "BV": 64}, 8, 3)]
+_A_SPACE = [({"BK": 64}, 4, 2), ({"BK": 32}, 2, 2), ({"BK": 128}, 4, 2), ({"BK": 64}, 4, 3)]
+_O_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 64, "BV": 128}, 8, 2), ({"BK": 128, "BV": 64}, 4, 2),
+            ({"BK": 64, "BV": 64}, 4, 3), ({"BK": 32, "BV": 64}, 4, 3)]
+_DV_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"BK": 64, "BV": 128}, 8, 2),
+             ({"BK": 64, "BV": 64}, 4, 3)]
+# 8 warps only: with 4 warps this kernel spills, and (BK=32, 4 warps) is the shape of triton issue 11366
+_DQK_SPACE = [({"BK": 32, "BV": 64}, 8, 2), ({"BK": 32, "BV": 32}, 8, 2), ({"BK": 32, "BV": 64}, 8, 3)]
+
+
+# ------------------------------------------------------------------------------------------------ helpers ---
+
+@triton.jit
+def _seq_chunks(coff, NTS, i_n, HAS_COFF: tl.constexpr):
+    """First and one-past-last chunk of sequence ``i_n`` (int64)."""
+    if HAS_COFF:
+        c0 = tl.load(coff + i_n).to(tl.int64)
+        c1 = tl.load(coff + i_n + 1).to(tl.int64)
+    else:
+        c0 = i_n.to(tl.int64) * NTS
+        c1 = c0 + NTS
+    return c0, c1
 
 
 @triton.jit
-def _gla_fwd_h_kernel(k, v, gc, hs, h0, ht, coff, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-                      BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr,
-                      IEEE: tl.constexpr):
-    i_v, i_n, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    c0 = tl.load(coff + i_n).to(tl.int64)
-    c1 = tl.load(coff + i_n + 1).to(tl.int64)
-    o_k, o_v, o_t = tl.arange(0, BK), i_v * BV + tl.arange(0, BV), tl.arange(0, BT)
-    mask_k, mask_v = o_k < K, o_v < V
-    mask_kv = mask_k[:, None] & mask_v[None, :]
-    p_s = (o_k[:, None] * V + o_v[None, :])
+def _h_loop(k, v, g, gc, h, h0, ht, c0, c1, i_n, i_h, i_k, i_v, H: tl.constexpr, K: tl.constexpr,
+            V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr,
+            STORE_HT: tl.constexpr, PREC: tl.constexpr):
+    """Forward state recurrence over chunks ``c0 .. c1-1``: stores ``h_c`` (dtype of ``h``), ``gc`` (by the
+    ``i_v == 0`` programs) and, if asked, the final state."""
+    o_t = tl.arange(0, BT)
+    o_k = i_k * BK + tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_k, m_v = o_k < K, o_v < V
+    m_kv = m_k[:, None] & m_v[None, :]
+    p_s = o_k[:, None] * V + o_v[None, :]
     if HAS_H0:
-        b_h = tl.load(h0 + (tl.cast(i_n, tl.int64) * H + i_h) * K * V + p_s, mask=mask_kv, other=0.0)
+        b_h = tl.load(h0 + (i_n.to(tl.int64) * H + i_h) * K * V + p_s, mask=m_kv, other=0.0).to(tl.float32)
     else:
         b_h = tl.zeros([BK, BV], dtype=tl.float32)
     for c in range(c0, c1):
-        tl.store(hs + (c * H + i_h) * K * V + p_s, b_h, mask=mask_kv)
+        tl.store(h + (c * H + i_h) * K * V + p_s, b_h.to(h.dtype.element_ty), mask=m_kv)
         rows = c * BT + o_t
-        pk = (rows[:, None] * H + i_h) * K + o_k[None, :]
-        b_k = tl.load(k + pk, mask=mask_k[None, :], other=0.0).to(tl.float32)
-        b_g = tl.load(gc + pk, mask=mask_k[None, :], other=0.0)
-        b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask_v[None, :], other=0.0)
-        b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
-        b_kd = b_k * tl.exp(b_gl[None, :] - b_g)
-        if IEEE:
-            b_h = b_h * tl.exp(b_gl)[:, None] + tl.dot(tl.trans(b_kd), b_v.to(tl.float32), input_precision="ieee")
-        else:
-            b_h = b_h * tl.exp(b_gl)[:, None] + tl.dot(tl.trans(b_kd).to(b_v.dtype), b_v)
-    tl.store(ht + (tl.cast(i_n, tl.int64) * H + i_h) * K * V + p_s, b_h, mask=mask_kv)
+        p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
+        b_gc = tl.cumsum(tl.load(g + p_k, mask=m_k[None, :], other=0.0).to(tl.float32), axis=0)
+        tl.store(gc + p_k, b_gc, mask=m_k[None, :] & (i_v == 0))
+        b_gl = tl.sum(tl.where(o_t[:, None] == BT - 1, b_gc, 0.0), axis=0)  # exactly the last row of gc
+        b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0)
+        b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=m_v[None, :], other=0.0)
+        b_kd = (b_k * tl.exp(b_gl[None, :] - b_gc)).to(b_v.dtype)
+        b_h = b_h * tl.exp(b_gl)[:, None] + tl.dot(tl.trans(b_kd), b_v, input_precision=PREC)
+    if STORE_HT:
+        tl.store(ht + (i_n.to(tl.int64) * H + i_h) * K * V + p_s, b_h, mask=m_kv)
 
 
 @triton.jit
-def _gla_fwd_o_kernel(q, k, v, gc, hs, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-                      BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
-    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    c = tl.cast(i_c, tl.int64)
-    o_k, o_v, o_t, o_c = tl.arange(0, BK), i_v * BV + tl.arange(0, BV), tl.arange(0, BT), tl.arange(0, BC)
-    mask_k, mask_v = o_k < K, o_v < V
-    b_h = tl.load(hs + (c * H + i_h) * K * V + o_k[:, None] * V + o_v[None, :],
-                  mask=mask_k[:, None] & mask_v[None, :], other=0.0)
-    rows = c * BT + o_t
-    b_k = tl.load(k + (rows[:, None] * H + i_h) * K + o_k[None, :], mask=mask_k[None, :], other=0.0).to(tl.float32)
-    b_g = tl.load(gc + (rows[:, None] * H + i_h) * K + o_k[None, :], mask=mask_k[None, :], other=0.0)
-    b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask_v[None, :], other=0.0)
-    for s in tl.static_range(0, BT // BC):
-        rc = c * BT + s * BC + o_c
-        pk = (rc[:, None] * H + i_h) * K + o_k[None, :]
-        b_qc = tl.load(q + pk, mask=mask_k[None, :], other=0.0).to(tl.float32) * scale
-        b_gcc = tl.load(gc + pk, mask=mask_k[None, :], other=0.0)
-        b_ref = tl.load(gc + ((c * BT + s * BC) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
-        b_qr = b_qc * tl.exp(b_gcc - b_ref[None, :])
-        b_kr = b_k * tl.exp(tl.minimum(b_ref[None, :] - b_g, 80.0))
-        b_qi = b_qc * tl.exp(b_gcc)
-        if IEEE:
-            b_a = tl.dot(b_qr, tl.trans(b_kr), input_precision="ieee")  # [BC, BT]
-            b_a = tl.where((s * BC + o_c)[:, None] >= o_t[None, :], b_a, 0.0)
-            b_o = tl.dot(b_a, b_v.to(tl.float32), input_precision="ieee") + tl.dot(b_qi, b_h, input_precision="ieee")
-        else:
-            b_a = tl.dot(b_qr, tl.trans(b_kr))
-            b_a = tl.where((s * BC + o_c)[:, None] >= o_t[None, :], b_a, 0.0)
-            b_o = tl.dot(b_a.to(b_v.dtype), b_v) + tl.dot(b_qi, b_h)
-        tl.store(o + (rc[:, None] * H + i_h) * V + o_v[None, :], b_o.to(o.dtype.element_ty), mask=mask_v[None, :])
-
-
-@triton.jit
-def _gla_bwd_dh_kernel(q, gc, do, dhs, dht, dh0, coff, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-                       BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
-    i_v, i_n, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    c0 = tl.load(coff + i_n).to(tl.int64)
-    c1 = tl.load(coff + i_n + 1).to(tl.int64)
-    o_k, o_v, o_t = tl.arange(0, BK), i_v * BV + tl.arange(0, BV), tl.arange(0, BT)
-    mask_k, mask_v = o_k < K, o_v < V
-    mask_kv = mask_k[:, None] & mask_v[None, :]
-    p_s = (o_k[:, None] * V + o_v[None, :])
-    b_dh = tl.load(dht + (tl.cast(i_n, tl.int64) * H + i_h) * K * V + p_s, mask=mask_kv, other=0.0)
+def _dh_loop(q, g, do, dh, dht, dh0, c0, c1, i_n, i_h, i_k, i_v, scale, H: tl.constexpr, K: tl.constexpr,
+             V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, HAS_DHT: tl.constexpr,
+             STORE_DH0: tl.constexpr, PREC: tl.constexpr):
+    """Reverse state-gradient recurrence: stores ``dh_c`` (gradient of the state leaving chunk c, float32)
+    and ``d h0``."""
+    o_t = tl.arange(0, BT)
+    o_k = i_k * BK + tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_k, m_v = o_k < K, o_v < V
+    m_kv = m_k[:, None] & m_v[None, :]
+    p_s = o_k[:, None] * V + o_v[None, :]
+    if HAS_DHT:
+        b_dh = tl.load(dht + (i_n.to(tl.int64) * H + i_h) * K * V + p_s, mask=m_kv, other=0.0).to(tl.float32)
+    else:
+        b_dh = tl.zeros([BK, BV], dtype=tl.float32)
     for i in range(c1 - c0):
         c = c1 - 1 - i
-        tl.store(dhs + (c * H + i_h) * K * V + p_s, b_dh, mask=mask_kv)
+        tl.store(dh + (c * H + i_h) * K * V + p_s, b_dh, mask=m_kv)
         rows = c * BT + o_t
-        pk = (rows[:, None] * H + i_h) * K + o_k[None, :]
-        b_q = tl.load(q + pk, mask=mask_k[None, :], other=0.0).to(tl.float32)
-        b_g = tl.load(gc + pk, mask=mask_k[None, :], other=0.0)
-        b_do = tl.load(do + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask_v[None, :], other=0.0)
-        b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
-        b_qd = b_q * tl.exp(b_g) * scale
-        if IEEE:
-            b_dh = b_dh * tl.exp(b_gl)[:, None] + tl.dot(tl.trans(b_qd), b_do.to(tl.float32), input_precision="ieee")
-        else:
-            b_dh = b_dh * tl.exp(b_gl)[:, None] + tl.dot(tl.trans(b_qd).to(b_do.dtype), b_do)
-    tl.store(dh0 + (tl.cast(i_n, tl.int64) * H + i_h) * K * V + p_s, b_dh, mask=mask_kv)
+        p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
+        b_gc = tl.cumsum(tl.load(g + p_k, mask=m_k[None, :], other=0.0).to(tl.float32), axis=0)
+        b_gl = tl.sum(tl.where(o_t[:, None] == BT - 1, b_gc, 0.0), axis=0)
+        b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0)
+        b_do = tl.load(do + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=m_v[None, :], other=0.0)
+        b_qd = (b_q * tl.exp(b_gc) * scale).to(b_do.dtype)
+        b_dh = b_dh * tl.exp(b_gl)[:, None] + tl.dot(tl.trans(b_qd), b_do, input_precision=PREC)
+    if STORE_DH0:
+        tl.store(dh0 + (i_n.to(tl.int64) * H + i_h) * K * V + p_s, b_dh, mask=m_kv)
 
 
 @triton.jit
-def _gla_bwd_da_kernel(q, k, v, gc, do, A, dA, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-                       BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
-    """Per chunk: the intra-chunk scores ``A`` (as in the forward, scale included) and
-    ``dA = scale * (do v^T)`` (causal), both stored ``[NT, H, C, C]`` float32."""
-    i_c, i_h = tl.program_id(0), tl.program_id(1)
-    c = tl.cast(i_c, tl.int64)
-    o_k, o_t, o_c = tl.arange(0, BK), tl.arange(0, BT), tl.arange(0, BC)
-    mask_k = o_k < K
-    rows = c * BT + o_t
-    pk = (rows[:, None] * H + i_h) * K + o_k[None, :]
-    b_k = tl.load(k + pk, mask=mask_k[None, :], other=0.0).to(tl.float32)
-    b_g = tl.load(gc + pk, mask=mask_k[None, :], other=0.0)
-    p_a = (c * H + i_h) * BT * BT
-    for s in tl.static_range(0, BT // BC):
-        rc = c * BT + s * BC + o_c
-        pkc = (rc[:, None] * H + i_h) * K + o_k[None, :]
-        b_qc = tl.load(q + pkc, mask=mask_k[None, :], other=0.0).to(tl.float32) * scale
-        b_gcc = tl.load(gc + pkc, mask=mask_k[None, :], other=0.0)
-        b_ref = tl.load(gc + ((c * BT + s * BC) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
-        b_qr = b_qc * tl.exp(b_gcc - b_ref[None, :])
-        b_kr = b_k * tl.exp(tl.minimum(b_ref[None, :] - b_g, 80.0))
-        if IEEE:
-            b_a = tl.dot(b_qr, tl.trans(b_kr), input_precision="ieee")
-        else:
-            b_a = tl.dot(b_qr, tl.trans(b_kr))
-        b_a = tl.where((s * BC + o_c)[:, None] >= o_t[None, :], b_a, 0.0)
-        tl.store(A + p_a + (s * BC + o_c)[:, None] * BT + o_t[None, :], b_a)
-    b_da = tl.zeros([BT, BT], dtype=tl.float32)
-    for i_v in range(tl.cdiv(V, BV)):
-        o_v = i_v * BV + tl.arange(0, BV)
-        pv = (rows[:, None] * H + i_h) * V + o_v[None, :]
-        b_do = tl.load(do + pv, mask=(o_v < V)[None, :], other=0.0)
-        b_v = tl.load(v + pv, mask=(o_v < V)[None, :], other=0.0)
-        if IEEE:
-            b_da += tl.dot(b_do.to(tl.float32), tl.trans(b_v.to(tl.float32)), input_precision="ieee")
-        else:
-            b_da += tl.dot(b_do, tl.trans(b_v))
-    b_da = tl.where(o_t[:, None] >= o_t[None, :], b_da * scale, 0.0)
-    tl.store(dA + p_a + o_t[:, None] * BT + o_t[None, :], b_da)
+def _a_diag_exact(k, gc, b_qs, b_gq, row0, i_h, o_i, o_t, o_k, m_k, s, H: tl.constexpr, K: tl.constexpr,
+                  BT: tl.constexpr, BC: tl.constexpr):
+    """Diagonal sub-block of the scores elementwise in log space (the fallback for decays spanning more than
+    ``e^60`` inside a sub-chunk): ``[BC, BT]`` with ``sum_d q_id k_jd exp(gc_id - gc_jd)`` at column j of the
+    sub-chunk (j <= i), zero elsewhere. ``b_qs`` is the scaled query block, ``row0`` the sub-chunk's first row."""
+    b_d = tl.zeros([BC, BT], dtype=tl.float32)
+    for j in range(BC):
+        p = ((row0 + j) * H + i_h) * K + o_k
+        b_kj = tl.load(k + p, mask=m_k, other=0.0).to(tl.float32)
+        b_gj = tl.load(gc + p, mask=m_k, other=0.0)
+        b_e = tl.exp(tl.where(o_i[:, None] >= j, b_gq - b_gj[None, :], 0.0))  # no overflow in unused rows
+        b_val = tl.sum(b_qs * b_kj[None, :] * b_e, axis=1)
+        b_d += tl.where((o_t[None, :] == s * BC + j) & (o_i[:, None] >= j), b_val[:, None], 0.0)
+    return b_d
 
 
 @triton.jit
-def _gla_bwd_dv_kernel(k, gc, do, A, dhs, dv, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-                       BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
-    """``dv = A^T do + (k exp(gc_C - gc)) dH_c`` per chunk and value block."""
-    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    c = tl.cast(i_c, tl.int64)
-    o_k, o_v, o_t = tl.arange(0, BK), i_v * BV + tl.arange(0, BV), tl.arange(0, BT)
-    mask_k, mask_v = o_k < K, o_v < V
-    rows = c * BT + o_t
-    pk = (rows[:, None] * H + i_h) * K + o_k[None, :]
-    pv = (rows[:, None] * H + i_h) * V + o_v[None, :]
-    b_a = tl.load(A + (c * H + i_h) * BT * BT + o_t[:, None] * BT + o_t[None, :])
-    b_k = tl.load(k + pk, mask=mask_k[None, :], other=0.0).to(tl.float32)
-    b_g = tl.load(gc + pk, mask=mask_k[None, :], other=0.0)
-    b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
-    b_do = tl.load(do + pv, mask=mask_v[None, :], other=0.0).to(tl.float32)
-    b_dh = tl.load(dhs + (c * H + i_h) * K * V + o_k[:, None] * V + o_v[None, :],
-                   mask=mask_k[:, None] & mask_v[None, :], other=0.0)
-    b_kd = b_k * tl.exp(b_gl[None, :] - b_g)
-    if IEEE:
-        b_dv = tl.dot(tl.trans(b_a), b_do, input_precision="ieee") + tl.dot(b_kd, b_dh, input_precision="ieee")
+def _diag_grad_exact(b_m, y, gc, b_g, rows0, i_h, o_t, o_k, m_k, H: tl.constexpr, K: tl.constexpr,
+                     BC: tl.constexpr, LATER: tl.constexpr):
+    """Diagonal sub-block part of an intra-chunk gradient, elementwise in log space (fallback path).
+
+    ``LATER=False`` (dq): ``out_r = sum_{p in sub(r), p <= r} M[r, p] y_p exp(gc_r - gc_p)``;
+    ``LATER=True`` (dk):  ``out_r = sum_{p in sub(r), p >= r} M[r, p] y_p exp(gc_p - gc_r)``.
+    ``b_m`` is the ``[BT, BT]`` (causally masked) score gradient, ``b_g`` the rows' ``gc`` block."""
+    b_out = tl.zeros(b_g.shape, dtype=tl.float32)
+    start = (o_t // BC) * BC
+    for d in range(BC):
+        p = start + d
+        b_mp = tl.sum(tl.where(o_t[None, :] == p[:, None], b_m, 0.0), axis=1)  # M[r, p(r)]
+        pp = ((rows0 + p)[:, None] * H + i_h) * K + o_k[None, :]
+        b_y = tl.load(y + pp, mask=m_k[None, :], other=0.0).to(tl.float32)
+        b_gp = tl.load(gc + pp, mask=m_k[None, :], other=0.0)
+        if LATER:
+            ok = p >= o_t
+            b_e = tl.exp(tl.where(ok[:, None], b_gp - b_g, 0.0))
+        else:
+            ok = p <= o_t
+            b_e = tl.exp(tl.where(ok[:, None], b_g - b_gp, 0.0))
+        b_out += tl.where(ok[:, None], b_mp[:, None] * b_y * b_e, 0.0)
+    return b_out
+
+
+# ------------------------------------------------------------------------------------------------ kernels ---
+
+@_tune(_STATE_SPACE, key=["K", "V"])
+@triton.jit(do_not_specialize=["NTS"])
+def _gla_fwd_h_kernel(k, v, g, gc, h, h0, ht, coff, NTS, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+                      BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr,
+                      HAS_COFF: tl.constexpr, PREC: tl.constexpr):
+    i_kv, i_n, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    NV: tl.constexpr = (V + BV - 1) // BV
+    c0, c1 = _seq_chunks(coff, NTS, i_n, HAS_COFF)
+    _h_loop(k, v, g, gc, h, h0, ht, c0, c1, i_n, i_h, i_kv // NV, i_kv % NV, H, K, V, BT, BK, BV, HAS_H0,
+            True, PREC)
+
+
+@_tune(_STATE_SPACE, key=["K", "V"])
+@triton.jit(do_not_specialize=["NTS"])
+def _gla_bwd_states_kernel(q, k, v, g, do, gc, h, dh, h0, dht, dh0, coff, NTS, scale, H: tl.constexpr,
+                           K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                           HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, HAS_COFF: tl.constexpr,
+                           PREC: tl.constexpr):
+    """Programs with ``program_id(2) < H`` recompute the states (float32) and write ``gc``; the others run the
+    reverse state-gradient pass."""
+    i_kv, i_n, i_hh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    NV: tl.constexpr = (V + BV - 1) // BV
+    c0, c1 = _seq_chunks(coff, NTS, i_n, HAS_COFF)
+    if i_hh < H:
+        _h_loop(k, v, g, gc, h, h0, None, c0, c1, i_n, i_hh, i_kv // NV, i_kv % NV, H, K, V, BT, BK, BV, HAS_H0,
+                False, PREC)
     else:
-        b_dv = tl.dot(tl.trans(b_a), b_do) + tl.dot(b_kd, b_dh)
-    tl.store(dv + pv, b_dv, mask=mask_v[None, :])
+        _dh_loop(q, g, do, dh, dht, dh0, c0, c1, i_n, i_hh - H, i_kv // NV, i_kv % NV, scale, H, K, V, BT, BK, BV,
+                 HAS_DHT, HAS_H0, PREC)
 
 
+@_tune(_A_SPACE, key=["K"])
 @triton.jit
-def _gla_bwd_dqk_kernel(q, k, v, gc, do, dA, hs, dhs, dq, dk, scale, H: tl.constexpr, K: tl.constexpr,
-                        V: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-                        IEEE: tl.constexpr):
-    """Per chunk (all K channels): ``dq = scale exp(gc) (do h_c^T) + sum_j dA_ij k_j exp(gc_i - gc_j)`` and
-    ``dk = exp(gc_C - gc) (v dH_c^T) + sum_i dA_ij q_i exp(gc_i - gc_j)``, the intra terms per query
-    sub-chunk with the decay split at its first step (as in the forward)."""
-    i_c, i_h = tl.program_id(0), tl.program_id(1)
-    c = tl.cast(i_c, tl.int64)
-    o_k, o_t, o_c = tl.arange(0, BK), tl.arange(0, BT), tl.arange(0, BC)
-    mask_k = o_k < K
+def _gla_fwd_a_kernel(q, k, gc, A, scale, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
+                      BK: tl.constexpr, PREC: tl.constexpr):
+    """Rows ``s*BC .. s*BC+BC-1`` of the scores of one chunk and head; A stored ``[NT, BT, H, BT]`` float32
+    (upper triangle zero)."""
+    i_cs, i_h = tl.program_id(0), tl.program_id(1)
+    NC: tl.constexpr = BT // BC
+    c = (i_cs // NC).to(tl.int64)
+    s = i_cs % NC
+    o_i, o_t = tl.arange(0, BC), tl.arange(0, BT)
+    row0 = c * BT + s * BC
+    rows_q = row0 + o_i
+    rows_k = c * BT + o_t
+    b_a = tl.zeros([BC, BT], dtype=tl.float32)
+    for i_k in range(tl.cdiv(K, BK)):
+        o_k = i_k * BK + tl.arange(0, BK)
+        m_k = o_k < K
+        p_q = (rows_q[:, None] * H + i_h) * K + o_k[None, :]
+        p_k = (rows_k[:, None] * H + i_h) * K + o_k[None, :]
+        b_q = tl.load(q + p_q, mask=m_k[None, :], other=0.0).to(tl.float32) * scale
+        b_gq = tl.load(gc + p_q, mask=m_k[None, :], other=0.0)
+        b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
+        b_gk = tl.load(gc + p_k, mask=m_k[None, :], other=0.0)
+        b_r = tl.load(gc + (row0 * H + i_h) * K + o_k, mask=m_k, other=0.0)
+        span = tl.max(tl.abs(b_gq - b_r[None, :]))
+        b_qa = b_q * tl.exp(b_gq - b_r[None, :])
+        b_kb = b_k * tl.exp(tl.minimum(b_r[None, :] - b_gk, SPAN))
+        b_p = tl.dot(b_qa, tl.trans(b_kb), input_precision=PREC)
+        # columns kept: earlier sub-chunks, plus the diagonal block (j <= i) when it is in range
+        lim = s * BC + (span <= SPAN).to(tl.int32) * (o_i + 1)
+        b_a += tl.where(o_t[None, :] < lim[:, None], b_p, 0.0)
+        if span > SPAN:
+            b_a += _a_diag_exact(k, gc, b_q, b_gq, row0, i_h, o_i, o_t, o_k, m_k, s, H, K, BT, BC)
+    tl.store(A + (rows_q[:, None] * H + i_h) * BT + o_t[None, :], b_a)
+
+
+@_tune(_O_SPACE, key=["K", "V"])
+@triton.jit
+def _gla_fwd_o_kernel(q, v, gc, h, A, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+                      BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr):
+    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    c = i_c.to(tl.int64)
+    o_t = tl.arange(0, BT)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_v = o_v < V
     rows = c * BT + o_t
-    pk = (rows[:, None] * H + i_h) * K + o_k[None, :]
-    b_k = tl.load(k + pk, mask=mask_k[None, :], other=0.0).to(tl.float32)
-    b_g = tl.load(gc + pk, mask=mask_k[None, :], other=0.0)
-    b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
+    b_o = tl.zeros([BT, BV], dtype=tl.float32)
+    for i_k in range(tl.cdiv(K, BK)):
+        o_k = i_k * BK + tl.arange(0, BK)
+        m_k = o_k < K
+        p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
+        b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0)
+        b_qg = (b_q * tl.exp(tl.load(gc + p_k, mask=m_k[None, :], other=0.0))).to(b_q.dtype)
+        b_h = tl.load(h + ((c * H + i_h) * K + o_k[:, None]) * V + o_v[None, :], mask=m_k[:, None] & m_v[None, :],
+                      other=0.0)
+        b_o += tl.dot(b_qg, b_h.to(b_q.dtype), input_precision=PREC)
+    b_a = tl.load(A + (rows[:, None] * H + i_h) * BT + o_t[None, :])
+    p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
+    b_v = tl.load(v + p_v, mask=m_v[None, :], other=0.0)
+    b_o = b_o * scale + tl.dot(b_a.to(b_v.dtype), b_v, input_precision=PREC)
+    tl.store(o + p_v, b_o.to(o.dtype.element_ty), mask=m_v[None, :])
+
+
+@_tune(_DV_SPACE, key=["K", "V"])
+@triton.jit
+def _gla_bwd_dv_kernel(k, gc, A, do, dh, dv, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
+                       BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr, PREC_A: tl.constexpr):
+    """``dv = A^T do + (k e^(gc_last - gc)) dh_c`` per chunk, head and value block."""
+    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    c = i_c.to(tl.int64)
+    o_t = tl.arange(0, BT)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_v = o_v < V
+    rows = c * BT + o_t
+    p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
+    b_a = tl.load(A + (rows[:, None] * H + i_h) * BT + o_t[None, :])
+    b_do = tl.load(do + p_v, mask=m_v[None, :], other=0.0)
+    b_dv = tl.dot(tl.trans(b_a), b_do.to(tl.float32), input_precision=PREC_A)  # transposed load, not a dot result
+    for i_k in range(tl.cdiv(K, BK)):
+        o_k = i_k * BK + tl.arange(0, BK)
+        m_k = o_k < K
+        p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
+        b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0)
+        b_g = tl.load(gc + p_k, mask=m_k[None, :], other=0.0)
+        b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=m_k, other=0.0)
+        b_kd = (b_k * tl.exp(b_gl[None, :] - b_g)).to(b_k.dtype)
+        b_dh = tl.load(dh + ((c * H + i_h) * K + o_k[:, None]) * V + o_v[None, :], mask=m_k[:, None] & m_v[None, :],
+                       other=0.0)
+        b_dv += tl.dot(b_kd, b_dh.to(b_k.dtype), input_precision=PREC)
+    tl.store(dv + p_v, b_dv.to(dv.dtype.element_ty), mask=m_v[None, :])
+
+
+@_tune(_DQK_SPACE, key=["K", "V"])
+@triton.jit
+def _gla_bwd_dqkg_kernel(q, k, v, gc, h, do, dh, dq, dk, dg, scale, H: tl.constexpr, K: tl.constexpr,
+                         V: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                         PREC: tl.constexpr):
+    """dq, dk and dg of one chunk, head and key block (all terms; see the module docstring)."""
+    i_k, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    NC: tl.constexpr = BT // BC
+    c = i_c.to(tl.int64)
+    o_t = tl.arange(0, BT)
+    o_k = i_k * BK + tl.arange(0, BK)
+    m_k = o_k < K
+    rows = c * BT + o_t
+    p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
     p_s = (c * H + i_h) * K * V
+    # one pass over the value blocks: inter-chunk terms, dA and dA^T (a separate matmul: never the transpose of
+    # a dot result, fla issue 640)
+    b_dq = tl.zeros([BT, BK], dtype=tl.float32)
     b_dk = tl.zeros([BT, BK], dtype=tl.float32)
+    b_da = tl.zeros([BT, BT], dtype=tl.float32)
+    b_dat = tl.zeros([BT, BT], dtype=tl.float32)
+    b_dgk = tl.zeros([BK], dtype=tl.float32)
     for i_v in range(tl.cdiv(V, BV)):
         o_v = i_v * BV + tl.arange(0, BV)
-        mask_v = o_v < V
-        b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask_v[None, :], other=0.0)
-        b_dh = tl.load(dhs + p_s + o_k[:, None] * V + o_v[None, :], mask=mask_k[:, None] & mask_v[None, :],
-                       other=0.0)
-        if IEEE:
-            b_dk += tl.dot(b_v.to(tl.float32), tl.trans(b_dh), input_precision="ieee")
-        else:
-            b_dk += tl.dot(b_v.to(tl.float32), tl.trans(b_dh))
+        m_v = o_v < V
+        p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
+        b_v = tl.load(v + p_v, mask=m_v[None, :], other=0.0)
+        b_do = tl.load(do + p_v, mask=m_v[None, :], other=0.0)
+        p_h = p_s + o_k[:, None] * V + o_v[None, :]
+        b_h = tl.load(h + p_h, mask=m_k[:, None] & m_v[None, :], other=0.0)
+        b_dh = tl.load(dh + p_h, mask=m_k[:, None] & m_v[None, :], other=0.0)
+        b_dgk += tl.sum(b_h * b_dh, axis=1)
+        b_dq += tl.dot(b_do, tl.trans(b_h).to(b_do.dtype), input_precision=PREC)
+        b_dk += tl.dot(b_v, tl.trans(b_dh).to(b_v.dtype), input_precision=PREC)
+        b_da += tl.dot(b_do, tl.trans(b_v), input_precision=PREC)
+        b_dat += tl.dot(b_v, tl.trans(b_do), input_precision=PREC)
+    b_da = tl.where(o_t[:, None] >= o_t[None, :], b_da * scale, 0.0)  # dA[i, j], j <= i
+    b_dat = tl.where(o_t[:, None] <= o_t[None, :], b_dat * scale, 0.0)  # dA[j, i] at (i, j), i <= j
+    b_g = tl.load(gc + p_k, mask=m_k[None, :], other=0.0)
+    b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=m_k, other=0.0)
+    b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
+    b_dq = b_dq * (scale * tl.exp(b_g))
     b_dk = b_dk * tl.exp(b_gl[None, :] - b_g)
-    for s in tl.static_range(0, BT // BC):
-        rc = c * BT + s * BC + o_c
-        pkc = (rc[:, None] * H + i_h) * K + o_k[None, :]
-        b_qc = tl.load(q + pkc, mask=mask_k[None, :], other=0.0).to(tl.float32)
-        b_gcc = tl.load(gc + pkc, mask=mask_k[None, :], other=0.0)
-        b_ref = tl.load(gc + ((c * BT + s * BC) * H + i_h) * K + o_k, mask=mask_k, other=0.0)
-        b_dq = tl.zeros([BC, BK], dtype=tl.float32)
-        for i_v in range(tl.cdiv(V, BV)):
-            o_v = i_v * BV + tl.arange(0, BV)
-            mask_v = o_v < V
-            b_do = tl.load(do + (rc[:, None] * H + i_h) * V + o_v[None, :], mask=mask_v[None, :], other=0.0)
-            b_h = tl.load(hs + p_s + o_k[:, None] * V + o_v[None, :], mask=mask_k[:, None] & mask_v[None, :],
-                          other=0.0)
-            if IEEE:
-                b_dq += tl.dot(b_do.to(tl.float32), tl.trans(b_h), input_precision="ieee")
-            else:
-                b_dq += tl.dot(b_do.to(tl.float32), tl.trans(b_h))
-        b_dq = b_dq * (scale * tl.exp(b_gcc))
-        b_das = tl.load(dA + (c * H + i_h) * BT * BT + (s * BC + o_c)[:, None] * BT + o_t[None, :])  # [BC, BT]
-        b_er = tl.exp(tl.minimum(b_ref[None, :] - b_g, 80.0))  # [BT, BK]
-        b_eq = tl.exp(b_gcc - b_ref[None, :])  # [BC, BK]
-        if IEEE:
-            b_dq += tl.dot(b_das, b_k * b_er, input_precision="ieee") * b_eq
-            b_dk += tl.dot(tl.trans(b_das), b_qc * b_eq, input_precision="ieee") * b_er
+    b_dgk = b_dgk * tl.exp(b_gl) + tl.sum(b_dk * b_k, axis=0)
+    # intra-chunk terms: the decay split at the first row of each query's sub-chunk (dq) and at the last row of
+    # each key's sub-chunk (dk); the diagonal blocks inside the matmuls while |log factor| <= SPAN
+    sub = o_t // BC
+    p_first = ((c * BT + sub * BC)[:, None] * H + i_h) * K + o_k[None, :]
+    b_gs = tl.load(gc + p_first, mask=m_k[None, :], other=0.0)
+    b_ge = tl.load(gc + p_first + (BC - 1) * H * K, mask=m_k[None, :], other=0.0)
+    span = tl.maximum(tl.max(tl.abs(b_g - b_gs)), tl.max(tl.abs(b_ge - b_g)))
+    safe = (span <= SPAN).to(tl.int32)
+    b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
+    b_xq = tl.zeros([BT, BK], dtype=tl.float32)
+    b_xk = tl.zeros([BT, BK], dtype=tl.float32)
+    for s in tl.static_range(NC):
+        p_r = ((c * BT + s * BC) * H + i_h) * K + o_k
+        b_rs = tl.load(gc + p_r, mask=m_k, other=0.0)
+        b_re = tl.load(gc + p_r + (BC - 1) * H * K, mask=m_k, other=0.0)
+        b_kb = b_k * tl.exp(tl.minimum(b_rs[None, :] - b_g, SPAN))
+        m_q = (sub[:, None] == s) & (o_t[None, :] < (s + safe) * BC)
+        b_xq += tl.dot(tl.where(m_q, b_da, 0.0), b_kb, input_precision=PREC)
+        b_qb = b_q * tl.exp(tl.minimum(b_g - b_re[None, :], SPAN))
+        m_kk = (sub[:, None] == s) & (o_t[None, :] >= (s + 1 - safe) * BC)
+        b_xk += tl.dot(tl.where(m_kk, b_dat, 0.0), b_qb, input_precision=PREC)
+    b_dq += b_xq * tl.exp(b_g - b_gs)
+    b_dk += b_xk * tl.exp(b_ge - b_g)
+    if span > SPAN:
+        b_dq += _diag_grad_exact(b_da, k, gc, b_g, c * BT, i_h, o_t, o_k, m_k, H, K, BC, False)
+        b_dk += _diag_grad_exact(b_dat, q, gc, b_g, c * BT, i_h, o_t, o_k, m_k, H, K, BC, True)
+    b_dg = tl.cumsum(b_q * b_dq - b_k * b_dk, axis=0, reverse=True) + b_dgk[None, :]
+    tl.store(dq + p_k, b_dq.to(dq.dtype.element_ty), mask=m_k[None, :])
+    tl.store(dk + p_k, b_dk.to(dk.dtype.element_ty), mask=m_k[None, :])
+    tl.store(dg + p_k, b_dg.to(dg.dtype.element_ty), mask=m_k[None, :])
+
+
+# --------------------------------------------------------------------------------------------------- host ---
+
+class _Chunks:
+    """Dense ``T % 64 == 0`` batches: a free view and no index tensors (no host-to-device copies);
+    otherwise :class:`ChunkLayout` (padded chunks per sequence)."""
+
+    def __init__(self, B: int, T: int, cu_seqlens: torch.Tensor | None, device: torch.device):
+        self.B, self.T = B, T
+        if cu_seqlens is None and T % CHUNK == 0:
+            self.lay, self.N, self.NTS, self.NT, self.coff = None, B, T // CHUNK, B * (T // CHUNK), None
         else:
-            b_dq += tl.dot(b_das, b_k * b_er) * b_eq
-            b_dk += tl.dot(tl.trans(b_das), b_qc * b_eq) * b_er
-        tl.store(dq + pkc, b_dq, mask=mask_k[None, :])
-    tl.store(dk + pk, b_dk, mask=mask_k[None, :])
+            self.lay = ChunkLayout(B, T, cu_seqlens, device, CHUNK)
+            self.N, self.NTS, self.NT, self.coff = self.lay.N, 0, self.lay.NT, self.lay.chunk_offsets
+
+    def to(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lay is None:
+            return x.view(self.NT, CHUNK, *x.shape[2:])
+        return self.lay.to_chunks(x)
+
+    def back(self, y: torch.Tensor) -> torch.Tensor:
+        if self.lay is None:
+            return y.view(self.B, self.T, *y.shape[2:])
+        return self.lay.from_chunks(y).contiguous()
 
 
-def _blocks(K: int, V: int) -> tuple[int, int, int]:
-    BK = max(16, triton.next_power_of_2(K))
-    BV = min(32 if BK >= 128 else 64, max(16, triton.next_power_of_2(V)))
-    return BK, BV, (8 if BK >= 128 else 4)
+def _precisions(x: torch.Tensor) -> tuple[str, str]:
+    """Matmul precision for float32 operands: exact for float32 inputs (and the interpreter), else tf32
+    (3xTF32 for ``A^T do``)."""
+    if x.dtype == torch.float32 or interpret_mode():
+        return "ieee", "ieee"
+    return "tf32", "tf32x3"
 
 
-def _ieee(x: torch.Tensor) -> bool:
-    return x.dtype == torch.float32 or interpret_mode()
-
-
-def _fwd_states(kc, vc, gcc, h0, lay: ChunkLayout, H: int, K: int, V: int):
-    """States entering every chunk ``[NT, H, K, V]`` and the final states ``[N, H, K, V]`` (float32)."""
-    BK, BV, nw = _blocks(K, V)
-    hs = torch.empty(lay.NT, H, K, V, device=kc.device, dtype=torch.float32)
-    ht = torch.empty(lay.N, H, K, V, device=kc.device, dtype=torch.float32)
-    _gla_fwd_h_kernel[(triton.cdiv(V, BV), lay.N, H)](
-        kc, vc, gcc, hs, h0, ht, lay.chunk_offsets, H=H, K=K, V=V, BT=CHUNK, BK=BK, BV=BV,
-        HAS_H0=h0 is not None, IEEE=_ieee(kc), num_warps=nw, num_stages=1)
-    return hs, ht
+def _grid_kv(meta, K, V, N, H2):
+    return (triton.cdiv(K, meta["BK"]) * triton.cdiv(V, meta["BV"]), N, H2)
 
 
 def gla_fwd(q, k, v, g, h0, cu_seqlens, scale, mode):
-    """Forward launch (``mode`` "chunk" and "fused_recurrent" share it); returns (o, final state)."""
+    """Forward launch (``mode`` "chunk" and "fused_recurrent" share it).
+
+    Returns ``(o [B, T, H, V], final state [N, H, K, V] float32, A [B, T, H, 64] float32)``; A (the
+    intra-chunk scores) is saved for the backward."""
     B, T, H, K = q.shape
     V = v.shape[-1]
-    lay = ChunkLayout(B, T, cu_seqlens, q.device, CHUNK)
-    qc, kc, vc = lay.to_chunks(q), lay.to_chunks(k), lay.to_chunks(v)
-    gcc = lay.to_chunks(g, torch.float32).cumsum(1).contiguous()  # [NT, C, H, K]
-    hs, ht = _fwd_states(kc, vc, gcc, h0, lay, H, K, V)
-    oc = torch.empty_like(vc)
-    BK, BV, nw = _blocks(K, V)
-    if lay.NT:
-        _gla_fwd_o_kernel[(triton.cdiv(V, BV), lay.NT, H)](
-            qc, kc, vc, gcc, hs, oc, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB, BK=BK, BV=BV, IEEE=_ieee(q),
-            num_warps=nw, num_stages=1)
-    return lay.from_chunks(oc).contiguous(), ht
-
-
-def _reverse_cumsum(x: torch.Tensor, cu_seqlens: torch.Tensor | None) -> torch.Tensor:
-    """``y_t = sum_{s >= t} x_s`` inside every sequence of ``[B, T, ...]``."""
-    if cu_seqlens is None:
-        return x.flip(1).cumsum(1).flip(1)
-    out = torch.zeros_like(x)
-    offs = cu_seqlens.tolist()
-    for a, b in zip(offs[:-1], offs[1:]):
-        out[:, a:b] = x[:, a:b].flip(1).cumsum(1).flip(1)
-    return out
-
-
-def gla_bwd(q, k, v, g, h0, cu_seqlens, scale, do, dht):
-    """Backward: state passes, then per-chunk dA / dv / dq-dk kernels; dg from
-    ``dL/dGamma_t = q_t dq_t - k_t dk_t (+ S_T dS_T at the last step)`` reverse-summed over each sequence."""
-    B, T, H, K = q.shape
-    V = v.shape[-1]
-    lay = ChunkLayout(B, T, cu_seqlens, q.device, CHUNK)
+    ch = _Chunks(B, T, cu_seqlens, q.device)
+    qc, kc, vc, gcr = ch.to(q), ch.to(k), ch.to(v), ch.to(g)
+    prec, _ = _precisions(q)
     f32 = torch.float32
-    qc, kc, vc, doc = (lay.to_chunks(x) for x in (q, k, v, do))
-    gcc = lay.to_chunks(g, f32).cumsum(1).contiguous()
-    ieee = _ieee(q)
-    hs, ht = _fwd_states(kc, vc, gcc, h0, lay, H, K, V)
-    BK, BV, nw = _blocks(K, V)
+    gc = torch.empty(ch.NT, CHUNK, H, K, device=q.device, dtype=f32)
+    hs = torch.empty(ch.NT, H, K, V, device=q.device, dtype=q.dtype)
+    ht = torch.empty(ch.N, H, K, V, device=q.device, dtype=f32)
+    _gla_fwd_h_kernel[lambda m: _grid_kv(m, K, V, ch.N, H)](
+        kc, vc, gcr, gc, hs, h0, ht, ch.coff, ch.NTS, H=H, K=K, V=V, BT=CHUNK, HAS_H0=h0 is not None,
+        HAS_COFF=ch.coff is not None, PREC=prec)
+    A = torch.empty(ch.NT, CHUNK, H, CHUNK, device=q.device, dtype=f32)
+    oc = torch.empty_like(vc)
+    if ch.NT:
+        _gla_fwd_a_kernel[(ch.NT * (CHUNK // SUB), H)](qc, kc, gc, A, scale, H=H, K=K, BT=CHUNK, BC=SUB, PREC=prec)
+        _gla_fwd_o_kernel[lambda m: (triton.cdiv(V, m["BV"]), ch.NT, H)](
+            qc, vc, gc, hs, A, oc, scale, H=H, K=K, V=V, BT=CHUNK, PREC=prec)
+    return ch.back(oc), ht, ch.back(A)
+
+
+def gla_bwd(q, k, v, g, h0, A, cu_seqlens, scale, do, dht):
+    """Backward: (dq, dk, dv, dg, d h0 or None) in the dtypes of q, k, v, g and float32."""
+    B, T, H, K = q.shape
+    V = v.shape[-1]
+    ch = _Chunks(B, T, cu_seqlens, q.device)
+    qc, kc, vc, gcr, doc, Ac = (ch.to(x) for x in (q, k, v, g, do, A))
+    prec, prec_a = _precisions(q)
+    f32 = torch.float32
+    gc = torch.empty(ch.NT, CHUNK, H, K, device=q.device, dtype=f32)
+    hs = torch.empty(ch.NT, H, K, V, device=q.device, dtype=f32)
     dhs = torch.empty_like(hs)
-    dh0 = torch.empty_like(ht)
-    _gla_bwd_dh_kernel[(triton.cdiv(V, BV), lay.N, H)](
-        qc, gcc, doc, dhs, dht, dh0, lay.chunk_offsets, scale, H=H, K=K, V=V, BT=CHUNK, BK=BK, BV=BV, IEEE=ieee,
-        num_warps=nw, num_stages=1)
-    A = torch.empty(lay.NT, H, CHUNK, CHUNK, device=q.device, dtype=f32)
-    dA = torch.empty_like(A)
-    dq = torch.empty(lay.NT, CHUNK, H, K, device=q.device, dtype=f32)
-    dk = torch.empty_like(dq)
-    dv = torch.empty(lay.NT, CHUNK, H, V, device=q.device, dtype=f32)
-    if lay.NT:
-        _gla_bwd_da_kernel[(lay.NT, H)](qc, kc, vc, gcc, doc, A, dA, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB, BK=BK,
-                                        BV=BV, IEEE=ieee, num_warps=nw, num_stages=1)
-        _gla_bwd_dv_kernel[(triton.cdiv(V, BV), lay.NT, H)](kc, gcc, doc, A, dhs, dv, H=H, K=K, V=V, BT=CHUNK,
-                                                            BK=BK, BV=BV, IEEE=ieee, num_warps=nw, num_stages=1)
-        _gla_bwd_dqk_kernel[(lay.NT, H)](qc, kc, vc, gcc, doc, dA, hs, dhs, dq, dk, scale, H=H, K=K, V=V,
-                                         BT=CHUNK, BC=SUB, BK=BK, BV=BV, IEEE=ieee, num_warps=nw, num_stages=1)
-    dq, dk, dv = lay.from_chunks(dq), lay.from_chunks(dk), lay.from_chunks(dv)
-    dgam = q.float() * dq - k.float() * dk  # [B, T, H, K]
-    last = (ht * dht).sum(-1)  # [N, H, K]
-    if cu_seqlens is None:
-        if T:
-            dgam[:, -1] += last
-    else:
-        ends = cu_seqlens[1:].long() - 1
-        nonempty = cu_seqlens[1:] > cu_seqlens[:-1]
-        dgam[0].index_add_(0, ends[nonempty], last[nonempty])
-    dg = _reverse_cumsum(dgam, cu_seqlens)
-    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dg.to(g.dtype), (dh0 if h0 is not None else None)
+    dh0 = torch.empty(ch.N, H, K, V, device=q.device, dtype=f32) if h0 is not None else None
+    _gla_bwd_states_kernel[lambda m: _grid_kv(m, K, V, ch.N, 2 * H)](
+        qc, kc, vc, gcr, doc, gc, hs, dhs, h0, dht, dh0, ch.coff, ch.NTS, scale, H=H, K=K, V=V, BT=CHUNK,
+        HAS_H0=h0 is not None, HAS_DHT=dht is not None, HAS_COFF=ch.coff is not None, PREC=prec)
+    dq, dk = torch.empty_like(qc), torch.empty_like(kc)
+    dv = torch.empty_like(vc)
+    dg = torch.empty(ch.NT, CHUNK, H, K, device=q.device, dtype=g.dtype)
+    if ch.NT:
+        _gla_bwd_dv_kernel[lambda m: (triton.cdiv(V, m["BV"]), ch.NT, H)](
+            kc, gc, Ac, doc, dhs, dv, H=H, K=K, V=V, BT=CHUNK, PREC=prec, PREC_A=prec_a)
+        _gla_bwd_dqkg_kernel[lambda m: (triton.cdiv(K, m["BK"]), ch.NT, H)](
+            qc, kc, vc, gc, hs, doc, dhs, dq, dk, dg, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB, PREC=prec)
+    return ch.back(dq), ch.back(dk), ch.back(dv), ch.back(dg), dh0

@@ -139,3 +139,61 @@ def test_varlen_grads_equal_loop(backend, with_h0, check_close):
     loss.backward()
     for name, x, y in zip(["dq", "dk", "dv", "dg", "dh0"], xs, ys):
         check_close(name, x.grad, y.grad, 1e-5)
+
+
+def _grads_vs_oracle(ins, do, dh, backend, output_final_state=True, **kw):
+    """(outputs and gradients of the chunk path, same of the naive oracle)."""
+    res = []
+    for mode, be in (("naive", None), ("chunk", backend)):
+        xs = [None if x is None else x.clone().requires_grad_() for x in ins]
+        o, ht = gla(*xs[:4], initial_state=xs[4], output_final_state=output_final_state, mode=mode, backend=be,
+                    **kw)
+        loss = (o * do).sum() + ((ht * dh).sum() if output_final_state else 0)
+        loss.backward()
+        res.append([o] + ([ht] if output_final_state else []) + [x.grad for x in xs if x is not None])
+    return res
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("T", [63, 128])
+def test_strong_decay_in_some_channels(backend, T, check_close):
+    """Decays of up to e^-30 per step in 10 of 20 key channels: the Triton path's exact fallback for the
+    diagonal sub-blocks (log-factor span above 60 inside a sub-chunk) in one key block, the matmul form in the
+    other; everything must still match the oracle."""
+    torch.manual_seed(T)
+    B, H, K, V = 2, 2, 20, 16
+    q, k, v, g = _inputs(B, T, H, K, V)
+    g[..., :10] = -torch.rand(B, T, H, 10) * 30
+    ins = [q, k, v, g, torch.randn(B, H, K, V)]
+    do, dh = torch.randn(B, T, H, V), torch.randn(B, H, K, V)
+    chunk, ref = _grads_vs_oracle(ins, do, dh, backend)
+    for n, a, b in zip(["o", "ht", "dq", "dk", "dv", "dg", "dh0"], chunk, ref):
+        assert torch.isfinite(a).all(), n
+        check_close(n, a, b, 1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_grads_without_final_state_or_h0(backend, check_close):
+    """No initial state and no final-state gradient (the backward gets ``dht = None``)."""
+    torch.manual_seed(3)
+    q, k, v, g = _inputs(1, 70, 2, 16, 16)
+    do = torch.randn(1, 70, 2, 16)
+    chunk, ref = _grads_vs_oracle([q, k, v, g, None], do, None, backend, output_final_state=False)
+    for n, a, b in zip(["o", "dq", "dk", "dv", "dg"], chunk, ref):
+        check_close(n, a, b, 1e-5)
+
+
+@pytest.mark.skipif(not triton_available(), reason="needs triton")
+def test_triton_saved_scores_match_reference():
+    """The intra-chunk scores the Triton forward saves for the backward equal the PyTorch form's."""
+    from seqlab.kernels.gla import triton_chunk
+    from seqlab.kernels.gla.reference import intra_chunk_scores
+
+    torch.manual_seed(5)
+    B, T, H, K, V = 1, 128, 2, 16, 8
+    q, k, v, g = _inputs(B, T, H, K, V)
+    _, _, A = triton_chunk.gla_fwd(q, k, v, g, None, None, 0.5, "chunk")  # [B, T, H, 64]
+    gc = g.view(B, 2, 64, H, K).cumsum(2)
+    ref = intra_chunk_scores(*(x.view(B, 2, 64, H, K).transpose(2, 3) for x in (q * 0.5, k)),
+                             gc.transpose(2, 3))  # [B, 2, H, 64, 64]
+    assert rel_rmse(A.view(B, 2, 64, H, 64).transpose(2, 3), ref) < 1e-5
