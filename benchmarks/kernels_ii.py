@@ -42,16 +42,12 @@ def _rel(a, b):
 
 def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
     """Triton path (``dt``) vs the float32 chunked PyTorch form on the same inputs (outputs, state, grads)."""
-    from seqlab.kernels import gla, prefix_attention
+    from seqlab.kernels import prefix_attention
     torch.manual_seed(0)
-    q = torch.randn(B, T, H, K, device=dev, dtype=dt)
-    k = F.normalize(torch.randn(B, T, H, K, device=dev), dim=-1).to(dt)
     v = torch.randn(B, T, H, V, device=dev, dtype=dt)
-    g_elem = F.logsigmoid(torch.randn(B, T, H, K, device=dev)) / 16
     s = torch.randn(B, T, H, device=dev) * 30
     do = torch.randn(B, T, H, V, device=dev, dtype=dt)
     cases = {
-        "gla": (lambda xs, be: gla(*xs, output_final_state=True, backend=be), [q, k, v, g_elem]),
         "prefix_attention": (lambda xs, be: prefix_attention(*xs, output_final_state=True, backend=be), [s, v]),
     }
     for name, (fn, ins) in cases.items():
@@ -81,22 +77,12 @@ def _compare(name, fn, ins, do, rows, shape):
 
 
 def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
-    """Ours vs fla chunk_gla (fwd, fwd+bwd); prefix_attention vs copy bandwidth (delta_rule: timings_delta_rule)."""
-    if not (_selected("gla") or _selected("prefix_attention")):
+    """prefix_attention vs copy bandwidth (gla: timings_gla, delta_rule: timings_delta_rule)."""
+    if not _selected("prefix_attention"):
         return
-    from seqlab.kernels import gla, prefix_attention
-    try:
-        from fla.ops.gla import chunk_gla
-    except ImportError:
-        chunk_gla = None
-        print("fla not installed: peer rows skipped", flush=True)
-    if "--no-peer" in sys.argv:
-        chunk_gla = None
+    from seqlab.kernels import prefix_attention
     tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
-    q = torch.randn(B, T, H, K, device=dev, dtype=dt, requires_grad=True)
-    k = F.normalize(torch.randn(B, T, H, K, device=dev, dtype=dt), dim=-1).requires_grad_()
     v = torch.randn(B, T, H, V, device=dev, dtype=dt, requires_grad=True)
-    g_elem = (F.logsigmoid(torch.randn(B, T, H, K, device=dev)) / 16).requires_grad_()
     do = torch.randn(B, T, H, V, device=dev, dtype=dt)
 
     def run(fn, bwd):
@@ -106,17 +92,6 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
                 o.backward(do)
         return f
 
-    for bwd in (False, True) if _selected("gla") else ():
-        mode = "fwd+bwd" if bwd else "fwd"
-        ours = {"gla": f"gla {mode} seqlab.gla triton {tag}"}
-        peer = {"gla": f"gla {mode} fla.chunk_gla {tag}"}
-        ctx.bench(ours["gla"], run(lambda: gla(q, k, v, g_elem, backend="triton"), bwd))
-        if chunk_gla is not None:
-            ctx.bench(peer["gla"], run(lambda: chunk_gla(q, k, v, g=g_elem), bwd))
-            for op in ("gla",):
-                ctx.ratio(f"{op} {mode} ours vs fla {tag}", ours[op], peer[op])
-    if not _selected("prefix_attention"):
-        return
     n_copy = (1 << 28) if dev == "cuda" else (1 << 20)
     x = torch.randn(n_copy, device=dev)
     y = torch.empty_like(x)
@@ -127,6 +102,109 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     ctx.bench(f"prefix_attention fwd seqlab triton {tag}", lambda: prefix_attention(s, v, backend="triton"), bytes_moved=nbytes)
     ctx.bench(f"prefix_attention fwd+bwd seqlab triton {tag}", run(lambda: prefix_attention(s, v, backend="triton"), True),
               bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
+
+
+def _gla_inputs(B, T, H, K, V, dev, dt):
+    """q, v ~ N(0, 1), k unit-norm rows (in ``dt``); g = logsigmoid(N(0, 1)) / 16 in float32 (fla's GLA layer
+    default gate_logit_normalizer)."""
+    q = torch.randn(B, T, H, K, device=dev, dtype=dt)
+    k = F.normalize(torch.randn(B, T, H, K, device=dev), dim=-1).to(dt)
+    v = torch.randn(B, T, H, V, device=dev, dtype=dt)
+    g = F.logsigmoid(torch.randn(B, T, H, K, device=dev)) / 16
+    return q, k, v, g
+
+
+def _gla_peer():
+    if "--no-peer" in sys.argv:
+        return None
+    try:
+        from fla.ops.gla import chunk_gla
+    except ImportError:
+        print("fla not installed: gla peer rows skipped", flush=True)
+        return None
+    return chunk_gla
+
+
+def _gla_configs(ctx) -> None:
+    """Record the autotuned config of every seqlab gla kernel (after a run at the benchmark shape)."""
+    try:
+        from seqlab.kernels.gla import triton_chunk as tc
+    except ImportError:
+        return
+    for name in ("_gla_fwd_h_kernel", "_gla_fwd_a_kernel", "_gla_fwd_o_kernel", "_gla_bwd_states_kernel",
+                 "_gla_bwd_dv_kernel", "_gla_bwd_dqkg_kernel"):
+        best = getattr(getattr(tc, name, None), "best_config", None)
+        if best is not None:
+            ctx.rows.append(dict(name=f"gla config {name}", config=str(best)))
+            print(f"gla config {name}: {best}", flush=True)
+
+
+def timings_gla(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
+    """seqlab gla (Triton) vs fla ``chunk_gla``, fwd and fwd+bwd (grads of q, k, v, g by ``torch.autograd.grad``
+    with the same ``do``, so no ``.grad`` accumulation is timed for either), each pair in one process."""
+    from seqlab.kernels import gla
+    peer = _gla_peer()
+    tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
+    torch.manual_seed(0)
+    xs = [x.requires_grad_() for x in _gla_inputs(B, T, H, K, V, dev, dt)]
+    do = torch.randn(B, T, H, V, device=dev, dtype=dt)
+
+    def run(fn, bwd):
+        def f():
+            o = fn()[0]
+            if bwd:
+                torch.autograd.grad(o, xs, do)
+        return f
+
+    for bwd in (False, True):
+        mode = "fwd+bwd" if bwd else "fwd"
+        ours, fla = f"gla {mode} seqlab.gla triton {tag}", f"gla {mode} fla.chunk_gla {tag}"
+        ctx.bench(ours, run(lambda: gla(*xs, backend="triton"), bwd))
+        print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
+        if peer is not None:
+            ctx.bench(fla, run(lambda: peer(xs[0], xs[1], xs[2], g=xs[3]), bwd))
+            ctx.ratio(f"gla {mode} ours vs fla {tag}", ours, fla)
+            print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
+    _gla_configs(ctx)
+
+
+def correctness_gla(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
+    """Relative L2 error of the Triton path in ``dt`` against the float32 chunked PyTorch form (itself equal to the
+    naive float64 oracle in tests) on the same ``dt``-valued inputs: o, final state and every gradient
+    (q, k, v, g, h0) of ``<o, do> + <h_T, dh_T>``; fla ``chunk_gla`` on the same inputs for scale."""
+    from seqlab.kernels import gla
+    peer = _gla_peer() if dt != torch.float32 else None
+    tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
+    torch.manual_seed(1)
+    base = list(_gla_inputs(B, T, H, K, V, dev, dt)) + [torch.randn(B, H, K, V, device=dev)]
+    do = torch.randn(B, T, H, V, device=dev, dtype=dt)
+    dht = torch.randn(B, H, K, V, device=dev)
+    names = ["o", "state", "dq", "dk", "dv", "dg", "dh0"]
+    res = {}
+    for be, to32 in [("torch", True), ("triton", False)] + ([("fla", False)] if peer is not None else []):
+        try:
+            xs = [(x.float() if to32 else x).detach().clone().requires_grad_() for x in base]
+            if be == "fla":
+                o, ht = peer(xs[0], xs[1], xs[2], g=xs[3], initial_state=xs[4], output_final_state=True)
+            else:
+                o, ht = gla(*xs[:4], initial_state=xs[4], output_final_state=True, backend=be)
+            loss = (o.float() * do.float()).sum() + (ht.float() * dht).sum()
+            res[be] = [o.detach(), ht.detach()] + list(torch.autograd.grad(loss, xs))
+            del o, ht, loss, xs
+        except Exception as e:  # keep going: one failure must not hide the rest
+            print(f"correctness gla {be}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
+            ctx.rows.append(dict(name=f"correctness gla {be} {tag}", error=str(e)[:300]))
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+    for be in [b for b in ("triton", "fla") if b in res and "torch" in res]:
+        errs = {n: _rel(a, b) for n, a, b in zip(names, res[be], res["torch"])}
+        who = "seqlab triton" if be == "triton" else "fla.chunk_gla"
+        name = f"correctness gla {who} vs fp32 chunked form {tag}"
+        ctx.rows.append(dict(name=name, **errs))
+        print(f"{name}: " + " ".join(f"{n}={e:.2e}" for n, e in errs.items()), flush=True)
+    del res
+    getattr(ctx, "save", lambda: None)()  # benchmarks/kernels.py's ctx has no save()
+    print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
 
 
 def _delta_inputs(B, T, H, K, V, dev, dt, gated):
@@ -232,6 +310,9 @@ def correctness_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=
 
 def section_kernels_ii(ctx) -> None:
     """benchmarks/kernels.py section: bf16 correctness and timings at B=4 T=4096 H=16 K=V=128."""
+    if _selected("gla"):
+        correctness_gla(ctx, **FULL)
+        timings_gla(ctx, **FULL)
     correctness(ctx.rows, **FULL)
     timings(ctx, **FULL)
     if _selected("delta_rule"):
@@ -296,6 +377,9 @@ def main() -> None:
     print(torch.__version__, triton.__version__, torch.cuda.get_device_name() if cuda else "cpu", flush=True)
     if "--small" in sys.argv:
         dev = "cuda" if cuda else "cpu"
+        if _selected("gla"):
+            correctness_gla(ctx, **SMALL, dev=dev, dt=torch.float32)
+            timings_gla(ctx, **SMALL, dev=dev, dt=torch.float32)
         correctness(ctx.rows, **SMALL, dev=dev, dt=torch.float32)
         timings(ctx, **SMALL, dev=dev, dt=torch.float32)
         if _selected("delta_rule"):
