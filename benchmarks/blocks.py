@@ -131,7 +131,7 @@ def import_fla_layer(module: str, cls: str):
     if os.environ.get("SEQLAB_FLA_IMPORT") != "package":
         try:
             return _import_by_file(module, cls), "by-file"
-        except Exception as exc:  # noqa: BLE001  (any failure: retry with the package import)
+        except Exception as exc:  # any failure: retry with the package import
             if isinstance(exc, ImportError) and "fla is not installed" in str(exc):
                 raise
             why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"

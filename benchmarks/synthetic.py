@@ -415,6 +415,7 @@ def run_job(job: dict, cfg: Config, device: str, deadline: float | None) -> dict
              "error": f"{type(exc).__name__}: {msg}"}
     r["row"] = job["row"]
     r["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    r["device_name"] = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor()
     return r
 
 
@@ -479,6 +480,16 @@ def run_parallel(jobs: list[dict], cfg: Config, device: str, n_par: int, wall_de
                      "row": job["row"], "error": f"{why}; log tail: {tail}"}
             r["worker_seconds"] = round(time.time() - started, 1)
             on_result(r)
+
+
+def _gpu_exclusive() -> bool:
+    """True when nvidia-smi reports an exclusive compute mode (then processes cannot share the GPU)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_mode", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "exclusive" in out.lower()
 
 
 def _best_rows(results: list[dict]) -> dict[tuple[str, str], dict]:
@@ -556,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:
             _dump(a, cfg, preset, results, skipped, t_start)
 
+    if a.parallel > 1 and a.device.startswith("cuda") and _gpu_exclusive():
+        print("synthetic.py: the GPU is in an exclusive compute mode; running one worker at a time", flush=True)
+        a.parallel = 1
     if a.parallel > 0:
         run_parallel(jobs, cfg, a.device, a.parallel, wall_deadline, a.eval_reserve, grace=15.0,
                      on_result=on_result)
@@ -591,7 +605,8 @@ def _dump(a: argparse.Namespace, cfg: Config, preset: str, results: list, skippe
     meta = {"preset": preset, "device": a.device, "config": asdict(cfg), "torch": torch.__version__,
             "python": platform.python_version(), "argv": sys.argv, "parallel": a.parallel,
             "total_budget": a.total_budget, "wall_seconds": round(time.time() - t_start, 1),
-            "device_name": torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor()}
+            # from the workers: the parent never opens a CUDA context (it would hold the GPU in exclusive mode)
+            "device_name": next((r["device_name"] for r in results if "device_name" in r), None)}
     best = {f"{k[0]}/{k[1]}": {"accuracy": r["accuracy"], "lr": r["lr"]}
             for k, r in _best_rows([r for r in results if "error" not in r]).items()}
     with open(a.json, "w") as f:
