@@ -69,13 +69,28 @@ def _setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)  # no zero-filled gradients for the unused scores / final state
 
 
+@torch.library.custom_op("seqlab::gla_bwd", mutates_args=())
+def _gla_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
+                scores: torch.Tensor, cu_seqlens: torch.Tensor | None, scale: float, do: torch.Tensor,
+                dht: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Triton backward: (dq, dk, dv, dg, d h0); d h0 is an empty tensor without an initial state."""
+    from seqlab.kernels.gla import triton_chunk
+    dq, dk, dv, dg, dh0 = triton_chunk.gla_bwd(q, k, v, g, h0, scores, cu_seqlens, scale, do, dht)
+    return dq, dk, dv, dg, (q.new_empty(0, dtype=torch.float32) if dh0 is None else dh0)
+
+
+@_gla_bwd_op.register_fake
+def _(q, k, v, g, h0, scores, cu_seqlens, scale, do, dht):
+    dh0 = q.new_empty(0, dtype=torch.float32) if h0 is None else torch.empty_like(h0, dtype=torch.float32)
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(g), dh0
+
+
 def _backward(ctx, do, dht, _d_scores):
     q, k, v, g, h0, cu_seqlens, scores = ctx.saved_tensors
-    from seqlab.kernels.gla import triton_chunk
     do = torch.zeros_like(v) if do is None else do.contiguous()
-    dq, dk, dv, dg, dh0 = triton_chunk.gla_bwd(q, k, v, g, h0, scores, cu_seqlens, ctx.scale, do,
-                                              None if dht is None else dht.contiguous())
-    return dq, dk, dv, dg, dh0, None, None, None
+    dq, dk, dv, dg, dh0 = torch.ops.seqlab.gla_bwd(q, k, v, g, h0, scores, cu_seqlens, ctx.scale, do,
+                                                   None if dht is None else dht.contiguous())
+    return dq, dk, dv, dg, (dh0 if h0 is not None else None), None, None, None
 
 
 _gla_op.register_autograd(_backward, setup_context=_setup)

@@ -47,7 +47,7 @@ is tuned over 8-warp configs only: with 4 warps it spills (checked offline with 
 and (BK = 32, 4 warps) is the configuration of triton issue 11366 (illegal shared-memory read on H20 in a kernel
 with the same dot pattern, Triton 3.7.1).
 
-Autotuning: a few configs per kernel (none spills registers for bf16, K = V = 128, sm_90a), 5 ms / 25 ms
+Autotuning: a few configs per kernel (checked for register spills for bf16, K = V = 128, sm_90a), 5 ms / 25 ms
 benchmark per config, results cached on disk like fla's (``cache_results``); ``SEQLAB_GLA_AUTOTUNE=0`` takes the
 first config of each list. Under ``TRITON_INTERPRET=1`` all dots are exact float32 ("ieee").
 """
@@ -93,7 +93,7 @@ def _tune(space, key):
                            cache_results=True)
 
 
-# Spaces checked offline for sm_90a (Triton 3.6, bf16, K = V = 128): none of these spills registers.
+# Spaces checked offline for sm_90a (Triton 3.6, bf16, K = V = 128): only the last dq/dk config spills registers.
 _STATE_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"BK": 64, "BV": 32}, 4, 2),
                 ({"BK": 32, "BV": 32}, 2, 2), ({"BK": 64, "BV": 64}, 8, 3)]
 _A_SPACE = [({"BK": 64}, 4, 2), ({"BK": 32}, 2, 2), ({"BK": 128}, 4, 2), ({"BK": 64}, 4, 3)]
@@ -102,7 +102,8 @@ _O_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 64, "BV": 128}, 8, 2), ({"BK":
 _DV_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"BK": 64, "BV": 128}, 8, 2),
              ({"BK": 64, "BV": 64}, 4, 3)]
 # 8 warps only: with 4 warps this kernel spills, and (BK=32, 4 warps) is the shape of triton issue 11366
-_DQK_SPACE = [({"BK": 32, "BV": 64}, 8, 2), ({"BK": 32, "BV": 32}, 8, 2), ({"BK": 32, "BV": 64}, 8, 3)]
+_DQK_SPACE = [({"BK": 32, "BV": 64}, 8, 2), ({"BK": 32, "BV": 32}, 8, 2), ({"BK": 32, "BV": 64}, 8, 3),
+              ({"BK": 64, "BV": 64}, 8, 2)]  # the last spills ~200 bytes but halves the dA recomputation
 
 
 # ------------------------------------------------------------------------------------------------ helpers ---
@@ -279,8 +280,9 @@ def _gla_fwd_a_kernel(q, k, gc, A, scale, H: tl.constexpr, K: tl.constexpr, BT: 
         p_k = (rows_k[:, None] * H + i_h) * K + o_k[None, :]
         b_q = tl.load(q + p_q, mask=m_k[None, :], other=0.0).to(tl.float32) * scale
         b_gq = tl.load(gc + p_q, mask=m_k[None, :], other=0.0)
-        b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
-        b_gk = tl.load(gc + p_k, mask=m_k[None, :], other=0.0)
+        m_kt = (o_t < (s + 1) * BC)[:, None] & m_k[None, :]  # later keys are masked out anyway: not read
+        b_k = tl.load(k + p_k, mask=m_kt, other=0.0).to(tl.float32)
+        b_gk = tl.load(gc + p_k, mask=m_kt, other=0.0)
         b_r = tl.load(gc + (row0 * H + i_h) * K + o_k, mask=m_k, other=0.0)
         span = tl.max(tl.abs(b_gq - b_r[None, :]))
         b_qa = b_q * tl.exp(b_gq - b_r[None, :])

@@ -197,3 +197,21 @@ def test_triton_saved_scores_match_reference():
     ref = intra_chunk_scores(*(x.view(B, 2, 64, H, K).transpose(2, 3) for x in (q * 0.5, k)),
                              gc.transpose(2, 3))  # [B, 2, H, 64, 64]
     assert rel_rmse(A.view(B, 2, 64, H, 64).transpose(2, 3), ref) < 1e-5
+
+
+@pytest.mark.skipif(not triton_available(), reason="needs triton")
+@pytest.mark.parametrize("varlen", [False, True])
+def test_triton_custom_op_opcheck(varlen):
+    """Schema, fake (meta) implementations and autograd registration of ``seqlab::gla`` (three outputs: o, final
+    state, saved scores) and ``seqlab::gla_bwd`` agree with the Triton kernels (``torch.library.opcheck``, incl.
+    AOT dispatch, which traces the backward too)."""
+    torch.manual_seed(6)
+    q, k, v, g = _inputs(1, 70, 1, 16, 16)
+    cu = torch.tensor([0, 1, 66, 70]) if varlen else None
+    h0 = torch.randn(3 if varlen else 1, 1, 16, 16)
+    args = [x.requires_grad_() for x in (q, k, v, g, h0)] + [cu, 0.25, "chunk"]
+    torch.library.opcheck(torch.ops.seqlab.gla.default, tuple(args))
+    scores = torch.ops.seqlab.gla(*args)[2]
+    bargs = (q, k, v, g, h0, scores, cu, 0.25, torch.randn_like(v), torch.randn_like(h0))
+    torch.library.opcheck(torch.ops.seqlab.gla_bwd.default, tuple(x.detach() if torch.is_tensor(x) else x
+                                                                 for x in bargs))
