@@ -346,7 +346,8 @@ def worker(a: argparse.Namespace) -> int:
     dt = torch.bfloat16 if cuda else torch.float32
     torch.set_num_threads(1)
     note = patch_autotuner()
-    row = {"row": a.worker, "settings": row_spec(a.worker, a.d, a.heads)[2], "autotune_patch": note}
+    row = {"row": a.worker, "settings": row_spec(a.worker, a.d, a.heads)[2], "autotune_patch": note,
+           "device_name": torch.cuda.get_device_name() if cuda else "cpu"}
     try:
         t0 = time.perf_counter()
         torch.manual_seed(0)
@@ -570,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in names:
         for w in workers[n]:
             w.stop()
-    dev_name = torch.cuda.get_device_name() if torch.cuda.is_available() and not a.cpu_smoke else "cpu"
+    dev_name = _device_name(results)
     print(f"\n{dev_name}  B={a.b} T={a.t} d_model={a.d} heads={a.heads} "
           f"{'bf16' if not a.cpu_smoke else 'fp32 (cpu smoke)'}  wall {time.time() - t_start:.1f} s")
     print("| layer | settings | fwd ms | fwd+bwd ms | fwd+bwd tokens/s | peak GiB | params |")
@@ -592,6 +593,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _device_name(results: list[dict]) -> str | None:
+    """From the workers: the parent process opens no CUDA context."""
+    return next((r["device_name"] for r in results if "device_name" in r), None)
+
+
 def _ratios(results: list[dict]) -> list[dict]:
     by = {r["row"]: r for r in results}
     out = []
@@ -608,8 +614,8 @@ def _write(a: argparse.Namespace, results: list[dict], t_start: float, shards: d
     """Write the JSON after every row, so a run cut short keeps what it measured."""
     if not a.json:
         return
-    cuda = torch.cuda.is_available() and not a.cpu_smoke
-    meta = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__, "B": a.b,
+    cuda = not a.cpu_smoke
+    meta = {"device": _device_name(results), "torch": torch.__version__, "B": a.b,
             "T": a.t, "d_model": a.d, "heads": a.heads, "dtype": "bf16" if cuda else "fp32", "argv": sys.argv,
             "warmup": a.warmup, "reps": a.reps, "tune_warmup_ms": a.tune_warmup, "tune_rep_ms": a.tune_rep,
             "shards": shards, "wall_s": round(time.time() - t_start, 1), "budget_s": a.budget}
