@@ -27,9 +27,12 @@ def test_full_grid_covers_the_issue_and_every_override_resolves(bench, tmp_path)
     models = {j["model"] for j in multi}
     assert {"tpgn", "dlinear", "block_lstm"} <= models
     assert all(sorted(j["horizon"] for j in multi if j["model"] == m) == [96, 192, 336, 720] for m in models)
-    # ETTh1 univariate runs come first (the issue's bar), block runs last
-    assert all(j["part"] == "univariate" and j["dataset"] == "etth1" for j in jobs[:len(uni) // 2])
-    assert jobs[-1]["model"].startswith("block_")
+    # the issue's bar (ETTh1 univariate) and the multivariate TPGN / DLinear rows start first, longest first
+    first = jobs[:len(uni) // 2 + 8]
+    assert {(j["part"], j["dataset"]) for j in first} == {("univariate", "etth1"), ("multivariate", "etth1")}
+    assert not any(j["model"].startswith("block_") for j in first)
+    costs = [bench.expected_seconds(j) for j in first]
+    assert costs == sorted(costs, reverse=True)
     seen = set()
     for j in jobs:
         key = (j["config"], tuple(o for o in j["overrides"] if not o.startswith(("seed=", "data.pred_len="))))
