@@ -7,29 +7,29 @@ row is the identity, so no kernel needs sequence bounds; dense batches with ``T 
 build no index tensors). ``gc`` = in-chunk cumulative log decay (float32), ``h_c`` = state entering chunk ``c``,
 ``dh_c`` = gradient of the state leaving chunk ``c``.
 
-Forward (4 launches in fla: cumsum, states, intra scores, output; 3 here)
+Forward (fla: cumsum, states, two intra-score launches, output = 5 launches; 2 here)
     1. ``_gla_fwd_h_kernel`` (one program per sequence, head, key block, value block; sequential over the
        chunks): the chunk-local cumsum of ``g`` is taken in registers and written once (fla runs a separate
        ``chunk_local_cumsum`` pass), stores ``h_c`` in the input dtype (as fla) and the final state.
-    2. ``_gla_fwd_a_kernel`` (one program per chunk, query sub-chunk of 16, head): intra-chunk scores
-       ``A_ij = scale sum_d q_id k_jd exp(gc_id - gc_jd)`` (j <= i), stored ``[B, T, H, 64]`` float32 and
-       saved for the backward (as fla). Secondary chunking (GLA paper, Sec. 4.2): the decay is split at the
-       first step ``r`` of the query sub-chunk, ``(q_i e^(gc_i - gc_r)) . (k_j e^(gc_r - gc_j))``; for keys in
-       earlier sub-chunks both factors are <= 1. fla forms the diagonal 16 x 16 blocks elementwise
-       (``chunk_gla_fwd_A_kernel_intra_sub_intra``: 16 x 16 x K exponentials per sub-chunk); here they come
-       out of the same tf32 matmul whenever the factors stay in range, i.e. while the decay inside the sub-chunk
-       spans at most ``e^60`` in every channel of the key block (``|gc_i - gc_r| <= 60``), and only otherwise
-       (a runtime branch per sub-chunk and key block) elementwise in log space: exact for any decay.
-    3. ``_gla_fwd_o_kernel`` (one program per chunk, head, value block): ``o = scale (q e^gc) h_c + A v``.
+    2. ``_gla_fwd_ao_kernel`` (one program per chunk, query sub-chunk of 16, head): that sub-chunk's rows of the
+       intra-chunk scores ``A_ij = scale sum_d q_id k_jd exp(gc_id - gc_jd)`` (j <= i), stored ``[B, T, H, 64]``
+       float32 for the backward (fla saves A too), then its outputs ``o = scale (q e^gc) h_c + A v``.
+       Secondary chunking (GLA paper, Sec. 4.2): the decay is split at the first step ``r`` of the query
+       sub-chunk, ``(q_i e^(gc_i - gc_r)) . (k_j e^(gc_r - gc_j))``; for keys in earlier sub-chunks both factors
+       are <= 1. fla forms the diagonal 16 x 16 blocks elementwise (``chunk_gla_fwd_A_kernel_intra_sub_intra``:
+       16 x 16 x K exponentials per sub-chunk); here they come out of the same tf32 matmul whenever the factors
+       stay in range, i.e. while the decay inside the sub-chunk spans at most ``e^60`` in every channel of the
+       key block (``|gc_i - gc_r| <= 60``), and only otherwise (a runtime branch per sub-chunk and key block)
+       elementwise in log space: exact for any decay.
 Backward (fla: states, dh, dv, dA, intra dq/dk, inter dq/dk/dg + dtype casts = 6 launches and float32
 [B, T, H, K] intermediates for dq / dk; 3 here)
-    4. ``_gla_bwd_states_kernel``: the forward state pass (float32 states, writes ``gc``) and the reverse pass
+    3. ``_gla_bwd_states_kernel``: the forward state pass (float32 states, writes ``gc``) and the reverse pass
        ``dh_{c-1} = e^(gc_last) dh_c + scale (q e^gc)^T do_c`` (from ``d h_T``; its last value is ``d h0``)
        run as the two halves of one launch (they are independent), so the two latency-bound sequential loops
        overlap.
-    5. ``_gla_bwd_dv_kernel``: ``dv = A^T do + (k e^(gc_last - gc)) dh_c``; ``A^T do`` in 3xTF32 (fla: fp32
+    4. ``_gla_bwd_dv_kernel``: ``dv = A^T do + (k e^(gc_last - gc)) dh_c``; ``A^T do`` in 3xTF32 (fla: fp32
        without tf32, "important ... to maintain a good precision").
-    6. ``_gla_bwd_dqkg_kernel`` (one program per chunk, head, key block): ``dA = scale do v^T`` (causal) and
+    5. ``_gla_bwd_dqkg_kernel`` (one program per chunk, head, key block): ``dA = scale do v^T`` (causal) and
        ``dA^T = scale v do^T`` in registers (fla stores dA in a separate launch), inter terms
        ``dq = scale e^gc (do h_c^T)``, ``dk = e^(gc_last - gc) (v dh_c^T)``, intra terms with the sub-chunk
        decay split (queries' factor split at the first step of their sub-chunk for dq, at the last step of the
@@ -40,8 +40,8 @@ Backward (fla: states, dh, dv, dA, intra dq/dk, inter dq/dk/dg + dtype casts = 6
 Hopper / Triton 3.4-3.7 pitfalls avoided: fla issue 640 (wrong gated backward gradients on H20/H100 with Triton
 >= 3.4, < 3.7.1) was traced in fla PR 826 to ``b_dk += tl.dot(tl.trans(b_ds), b_q)`` where ``b_ds`` is itself the
 result of ``tl.dot`` calls (wgmma accumulator layout; its transpose gets a ``#linear`` layout that is then fed to
-another matmul). No kernel here transposes a dot result: ``dA^T`` is its own matmul (``v do^T``), ``A^T`` is a
-transposed *load*, and every other ``tl.trans`` is applied to loaded or elementwise-computed tiles. ``scale`` is a
+another matmul). No kernel here transposes a dot result: ``dA^T`` is its own matmul (``v do^T``), ``A^T`` is the
+transpose of a tile loaded from memory, and every other ``tl.trans`` is applied to loaded or elementwise tiles. ``scale`` is a
 float argument (fla PR 1262: a specialised integer ``scale=1`` miscompiled the Hopper dh kernel). The dq/dk kernel
 is tuned over 8-warp configs only: with 4 warps it spills (checked offline with Triton 3.6's ptxas for sm_90a),
 and (BK = 32, 4 warps) is the configuration of triton issue 11366 (illegal shared-memory read on H20 in a kernel
@@ -96,9 +96,8 @@ def _tune(space, key):
 # Spaces checked offline for sm_90a (Triton 3.6, bf16, K = V = 128): only the last dq/dk config spills registers.
 _STATE_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"BK": 64, "BV": 32}, 4, 2),
                 ({"BK": 32, "BV": 32}, 2, 2), ({"BK": 64, "BV": 64}, 8, 3)]
-_A_SPACE = [({"BK": 64}, 4, 2), ({"BK": 32}, 2, 2), ({"BK": 128}, 4, 2), ({"BK": 64}, 4, 3)]
-_O_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 64, "BV": 128}, 8, 2), ({"BK": 128, "BV": 64}, 4, 2),
-            ({"BK": 64, "BV": 64}, 4, 3), ({"BK": 32, "BV": 64}, 4, 3)]
+_AO_SPACE = [({"BK": 64, "BV": 128}, 4, 2), ({"BK": 64, "BV": 64}, 4, 2), ({"BK": 128, "BV": 128}, 4, 2),
+             ({"BK": 64, "BV": 128}, 4, 3), ({"BK": 32, "BV": 128}, 2, 2)]
 _DV_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"BK": 64, "BV": 128}, 8, 2),
              ({"BK": 64, "BV": 64}, 4, 3)]
 # 8 warps only: with 4 warps this kernel spills, and (BK=32, 4 warps) is the shape of triton issue 11366
@@ -258,12 +257,13 @@ def _gla_bwd_states_kernel(q, k, v, g, do, gc, h, dh, h0, dht, dh0, coff, NTS, s
                  HAS_DHT, HAS_H0, PREC)
 
 
-@_tune(_A_SPACE, key=["K"])
+@_tune(_AO_SPACE, key=["K", "V"])
 @triton.jit
-def _gla_fwd_a_kernel(q, k, gc, A, scale, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr,
-                      BK: tl.constexpr, PREC: tl.constexpr):
-    """Rows ``s*BC .. s*BC+BC-1`` of the scores of one chunk and head; A stored ``[NT, BT, H, BT]`` float32
-    (upper triangle zero)."""
+def _gla_fwd_ao_kernel(q, k, v, gc, h, A, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+                       BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr):
+    """One query sub-chunk (rows ``s*BC .. s*BC+BC-1``) of one chunk and head: its rows of the intra-chunk scores
+    ``A`` (stored ``[NT, BT, H, BT]`` float32 for the backward, upper triangle zero), then its outputs
+    ``o = scale (q e^gc) h_c + A v`` for every value block (fla: separate intra-score and output launches)."""
     i_cs, i_h = tl.program_id(0), tl.program_id(1)
     NC: tl.constexpr = BT // BC
     c = (i_cs // NC).to(tl.int64)
@@ -294,33 +294,23 @@ def _gla_fwd_a_kernel(q, k, gc, A, scale, H: tl.constexpr, K: tl.constexpr, BT: 
         if span > SPAN:
             b_a += _a_diag_exact(k, gc, b_q, b_gq, row0, i_h, o_i, o_t, o_k, m_k, s, H, K, BT, BC)
     tl.store(A + (rows_q[:, None] * H + i_h) * BT + o_t[None, :], b_a)
-
-
-@_tune(_O_SPACE, key=["K", "V"])
-@triton.jit
-def _gla_fwd_o_kernel(q, v, gc, h, A, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-                      BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr):
-    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    c = i_c.to(tl.int64)
-    o_t = tl.arange(0, BT)
-    o_v = i_v * BV + tl.arange(0, BV)
-    m_v = o_v < V
-    rows = c * BT + o_t
-    b_o = tl.zeros([BT, BV], dtype=tl.float32)
-    for i_k in range(tl.cdiv(K, BK)):
-        o_k = i_k * BK + tl.arange(0, BK)
-        m_k = o_k < K
-        p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
-        b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0)
-        b_qg = (b_q * tl.exp(tl.load(gc + p_k, mask=m_k[None, :], other=0.0))).to(b_q.dtype)
-        b_h = tl.load(h + ((c * H + i_h) * K + o_k[:, None]) * V + o_v[None, :], mask=m_k[:, None] & m_v[None, :],
-                      other=0.0)
-        b_o += tl.dot(b_qg, b_h.to(b_q.dtype), input_precision=PREC)
-    b_a = tl.load(A + (rows[:, None] * H + i_h) * BT + o_t[None, :])
-    p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
-    b_v = tl.load(v + p_v, mask=m_v[None, :], other=0.0)
-    b_o = b_o * scale + tl.dot(b_a.to(b_v.dtype), b_v, input_precision=PREC)
-    tl.store(o + p_v, b_o.to(o.dtype.element_ty), mask=m_v[None, :])
+    b_a = b_a.to(v.dtype.element_ty)
+    for i_v in range(tl.cdiv(V, BV)):
+        o_v = i_v * BV + tl.arange(0, BV)
+        m_v = o_v < V
+        b_o = tl.zeros([BC, BV], dtype=tl.float32)
+        for i_k in range(tl.cdiv(K, BK)):
+            o_k = i_k * BK + tl.arange(0, BK)
+            m_k = o_k < K
+            p_q = (rows_q[:, None] * H + i_h) * K + o_k[None, :]
+            b_q = tl.load(q + p_q, mask=m_k[None, :], other=0.0)
+            b_qg = (b_q * tl.exp(tl.load(gc + p_q, mask=m_k[None, :], other=0.0))).to(b_q.dtype)
+            b_h = tl.load(h + ((c * H + i_h) * K + o_k[:, None]) * V + o_v[None, :],
+                          mask=m_k[:, None] & m_v[None, :], other=0.0)
+            b_o += tl.dot(b_qg, b_h.to(b_q.dtype), input_precision=PREC)
+        b_v = tl.load(v + (rows_k[:, None] * H + i_h) * V + o_v[None, :], mask=m_v[None, :], other=0.0)
+        b_o = b_o * scale + tl.dot(b_a, b_v, input_precision=PREC)
+        tl.store(o + (rows_q[:, None] * H + i_h) * V + o_v[None, :], b_o.to(o.dtype.element_ty), mask=m_v[None, :])
 
 
 @_tune(_DV_SPACE, key=["K", "V"])
@@ -485,9 +475,8 @@ def gla_fwd(q, k, v, g, h0, cu_seqlens, scale, mode):
     A = torch.empty(ch.NT, CHUNK, H, CHUNK, device=q.device, dtype=f32)
     oc = torch.empty_like(vc)
     if ch.NT:
-        _gla_fwd_a_kernel[(ch.NT * (CHUNK // SUB), H)](qc, kc, gc, A, scale, H=H, K=K, BT=CHUNK, BC=SUB, PREC=prec)
-        _gla_fwd_o_kernel[lambda m: (triton.cdiv(V, m["BV"]), ch.NT, H)](
-            qc, vc, gc, hs, A, oc, scale, H=H, K=K, V=V, BT=CHUNK, PREC=prec)
+        _gla_fwd_ao_kernel[(ch.NT * (CHUNK // SUB), H)](qc, kc, vc, gc, hs, A, oc, scale, H=H, K=K, V=V, BT=CHUNK,
+                                                        BC=SUB, PREC=prec)
     return ch.back(oc), ht, ch.back(A)
 
 
