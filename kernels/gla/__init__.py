@@ -72,7 +72,8 @@ def _setup(ctx, inputs, output):
 @torch.library.custom_op("seqlab::gla_bwd", mutates_args=())
 def _gla_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
                 scores: torch.Tensor, cu_seqlens: torch.Tensor | None, scale: float, do: torch.Tensor,
-                dht: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                dht: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton backward: (dq, dk, dv, dg, d h0); d h0 is an empty tensor without an initial state."""
     from seqlab.kernels.gla import triton_chunk
     dq, dk, dv, dg, dh0 = triton_chunk.gla_bwd(q, k, v, g, h0, scores, cu_seqlens, scale, do, dht)
