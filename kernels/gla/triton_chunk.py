@@ -42,8 +42,8 @@ Hopper / Triton 3.4-3.7 pitfalls avoided: fla issue 640 (wrong gated backward gr
 result of ``tl.dot`` calls (wgmma accumulator layout; its transpose gets a ``#linear`` layout that is then fed to
 another matmul). No kernel here transposes a dot result: ``dA^T`` is its own matmul (``v do^T``), ``A^T`` is the
 transpose of a tile loaded from memory, and every other ``tl.trans`` is applied to loaded or elementwise tiles.
-``scale`` is a float argument (fla PR 1262: a specialised integer ``scale=1`` miscompiled the Hopper dh kernel). The dq/dk kernel
-is tuned over 8-warp configs only: with 4 warps it spills (checked offline with Triton 3.6's ptxas for sm_90a),
+``scale`` is a float argument (fla PR 1262: a specialised integer ``scale=1`` miscompiled the Hopper dh kernel).
+The dq/dk kernel is tuned over 8-warp configs only: with 4 warps it spills (checked offline with Triton 3.6's ptxas for sm_90a),
 and (BK = 32, 4 warps) is the configuration of triton issue 11366 (illegal shared-memory read on H20 in a kernel
 with the same dot pattern, Triton 3.7.1).
 
