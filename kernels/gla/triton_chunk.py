@@ -37,15 +37,15 @@ Backward (fla: states, dh, dv, dA, intra dq/dk, inter dq/dk/dg + dtype casts = 6
        ``dg_t = sum_{s >= t in chunk} (q_s dq_s - k_s dk_s) + e^(gc_last) sum_v h_c dh_c + sum_s k_s dk^inter_s``
        (fla ``chunk_gla_bwd_kernel_inter``). dq / dk / dg are written once, in their final dtype.
 
-Hopper / Triton 3.4-3.7 pitfalls avoided: fla issue 640 (wrong gated backward gradients on H20/H100 with Triton
->= 3.4, < 3.7.1) was traced in fla PR 826 to ``b_dk += tl.dot(tl.trans(b_ds), b_q)`` where ``b_ds`` is itself the
+Hopper / Triton 3.4-3.7 pitfalls avoided: fla issue 640 (wrong gated backward gradients on H20/H100 with Triton >=
+3.4, < 3.7.1) was traced in fla PR 826 to ``b_dk += tl.dot(tl.trans(b_ds), b_q)`` where ``b_ds`` is itself the
 result of ``tl.dot`` calls (wgmma accumulator layout; its transpose gets a ``#linear`` layout that is then fed to
 another matmul). No kernel here transposes a dot result: ``dA^T`` is its own matmul (``v do^T``), ``A^T`` is the
 transpose of a tile loaded from memory, and every other ``tl.trans`` is applied to loaded or elementwise tiles.
-``scale`` is a float argument (fla PR 1262: a specialised integer ``scale=1`` miscompiled the Hopper dh kernel).
-The dq/dk kernel is tuned over 8-warp configs only: with 4 warps it spills (checked offline with Triton 3.6's ptxas for sm_90a),
-and (BK = 32, 4 warps) is the configuration of triton issue 11366 (illegal shared-memory read on H20 in a kernel
-with the same dot pattern, Triton 3.7.1).
+``scale`` is a float argument (fla PR 1262: a specialised integer ``scale=1`` miscompiled the Hopper dh kernel). The
+dq/dk kernel is tuned over 8-warp configs only: with 4 warps it spills (checked offline with Triton 3.6's ptxas for
+sm_90a), and (BK = 32, 4 warps) is the configuration of triton issue 11366 (illegal shared-memory read on H20 in a
+kernel with the same dot pattern, Triton 3.7.1).
 
 Autotuning: a few configs per kernel (checked for register spills for bf16, K = V = 128, sm_90a), 5 ms / 25 ms
 benchmark per config, results cached on disk like fla's (``cache_results``); ``SEQLAB_GLA_AUTOTUNE=0`` takes the
