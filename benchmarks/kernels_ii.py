@@ -168,31 +168,26 @@ def timings_gla(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloa
     _gla_configs(ctx)
 
 
-def correctness_gla(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
-    """Relative L2 error of the Triton path in ``dt`` against the float32 chunked PyTorch form (itself equal to the
-    naive float64 oracle in tests) on the same ``dt``-valued inputs: o, final state and every gradient
-    (q, k, v, g, h0) of ``<o, do> + <h_T, dh_T>``; fla ``chunk_gla`` on the same inputs for scale."""
+def _gla_compare(ctx, base, do, dht, tag, cu_seqlens=None, peer=None, dev="cuda") -> None:
+    """Errors of seqlab's Triton path (and fla's, if given) against the float32 chunked form on ``base`` =
+    (q, k, v, g, h0): o, final state and the gradients of ``<o, do> + <h_T, dh_T>``."""
     from seqlab.kernels import gla
-    peer = _gla_peer() if dt != torch.float32 else None
-    tag = f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}"
-    torch.manual_seed(1)
-    base = list(_gla_inputs(B, T, H, K, V, dev, dt)) + [torch.randn(B, H, K, V, device=dev)]
-    do = torch.randn(B, T, H, V, device=dev, dtype=dt)
-    dht = torch.randn(B, H, K, V, device=dev)
     names = ["o", "state", "dq", "dk", "dv", "dg", "dh0"]
     res = {}
     for be, to32 in [("torch", True), ("triton", False)] + ([("fla", False)] if peer is not None else []):
         try:
             xs = [(x.float() if to32 else x).detach().clone().requires_grad_() for x in base]
             if be == "fla":
-                o, ht = peer(xs[0], xs[1], xs[2], g=xs[3], initial_state=xs[4], output_final_state=True)
+                o, ht = peer(xs[0], xs[1], xs[2], g=xs[3], initial_state=xs[4], output_final_state=True,
+                             cu_seqlens=cu_seqlens)
             else:
-                o, ht = gla(*xs[:4], initial_state=xs[4], output_final_state=True, backend=be)
+                o, ht = gla(*xs[:4], initial_state=xs[4], output_final_state=True, cu_seqlens=cu_seqlens,
+                            backend=be)
             loss = (o.float() * do.float()).sum() + (ht.float() * dht).sum()
             res[be] = [o.detach(), ht.detach()] + list(torch.autograd.grad(loss, xs))
             del o, ht, loss, xs
         except Exception as e:  # keep going: one failure must not hide the rest
-            print(f"correctness gla {be}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
+            print(f"correctness gla {be} {tag}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
             ctx.rows.append(dict(name=f"correctness gla {be} {tag}", error=str(e)[:300]))
         if dev == "cuda":
             torch.cuda.empty_cache()
@@ -202,8 +197,34 @@ def correctness_gla(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.b
         name = f"correctness gla {who} vs fp32 chunked form {tag}"
         ctx.rows.append(dict(name=name, **errs))
         print(f"{name}: " + " ".join(f"{n}={e:.2e}" for n, e in errs.items()), flush=True)
-    del res
     getattr(ctx, "save", lambda: None)()  # benchmarks/kernels.py's ctx has no save()
+
+
+def correctness_gla(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16) -> None:
+    """Relative L2 error of the Triton path in ``dt`` against the float32 chunked PyTorch form (itself equal to the
+    naive float64 oracle in tests) on the same ``dt``-valued inputs: o, final state and every gradient
+    (q, k, v, g, h0) of ``<o, do> + <h_T, dh_T>``; fla ``chunk_gla`` on the same inputs for scale. Then two
+    smaller cases that run compiled code paths the benchmark shape does not: decays of up to e^-30 per step in
+    half the key channels (the exact log-space fallback for the diagonal sub-blocks) and packed sequences
+    (``cu_seqlens`` with odd lengths, padded chunks)."""
+    peer = _gla_peer() if dt != torch.float32 else None
+    sdt = str(dt).removeprefix("torch.")
+    torch.manual_seed(1)
+    base = list(_gla_inputs(B, T, H, K, V, dev, dt)) + [torch.randn(B, H, K, V, device=dev)]
+    do = torch.randn(B, T, H, V, device=dev, dtype=dt)
+    dht = torch.randn(B, H, K, V, device=dev)
+    _gla_compare(ctx, base, do, dht, f"B{B} T{T} H{H} K{K} V{V} {sdt}", peer=peer, dev=dev)
+    del base, do, dht
+    Ts, Hs = min(T, 1024), min(H, 2)
+    q, k, v, g = _gla_inputs(1, Ts, Hs, K, V, dev, dt)
+    g[..., : K // 2] = -torch.rand(1, Ts, Hs, K // 2, device=dev) * 30
+    base = [q, k, v, g, torch.randn(1, Hs, K, V, device=dev)]
+    _gla_compare(ctx, base, torch.randn(1, Ts, Hs, V, device=dev, dtype=dt), torch.randn(1, Hs, K, V, device=dev),
+                 f"strong decay B1 T{Ts} H{Hs} K{K} V{V} {sdt}", dev=dev)
+    cu = torch.tensor([0, 1, Ts // 3, Ts // 3 + 1, Ts - 63, Ts], device=dev, dtype=torch.long)
+    base = list(_gla_inputs(1, Ts, Hs, K, V, dev, dt)) + [torch.randn(5, Hs, K, V, device=dev)]
+    _gla_compare(ctx, base, torch.randn(1, Ts, Hs, V, device=dev, dtype=dt), torch.randn(5, Hs, K, V, device=dev),
+                 f"varlen {cu.tolist()} H{Hs} K{K} V{V} {sdt}", cu_seqlens=cu, peer=peer, dev=dev)
     print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
 
 
