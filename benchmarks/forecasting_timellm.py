@@ -25,6 +25,11 @@ Usage:
 
 Prints one row per horizon (test MSE / MAE on the standardised data, both variants, the relative gap and
 the seasonal-naive forecast of the same windows) and writes everything to ``--json``.
+
+Scaling: Time-LLM fits its scaler on the whole training split before taking 10% of the windows; by default
+(``--scaling tslib``) this script writes such a standardised copy of ETTh1 and runs with ``data.scale=false``,
+so the reported MSE/MAE are on the papers' scale (``ForecastingDataModule`` currently fits its scaler on the
+10% it keeps, which puts the metrics on another scale; ``--scaling datamodule`` reproduces that).
 """
 from __future__ import annotations
 
@@ -53,6 +58,26 @@ def ett_file(data_dir: Path) -> Path:
             return cand.resolve()
     raise SystemExit(f"ETTh1.csv not found under {data_dir} (looked in {data_dir / 'ett'} and {data_dir}); "
                      "pass --data-dir")
+
+
+def tslib_scaled_copy(src: Path, dst: Path, seq_len: int) -> Path:
+    """ETTh1 standardised with the statistics of the whole 12-month training split, written to ``dst``.
+
+    Time-LLM's loader (``data_loader.py``) fits its ``StandardScaler`` on ``df_data[border1s[0]:border2s[0]]``,
+    the full training split, and only then cuts the training windows to ``percent``; the runs here pass this
+    copy with ``data.scale=false`` so the few-shot windows, the metrics and the baselines are all on that
+    scale, whatever the data module does with ``train_percent`` (it fits its scaler after the cut).
+    """
+    import pandas as pd
+
+    df = pd.read_csv(src)
+    n_train = 12 * 30 * 24
+    cols = df.columns[1:]
+    train = df[cols].iloc[:n_train].to_numpy(dtype="float64")
+    mean, std = train.mean(0), train.std(0)  # sklearn StandardScaler: population std
+    df[cols] = (df[cols].to_numpy(dtype="float64") - mean) / std
+    df.to_csv(dst, index=False, float_format="%.10g")
+    return dst
 
 
 def tiny_backbone(folder: Path) -> tuple[str, int, int]:
@@ -208,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="seconds; skip a job when the time left is below the last duration of its variant")
     p.add_argument("--runs-root", default=None, help="default: a temporary folder")
     p.add_argument("--override", nargs="*", default=[], help="extra config overrides for every run")
+    p.add_argument("--scaling", choices=("tslib", "datamodule"), default="tslib",
+                   help="tslib: standardise with the full training split (Time-LLM), then data.scale=false; "
+                        "datamodule: let the data module scale (after its train_percent cut)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     t_start = time.perf_counter()
@@ -226,6 +254,9 @@ def main(argv: list[str] | None = None) -> None:
     data_dir = args.data_dir or (ROOT.parent / "shared" / "data")
     data_path = ett_file(data_dir)
     tmp = tempfile.TemporaryDirectory(prefix="timellm_bench_")
+    if args.scaling == "tslib":
+        data_path = tslib_scaled_copy(data_path, Path(tmp.name) / "ETTh1_tslib_scaled.csv", 512)
+        args.override = ["data.scale=false", *args.override]
     llm, llm_dim, vocab = args.llm, None, None
     if args.quick:
         args.horizons = args.horizons if args.horizons != list(HORIZONS) else [24]
@@ -275,6 +306,7 @@ def _write(args, results: list[dict], t_start: float, llm: str) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "protocol": {"config": str(CONFIG.relative_to(ROOT)), "train_percent": 10, "quick": args.quick,
+                     "scaling": args.scaling,
                      "llm": llm if not args.quick else "tiny random Llama", "llm_layers": args.llm_layers,
                      "llm_dtype": args.llm_dtype, "epochs": args.epochs, "seed": args.seed},
         "environment": environment(args), "results": results, "wall_s": time.perf_counter() - t_start,
