@@ -20,12 +20,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(__file__))
 from kernels import Ctx, rel_rmse  # noqa: E402
 
-CONFIGS = {
-    "float32": [(16, 512, 4), (32, 512, 4), (64, 512, 4), (32, 256, 2), (64, 256, 2), (32, 128, 1),
-                (64, 128, 1), (32, 1024, 8), (32, 512, 4, 8), (32, 512, 4, 32)],
-    "bfloat16": [(16, 1024, 4), (32, 1024, 4), (64, 1024, 4), (32, 512, 2), (64, 512, 2), (32, 256, 1),
-                 (64, 256, 1), (32, 512, 4), (32, 1024, 4, 8), (32, 1024, 4, 32)],
-}
+CONFIGS = [(ct, bd, w) for ct, bd in ((32, 64), (64, 64), (128, 64), (256, 32), (64, 128), (128, 128),
+                                      (32, 128), (256, 64), (512, 16))
+           for w in (4, 8)]
 
 
 def _grads(fn, leaves, w):
@@ -108,7 +105,7 @@ def main() -> int:
         doa = do.transpose(1, 2).contiguous()
         ctx.bench(f"fwd accelerated_scan {tag}", lambda: acc_scan(fa, xa), bytes_moved=f3)
         ctx.bench(f"fwd+bwd accelerated_scan {tag}", lambda: acc_scan(far, xar).backward(doa), bytes_moved=f8)
-        cfgs = [None] + ([] if args.no_sweep else CONFIGS[str(dt)[6:]])
+        cfgs = [None] + ([] if args.no_sweep else CONFIGS)
         for cfg in cfgs:
             if cfg is None:
                 os.environ.pop("SEQLAB_SCAN1_CFG", None)

@@ -39,17 +39,86 @@ import triton.language as tl
 
 from seqlab.kernels._dispatch import interpret_mode
 
+_FLAG = 1 << 32
+_LOW = 0xFFFFFFFF
 
 
 @triton.jit
-def _compose(a1, b1, a2, b2):
-    """Affine maps, element 1 later in time: ``s -> a1 (a2 s + b2) + b1``."""
-    return a1 * a2, a1 * b2 + b1
+def _combine(a1, b1, a2, b2):
+    return a1 * a2, a2 * b1 + b2
+
+
+@triton.jit
+def _pack(x):
+    """float32 -> int64 word holding the value's bits and a ready flag in the high half."""
+    return (x.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF) | 4294967296
+
+
+@triton.jit
+def _unpack(w):
+    return (w & 0xFFFFFFFF).to(tl.int32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _ready(w):
+    """1 when every word of the vector carries its flag."""
+    return tl.min(((w >> 32) != 0).to(tl.int32), axis=0)
+
+
+@triton.jit
+def _last_row(x, rows, CT: tl.constexpr):
+    return tl.sum(tl.where(rows[:, None] == CT - 1, x, 0.0), axis=0)
+
+
+@triton.jit
+def _look_back(ws_ptr, cid, o_d, m_d, D):
+    """Carry-in of chunk ``cid``: compose aggregates of chunks ``cid-1, cid-2, ...`` up to an inclusive one.
+
+    Workspace layout per chunk: three rows of ``D`` words: aggregate A, aggregate B, inclusive state.
+    """
+    k = cid - 1
+    acc_a = tl.full(o_d.shape, 1.0, tl.float32)
+    acc_b = tl.zeros(o_d.shape, tl.float32)
+    h_in = tl.zeros(o_d.shape, tl.float32)
+    go = 1
+    while go == 1:
+        base = ws_ptr + k * 3 * D
+        wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+        if _ready(wi) == 1:
+            h_in = acc_a * _unpack(wi) + acc_b
+            go = 0
+        else:
+            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+            if (_ready(wa) + _ready(wb)) == 2:
+                acc_b = acc_a * _unpack(wb) + acc_b
+                acc_a = acc_a * _unpack(wa)
+                k = k - 1
+    return h_in
+
+
+@triton.jit
+def _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr):
+    """Per row: sequence index, whether the row starts its sequence in scan order, whether it ends it."""
+    if IS_VARLEN:
+        seq = tl.load(seq_ptr + r, mask=m_t, other=0).to(tl.int64)
+        first = tl.load(cu_ptr + seq, mask=m_t, other=0).to(tl.int64)
+        last = tl.load(cu_ptr + seq + 1, mask=m_t, other=1).to(tl.int64) - 1
+        if REVERSE:
+            is_start = r == last
+            is_end = r == first
+        else:
+            is_start = r == first
+            is_end = r == last
+    else:
+        seq = tl.zeros_like(pl) + i_n
+        is_start = pl == 0
+        is_end = pl == L - 1
+    return seq, is_start & m_t, is_end & m_t
 
 
 @triton.jit
 def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr):
-    """Work item of this program, in launch order: chunk index slowest, so predecessors started earlier."""
     t = tl.atomic_add(cnt_ptr, 1).to(tl.int64)
     i_d = t % nD
     rest = t // nD
@@ -61,243 +130,169 @@ def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr):
 
 
 @triton.jit
-def _publish(vals_ptr, flag_ptr, cid, i_d, nD, D, o_d, m_d, x_a, x_b, INCLUSIVE: tl.constexpr):
-    """Store an aggregate ``(x_a, x_b)`` (flag 1) or an inclusive state ``x_b`` (flag 2), then raise the flag.
-
-    All threads store, a CTA barrier orders the stores before thread 0's release of the flag (the CUTLASS
-    ``GenericBarrier`` pattern: ``__syncthreads(); red.release.gpu``).
-    """
-    base = vals_ptr + cid * 3 * D + o_d
-    if INCLUSIVE:
-        tl.store(base + 2 * D, x_b, mask=m_d)
-    else:
-        tl.store(base, x_a, mask=m_d)
-        tl.store(base + D, x_b, mask=m_d)
-    tl.debug_barrier()
-    if INCLUSIVE:
-        tl.atomic_xchg(flag_ptr + cid * nD + i_d, 2, sem="release", scope="gpu")
-    else:
-        tl.atomic_xchg(flag_ptr + cid * nD + i_d, 1, sem="release", scope="gpu")
-
-
-@triton.jit
-def _look_back(vals_ptr, flag_ptr, cid, step, n_chunks, i_d, nD, D, o_d, m_d, K: tl.constexpr):
-    """Carry-in of chunk ``cid``: compose the predecessors ``cid - step, cid - 2 step, ...`` (K per round
-    trip) up to the nearest one whose inclusive state is published; poll while a nearer one has published
-    nothing yet."""
-    ks = tl.arange(0, K)
-    acc_a = tl.full(o_d.shape, 1.0, tl.float32)
-    acc_b = tl.zeros(o_d.shape, tl.float32)
-    carry = tl.zeros(o_d.shape, tl.float32)
-    hi = cid - step
-    go = 1
-    while go == 1:
-        kk = hi - step * ks
-        inb = (kk >= 0) & (kk < n_chunks)
-        f = tl.atomic_add(flag_ptr + kk * nD + i_d, 0, mask=inb, sem="acquire", scope="gpu")
-        f = tl.where(inb, f, 2)
-        i_inc = tl.min(tl.where(f == 2, ks, K), axis=0)
-        i_zero = tl.min(tl.where(f == 0, ks, K), axis=0)
-        if i_zero >= i_inc:
-            tl.debug_barrier()
-            use = (ks < i_inc) & inb
-            inc = (ks == i_inc) & inb
-            rows = (kk * 3)[:, None] * D + o_d[None, :]
-            m2 = m_d[None, :]
-            t_a = tl.load(vals_ptr + rows, mask=use[:, None] & m2, other=1.0, volatile=True)
-            t_b = tl.load(vals_ptr + rows + D, mask=use[:, None] & m2, other=0.0, volatile=True)
-            t_b += tl.load(vals_ptr + rows + 2 * D, mask=inc[:, None] & m2, other=0.0, volatile=True)
-            t_a = tl.where((ks == i_inc)[:, None], 0.0, t_a)
-            c_a, c_b = tl.associative_scan((t_a, t_b), 0, _compose)
-            last = (ks == K - 1)[:, None]
-            r_a = tl.sum(tl.where(last, c_a, 0.0), axis=0)
-            r_b = tl.sum(tl.where(last, c_b, 0.0), axis=0)
-            acc_b = acc_a * r_b + acc_b
-            acc_a = acc_a * r_a
-            if i_inc < K:
-                carry = acc_b
-                go = 0
-            else:
-                hi = hi - step * K
-    return carry
-
-
-@triton.jit
-def _row_flags(p, L, i_n, seq_ptr, cu_ptr, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr):
-    """Scalars for scan position ``p``: its row, sequence, and whether it starts / ends its sequence."""
-    valid = p < L
-    if REVERSE:
-        r = i_n * L + L - 1 - p
-    else:
-        r = i_n * L + p
-    if IS_VARLEN:
-        seq = tl.load(seq_ptr + r, mask=valid, other=0).to(tl.int64)
-        first = tl.load(cu_ptr + seq, mask=valid, other=0).to(tl.int64)
-        last = tl.load(cu_ptr + seq + 1, mask=valid, other=1).to(tl.int64) - 1
-        if REVERSE:
-            is_start = r == last
-            is_end = r == first
-        else:
-            is_start = r == first
-            is_end = r == last
-    else:
-        seq = i_n
-        is_start = p == 0
-        is_end = p == L - 1
-    return valid, r, seq, is_start & valid, is_end & valid
-
-
-@triton.jit
-def _gate(a_ptr, offs, mask, LOG_A: tl.constexpr):
-    if LOG_A:
-        return tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
-    return tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-
-
-@triton.jit
 def _scan1_fwd_kernel(
-    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, vals_ptr, flag_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
+    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, K: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False)
+    rows = tl.arange(0, CT)
+    pl = j * CT + rows  # scan positions within the sequence (the whole packed axis when varlen)
+    m_t = pl < L
+    if REVERSE:
+        r = i_n * L + L - 1 - pl
+    else:
+        r = i_n * L + pl
     o_d = i_d * BD + tl.arange(0, BD)
     m_d = o_d < D
+    offs = r[:, None] * D + o_d[None, :]
+    mask = m_t[:, None] & m_d[None, :]
+    if LOG_A:
+        a = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
+    else:
+        a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
+    b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
+    if HAS_H0:
+        h0 = tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=is_start[:, None] & m_d[None, :], other=0.0)
+        b += a * h0.to(tl.float32)
+    a = tl.where(is_start[:, None], 0.0, a)
+    ca, cb = tl.associative_scan((a, b), 0, _combine)
+    agg_a = _last_row(ca, rows, CT)
+    agg_b = _last_row(cb, rows, CT)
+    has_reset = tl.max(is_start.to(tl.int32), axis=0)
+    first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
     cid = i_n * NCH + j
-    # walk 1: the chunk's aggregate map (A, B) and whether a sequence starts inside it
-    agg_a = tl.full([BD], 1.0, tl.float32)
-    agg_b = tl.zeros([BD], tl.float32)
-    has_reset = 0
-    first_is_start = 0
-    for i in tl.static_range(CT):
-        valid, r, seq, is_start, is_end = _row_flags(j * CT + i, L, i_n, seq_ptr, cu_ptr, IS_VARLEN, REVERSE)
-        m = m_d & valid
-        a = _gate(a_ptr, r * D + o_d, m, LOG_A)
-        b = tl.load(b_ptr + r * D + o_d, mask=m, other=0.0).to(tl.float32)
-        if HAS_H0:
-            b += a * tl.load(h0_ptr + seq * D + o_d, mask=m & is_start, other=0.0).to(tl.float32)
-        a = tl.where(is_start, 0.0, a)
-        agg_b = a * agg_b + b
-        agg_a = a * agg_a
-        has_reset = has_reset | is_start.to(tl.int32)
-        if i == 0:
-            first_is_start = is_start.to(tl.int32)
-    n_chunks = NSEQ * NCH
+    wbase = ws_ptr + cid * 3 * D
     if has_reset == 1:  # the chunk's end state does not depend on its carry-in
-        _publish(vals_ptr, flag_ptr, cid, i_d, nD, D, o_d, m_d, agg_a, agg_b, True)
+        tl.store(wbase + 2 * D + o_d, _pack(agg_b), mask=m_d)
     else:
-        _publish(vals_ptr, flag_ptr, cid, i_d, nD, D, o_d, m_d, agg_a, agg_b, False)
-    h = tl.zeros([BD], tl.float32)
+        tl.store(wbase + o_d, _pack(agg_a), mask=m_d)
+        tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
+    h_in = tl.zeros([BD], tl.float32)
     if first_is_start == 0:
-        h = _look_back(vals_ptr, flag_ptr, cid, 1, n_chunks, i_d, nD, D, o_d, m_d, K)
+        h_in = _look_back(ws_ptr, cid, o_d, m_d, D)
     if (has_reset == 0) & (not NO_INCLUSIVE):
-        _publish(vals_ptr, flag_ptr, cid, i_d, nD, D, o_d, m_d, agg_a, agg_a * h + agg_b, True)
-    # walk 2: the states (the tile is in L1 from walk 1)
-    for i in tl.static_range(CT):
-        valid, r, seq, is_start, is_end = _row_flags(j * CT + i, L, i_n, seq_ptr, cu_ptr, IS_VARLEN, REVERSE)
-        m = m_d & valid
-        a = _gate(a_ptr, r * D + o_d, m, LOG_A)
-        b = tl.load(b_ptr + r * D + o_d, mask=m, other=0.0).to(tl.float32)
-        if HAS_H0:
-            b += a * tl.load(h0_ptr + seq * D + o_d, mask=m & is_start, other=0.0).to(tl.float32)
-        a = tl.where(is_start, 0.0, a)
-        h = a * h + b
-        tl.store(h_ptr + r * D + o_d, h.to(h_ptr.dtype.element_ty), mask=m)
-        if STORE_FINAL:
-            tl.store(ht_ptr + seq * D + o_d, h, mask=m & is_end)
-
-
-@triton.jit
-def _bwd_row(a_ptr, do_ptr, dht_ptr, p, L, i_n, seq_ptr, cu_ptr, D, o_d, m_d,
-             LOG_A: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr):
-    """Gate of the next scan position (0 where this row ends its sequence) and the output gradient."""
-    valid, r, seq, is_start, is_end = _row_flags(p, L, i_n, seq_ptr, cu_ptr, IS_VARLEN, REVERSE)
-    m = m_d & valid
-    if REVERSE:
-        r_next = r - 1
-    else:
-        r_next = r + 1
-    gate = _gate(a_ptr, r_next * D + o_d, m & (is_end == 0), LOG_A)
-    gate = tl.where(is_end, 0.0, gate)
-    do = tl.load(do_ptr + r * D + o_d, mask=m, other=0.0).to(tl.float32)
-    if HAS_DHT:
-        do += tl.load(dht_ptr + seq * D + o_d, mask=m & is_end, other=0.0)
-    return valid, r, seq, is_start, is_end, m, gate, do
+        tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b), mask=m_d)
+    hs = ca * h_in[None, :] + cb
+    tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
+    if STORE_FINAL:
+        tl.store(ht_ptr + seq[:, None] * D + o_d[None, :], hs, mask=is_end[:, None] & m_d[None, :])
 
 
 @triton.jit
 def _scan1_bwd_kernel(
-    a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, vals_ptr, flag_ptr,
-    cnt_ptr, L, D, NSEQ, NCH, nD,
+    a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
+    L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, K: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True)
+    rows = tl.arange(0, CT)
+    pl = j * CT + CT - 1 - rows  # descending scan positions: tile row 0 is the chunk's last position
+    m_t = pl < L
+    if REVERSE:
+        r = i_n * L + L - 1 - pl
+        r_next = r - 1  # row of scan position p + 1
+        r_prev = r + 1  # row of scan position p - 1
+    else:
+        r = i_n * L + pl
+        r_next = r + 1
+        r_prev = r - 1
     o_d = i_d * BD + tl.arange(0, BD)
     m_d = o_d < D
-    cid = i_n * NCH + j
-    agg_a = tl.full([BD], 1.0, tl.float32)
-    agg_b = tl.zeros([BD], tl.float32)
-    has_reset = 0
-    first_is_end = 0
-    for i in tl.static_range(CT):  # descending scan positions
-        p = j * CT + CT - 1 - i
-        valid, r, seq, is_start, is_end, m, gate, do = _bwd_row(a_ptr, do_ptr, dht_ptr, p, L, i_n, seq_ptr,
-                                                                cu_ptr, D, o_d, m_d, LOG_A, HAS_DHT, IS_VARLEN,
-                                                                REVERSE)
-        agg_b = gate * agg_b + do
-        agg_a = gate * agg_a
-        has_reset = has_reset | is_end.to(tl.int32)
-        if i == 0:
-            first_is_end = (is_end | (valid == 0)).to(tl.int32)
-    n_chunks = NSEQ * NCH
-    if has_reset == 1:
-        _publish(vals_ptr, flag_ptr, cid, i_d, nD, D, o_d, m_d, agg_a, agg_b, True)
+    offs = r[:, None] * D + o_d[None, :]
+    mask = m_t[:, None] & m_d[None, :]
+    seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
+    do = tl.load(do_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if HAS_DHT:
+        do += tl.load(dht_ptr + seq[:, None] * D + o_d[None, :], mask=is_end[:, None] & m_d[None, :], other=0.0)
+    # gate of the next scan position; zero where this row ends its sequence (the next row is a reset)
+    m_next = (m_t & (is_end == 0))[:, None] & m_d[None, :]
+    offs_next = r_next[:, None] * D + o_d[None, :]
+    if LOG_A:
+        gate = tl.exp(tl.load(a_ptr + offs_next, mask=m_next, other=0.0).to(tl.float32))
+        gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
     else:
-        _publish(vals_ptr, flag_ptr, cid, i_d, nD, D, o_d, m_d, agg_a, agg_b, False)
-    g = tl.zeros([BD], tl.float32)
-    if first_is_end == 0:
-        g = _look_back(vals_ptr, flag_ptr, cid, -1, n_chunks, i_d, nD, D, o_d, m_d, K)
+        gate = tl.load(a_ptr + offs_next, mask=m_next, other=0.0).to(tl.float32)
+        gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
+    ca, cb = tl.associative_scan((gate, do), 0, _combine)
+    agg_a = _last_row(ca, rows, CT)
+    agg_b = _last_row(cb, rows, CT)
+    has_reset = tl.max(is_end.to(tl.int32), axis=0)
+    first_is_end = tl.max((is_end & (rows == 0)).to(tl.int32), axis=0)
+    cid = i_n * NCH + j
+    wbase = ws_ptr + cid * 3 * D
+    if has_reset == 1:
+        tl.store(wbase + 2 * D + o_d, _pack(agg_b), mask=m_d)
+    else:
+        tl.store(wbase + o_d, _pack(agg_a), mask=m_d)
+        tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
+    g_in = tl.zeros([BD], tl.float32)
+    if (first_is_end == 0) & (j < NCH - 1):
+        # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
+        g_in = _look_back_rev(ws_ptr, cid, o_d, m_d, D)
     if (has_reset == 0) & (not NO_INCLUSIVE):
-        _publish(vals_ptr, flag_ptr, cid, i_d, nD, D, o_d, m_d, agg_a, agg_a * g + agg_b, True)
-    for i in tl.static_range(CT):
-        p = j * CT + CT - 1 - i
-        valid, r, seq, is_start, is_end, m, gate, do = _bwd_row(a_ptr, do_ptr, dht_ptr, p, L, i_n, seq_ptr,
-                                                                cu_ptr, D, o_d, m_d, LOG_A, HAS_DHT, IS_VARLEN,
-                                                                REVERSE)
-        g = gate * g + do
-        if REVERSE:
-            r_prev = r + 1
-        else:
-            r_prev = r - 1
-        hp = tl.load(h_ptr + r_prev * D + o_d, mask=m & (is_start == 0), other=0.0).to(tl.float32)
-        if HAS_H0:
-            hp += tl.load(h0_ptr + seq * D + o_d, mask=m & is_start, other=0.0).to(tl.float32)
-        da = g * hp
-        if LOG_A or HAS_H0:
-            a_here = _gate(a_ptr, r * D + o_d, m, LOG_A)
+        tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b), mask=m_d)
+    g = ca * g_in[None, :] + cb
+    # state before each step: h_{p-1}, or h0 at a sequence start
+    m_prev = (m_t & (is_start == 0))[:, None] & m_d[None, :]
+    hp = tl.load(h_ptr + r_prev[:, None] * D + o_d[None, :], mask=m_prev, other=0.0).to(tl.float32)
+    m_s = is_start[:, None] & m_d[None, :]
+    if HAS_H0:
+        hp += tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=m_s, other=0.0).to(tl.float32)
+    da = g * hp
+    if LOG_A:
+        a_here = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
+        da = da * a_here
+    tl.store(da_ptr + offs, da.to(da_ptr.dtype.element_ty), mask=mask)
+    tl.store(db_ptr + offs, g.to(db_ptr.dtype.element_ty), mask=mask)
+    if HAS_H0:
         if LOG_A:
-            da = da * a_here
-        tl.store(da_ptr + r * D + o_d, da.to(da_ptr.dtype.element_ty), mask=m)
-        tl.store(db_ptr + r * D + o_d, g.to(db_ptr.dtype.element_ty), mask=m)
-        if HAS_H0:
-            tl.store(dh0_ptr + seq * D + o_d, a_here * g, mask=m & is_start)
+            a_s = a_here
+        else:
+            a_s = tl.load(a_ptr + offs, mask=m_s, other=0.0).to(tl.float32)
+        tl.store(dh0_ptr + seq[:, None] * D + o_d[None, :], a_s * g, mask=m_s)
 
 
-def _config(dtype: torch.dtype, D: int) -> tuple[int, int, int, int]:
-    """``(CT, BD, num_warps, K)``: rows per chunk, channels per program (one 16-byte vector per thread, so
-    every row load is one coalesced transaction per warp), warps, look-back window.
-    ``SEQLAB_SCAN1_CFG=CT,BD,W[,K]`` overrides (for tuning sweeps)."""
+@triton.jit
+def _look_back_rev(ws_ptr, cid, o_d, m_d, D):
+    """As :func:`_look_back` for the backward pass, whose predecessors are the following chunks."""
+    k = cid + 1
+    acc_a = tl.full(o_d.shape, 1.0, tl.float32)
+    acc_b = tl.zeros(o_d.shape, tl.float32)
+    h_in = tl.zeros(o_d.shape, tl.float32)
+    go = 1
+    while go == 1:
+        base = ws_ptr + k * 3 * D
+        wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+        if _ready(wi) == 1:
+            h_in = acc_a * _unpack(wi) + acc_b
+            go = 0
+        else:
+            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+            if (_ready(wa) + _ready(wb)) == 2:
+                acc_b = acc_a * _unpack(wb) + acc_b
+                acc_a = acc_a * _unpack(wa)
+                k = k + 1
+    return h_in
+
+
+def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
+    """``(CT, BD, num_warps)``. Defaults from the H100 tile sweep (``benchmarks/scan1_sweep.py``): 64-channel
+    blocks with 4 warps, 64-step chunks forward and 32-step chunks backward were the fastest of 19 tiles in
+    both fp32 and bf16. ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides (for tuning sweeps)."""
     env = os.environ.get("SEQLAB_SCAN1_CFG")
     if env:
-        v = [int(x) for x in env.split(",")]
-        return v[0], v[1], v[2], (v[3] if len(v) > 3 else 16)
+        ct, bd, w = (int(x) for x in env.split(","))
+        return ct, bd, w
     if interpret_mode():
-        return 8, 16, 1, 4
-    vec = 16 // torch.tensor([], dtype=dtype).element_size()
-    bd = min(vec * 32 * 4, max(16, triton.next_power_of_2(D)))
-    warps = max(1, bd // (vec * 32))
-    return 32, bd, warps, 16
+        return 16, 32, 1
+    bd = min(64, max(16, triton.next_power_of_2(D)))
+    ct = (2048 if backward else 4096) // bd
+    ct = max(16, min(ct, triton.next_power_of_2(max(L, 1))))
+    return ct, bd, 4
 
 
 def _lookback_test() -> bool:
@@ -317,11 +312,9 @@ def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int
         seq_idx = torch.searchsorted(cu_seqlens[1:], pos, right=True).to(torch.int32)
     nch = triton.cdiv(max(L, 1), ct)
     nd = triton.cdiv(D, bd)
-    # published values (3 rows of D per chunk: aggregate A, aggregate B, inclusive state) need no init;
-    # flags (one per chunk x channel block) and the ticket counter start at zero
-    vals = torch.empty(nseq * nch * 3 * D, device=b.device, dtype=torch.float32)
-    flags = torch.zeros(nseq * nch * nd + 1, device=b.device, dtype=torch.int32)
-    return nseq, L, nch, nd, seq_idx, vals, flags
+    # workspace: 3 rows of D packed words per chunk, then the ticket counter; zero = nothing published
+    ws = torch.zeros(nseq * nch * 3 * D + 2, device=b.device, dtype=torch.int64)
+    return nseq, L, nch, nd, seq_idx, ws
 
 
 def scan1_fwd(
@@ -337,12 +330,12 @@ def scan1_fwd(
         if ht is not None:
             ht.copy_(h0 if h0 is not None else torch.zeros_like(ht))
         return h, ht
-    ct, bd, warps, k = _config(b.dtype, D)
-    nseq, L, nch, nd, seq_idx, vals, flags = _geometry(b, cu_seqlens, ct, bd)
+    ct, bd, warps = _config(b.dtype, D, T)
+    nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd)
     _scan1_fwd_kernel[(nseq * nch * nd,)](
-        a, b, h0, h, ht, seq_idx, cu_seqlens, vals, flags, flags[-1:], L, D, nseq, nch, nd,
+        a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, K=k, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
     )
     return h, ht
 
@@ -360,11 +353,11 @@ def scan1_bwd(
         if dh0 is not None and dht is not None:
             dh0.copy_(dht)
         return da, db, dh0
-    ct, bd, warps, k = _config(h.dtype, D)
-    nseq, L, nch, nd, seq_idx, vals, flags = _geometry(h, cu_seqlens, ct, bd)
+    ct, bd, warps = _config(h.dtype, D, T, backward=True)
+    nseq, L, nch, nd, seq_idx, ws = _geometry(h, cu_seqlens, ct, bd)
     _scan1_bwd_kernel[(nseq * nch * nd,)](
-        a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, vals, flags, flags[-1:], L, D, nseq, nch, nd,
+        a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, K=k, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
     )
     return da, db, dh0

@@ -149,7 +149,7 @@ def test_look_back_through_aggregates(varlen, reverse, monkeypatch, check_close)
     """Chunks publish only aggregates, so every carry-in is composed over the look-back chain (the path
     concurrent GPU programs take); several channel blocks and chunks per sequence; linear gates of any sign."""
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
-    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "4,16,1,2")
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
     gen = torch.Generator().manual_seed(7)
     if varlen:
         lens = [3, 37, 1, 20]
