@@ -142,10 +142,12 @@ class ForecastingDataModule(L.LightningDataModule):
             b1, b2 = ett_borders(n, self.seq_len, max(1, round(3600 / step_s)))
         else:
             b1, b2 = ratio_borders(n, self.seq_len, self.ratios)
+        # the scaler (and the MASE scale) see the whole training split; only the training windows are cut,
+        # as Time-LLM's data_loader (Dataset_ETT_hour) does for its few-shot ``percent``
+        train = values[b1[0]:b2[0]]
         if self.train_percent < 100:
             b2[0] = (b2[0] - self.seq_len) * self.train_percent // 100 + self.seq_len
         self.border1s, self.border2s = b1, b2
-        train = values[b1[0]:b2[0]]
         self.mean = train.mean(0) if self.scale else np.zeros(len(columns))
         std = train.std(0) if self.scale else np.ones(len(columns))
         self.std = np.where(std > 0, std, 1.0)

@@ -182,3 +182,17 @@ def test_predict_future_windows(frame):
     assert batch["x"].shape == (1, 48, 1) and batch["y_mark"].shape == (1, 24, 4)
     _, fut = dm.window_dates(int(batch["start"][0]))
     assert fut[0] == frame["date"].iloc[-1] + pd.Timedelta(hours=1) and len(fut) == 24
+
+
+def test_few_shot_cut_keeps_the_full_train_scaler(frame):
+    """train_percent cuts the training windows only; the scaler is fit on the whole training split
+    (Time-LLM's data_loader), so the 10% few-shot data is on the same scale as the full-data run."""
+    full = ForecastingDataModule(frame=frame, seq_len=24, pred_len=12, split="ratio", features="S")
+    few = ForecastingDataModule(frame=frame, seq_len=24, pred_len=12, split="ratio", features="S",
+                                train_percent=10)
+    full.setup("fit")
+    few.setup("fit")
+    np.testing.assert_allclose(few.mean, full.mean)
+    np.testing.assert_allclose(few.std, full.std)
+    assert len(few.sets["train"]) < len(full.sets["train"]) // 5
+    assert len(few.sets["test"]) == len(full.sets["test"])
