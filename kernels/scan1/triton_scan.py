@@ -71,12 +71,13 @@ def _last_row(x, rows, CT: tl.constexpr):
 
 
 @triton.jit
-def _look_back(ws_ptr, cid, o_d, m_d, D):
-    """Carry-in of chunk ``cid``: compose aggregates of chunks ``cid-1, cid-2, ...`` up to an inclusive one.
+def _look_back(ws_ptr, cid, o_d, m_d, D, STEP: tl.constexpr):
+    """Carry-in of chunk ``cid``: compose aggregates of chunks ``cid - STEP, cid - 2 STEP, ...`` up to an
+    inclusive one (``STEP = 1`` forward; ``-1`` backward, whose predecessors are the following chunks).
 
     Workspace layout per chunk: three rows of ``D`` words: aggregate A, aggregate B, inclusive state.
     """
-    k = cid - 1
+    k = cid - STEP
     acc_a = tl.full(o_d.shape, 1.0, tl.float32)
     acc_b = tl.zeros(o_d.shape, tl.float32)
     h_in = tl.zeros(o_d.shape, tl.float32)
@@ -93,7 +94,7 @@ def _look_back(ws_ptr, cid, o_d, m_d, D):
             if (_ready(wa) + _ready(wb)) == 2:
                 acc_b = acc_a * _unpack(wb) + acc_b
                 acc_a = acc_a * _unpack(wa)
-                k = k - 1
+                k = k - STEP
     return h_in
 
 
@@ -171,7 +172,7 @@ def _scan1_fwd_kernel(
         tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
     h_in = tl.zeros([BD], tl.float32)
     if first_is_start == 0:
-        h_in = _look_back(ws_ptr, cid, o_d, m_d, D)
+        h_in = _look_back(ws_ptr, cid, o_d, m_d, D, 1)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b), mask=m_d)
     hs = ca * h_in[None, :] + cb
@@ -231,7 +232,7 @@ def _scan1_bwd_kernel(
     g_in = tl.zeros([BD], tl.float32)
     if (first_is_end == 0) & (j < NCH - 1):
         # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
-        g_in = _look_back_rev(ws_ptr, cid, o_d, m_d, D)
+        g_in = _look_back(ws_ptr, cid, o_d, m_d, D, -1)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b), mask=m_d)
     g = ca * g_in[None, :] + cb
@@ -253,30 +254,6 @@ def _scan1_bwd_kernel(
         else:
             a_s = tl.load(a_ptr + offs, mask=m_s, other=0.0).to(tl.float32)
         tl.store(dh0_ptr + seq[:, None] * D + o_d[None, :], a_s * g, mask=m_s)
-
-
-@triton.jit
-def _look_back_rev(ws_ptr, cid, o_d, m_d, D):
-    """As :func:`_look_back` for the backward pass, whose predecessors are the following chunks."""
-    k = cid + 1
-    acc_a = tl.full(o_d.shape, 1.0, tl.float32)
-    acc_b = tl.zeros(o_d.shape, tl.float32)
-    h_in = tl.zeros(o_d.shape, tl.float32)
-    go = 1
-    while go == 1:
-        base = ws_ptr + k * 3 * D
-        wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
-        if _ready(wi) == 1:
-            h_in = acc_a * _unpack(wi) + acc_b
-            go = 0
-        else:
-            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
-            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
-            if (_ready(wa) + _ready(wb)) == 2:
-                acc_b = acc_a * _unpack(wb) + acc_b
-                acc_a = acc_a * _unpack(wa)
-                k = k + 1
-    return h_in
 
 
 def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
