@@ -22,7 +22,6 @@ Metrics are test MSE/MAE on the standardised data over every test window (no dro
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import multiprocessing as mp
@@ -34,6 +33,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _runlog import val_curve as _val_curve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "forecasting"
@@ -190,18 +192,6 @@ def run_job(job: dict, data_dir: str, accelerator: str, runs_root: str) -> dict:
                epoch_s=m.get("fit_seconds", math.nan) / max(1, int(m.get("epochs", 1))),
                wall_s=time.perf_counter() - t0)
     return out
-
-
-def _val_curve(path: Path) -> list[float]:
-    """Validation loss per epoch from the run's CSV log (the sanity-check epoch has no row)."""
-    if not path.is_file():
-        return []
-    rows = {}
-    with path.open() as f:
-        for r in csv.DictReader(f):
-            if r.get("val/loss"):
-                rows[int(r["epoch"])] = float(r["val/loss"])
-    return [rows[k] for k in sorted(rows)]
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -34,7 +34,6 @@ so the reported MSE/MAE are on the papers' scale (``ForecastingDataModule`` curr
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import math
@@ -44,6 +43,9 @@ import tempfile
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _runlog import val_curve as _val_curve  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "forecasting" / "timellm_etth1.yaml"
@@ -158,17 +160,6 @@ def run_job(job: dict, runs_root: str) -> dict:
     except Exception as e:  # noqa: BLE001  (the count is informational)
         out["trained_params_error"] = f"{type(e).__name__}: {e}"
     return out
-
-
-def _val_curve(path: Path) -> list[float]:
-    if not path.is_file():
-        return []
-    rows = {}
-    with path.open() as f:
-        for r in csv.DictReader(f):
-            if r.get("val/loss"):
-                rows[int(r["epoch"])] = float(r["val/loss"])
-    return [rows[k] for k in sorted(rows)]
 
 
 def _f(x, nd=4):
