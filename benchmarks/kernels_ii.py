@@ -3,7 +3,10 @@ gla / delta_rule / prefix_attention beside fla 0.6.0 (chunk_gla, chunk_delta_rul
 
 Usage (lent GPU): ``source benchmarks/device_env.sh && python benchmarks/kernels_ii.py --json out.json``.
 ``--only delta_rule`` (comma list of ``gla``, ``delta_rule``, ``prefix_attention``) runs only those ops' rows;
-``--no-peer`` skips the fla rows. With ``--json`` the file is rewritten after every row, so a run cut off by a
+``--no-peer`` skips the fla rows; ``--timings-only`` skips the bf16 correctness pass (timings run first either
+way); ``--varlen-peer`` adds fla to the packed-sequence gla check (its first varlen call autotunes and compiles
+a new specialisation of every fla kernel: minutes on an H200, which cut the 2026-12-03 run short).
+``SEQLAB_BENCH_TRACEBACK_S`` (default 540) dumps every thread's stack after that many seconds. With ``--json`` the file is rewritten after every row, so a run cut off by a
 time limit still leaves the rows it finished.
 ``--small`` runs tiny shapes in float32 on whatever device there is (on CPU: the Triton kernels under
 ``TRITON_INTERPRET=1``, peers skipped when not installed): a smoke test of this script, not a measurement.
@@ -224,7 +227,8 @@ def correctness_gla(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.b
     cu = torch.tensor([0, 1, Ts // 3, Ts // 3 + 1, Ts - 63, Ts], device=dev, dtype=torch.long)
     base = list(_gla_inputs(1, Ts, Hs, K, V, dev, dt)) + [torch.randn(5, Hs, K, V, device=dev)]
     _gla_compare(ctx, base, torch.randn(1, Ts, Hs, V, device=dev, dtype=dt), torch.randn(5, Hs, K, V, device=dev),
-                 f"varlen {cu.tolist()} H{Hs} K{K} V{V} {sdt}", cu_seqlens=cu, peer=peer, dev=dev)
+                 f"varlen {cu.tolist()} H{Hs} K{K} V{V} {sdt}", cu_seqlens=cu,
+                 peer=peer if "--varlen-peer" in sys.argv else None, dev=dev)
     print(f"    [{time.time() - _T0:6.1f} s]", flush=True)
 
 
@@ -330,16 +334,21 @@ def correctness_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=
 
 
 def section_kernels_ii(ctx) -> None:
-    """benchmarks/kernels.py section: bf16 correctness and timings at B=4 T=4096 H=16 K=V=128."""
+    """benchmarks/kernels.py section: timings at B=4 T=4096 H=16 K=V=128 (ours and fla first, so a run cut short
+    still has the ratios), then bf16 correctness (skipped with ``--timings-only``)."""
+    check = "--timings-only" not in sys.argv
     if _selected("gla"):
-        correctness_gla(ctx, **FULL)
         timings_gla(ctx, **FULL)
-    correctness(ctx.rows, **FULL)
-    timings(ctx, **FULL)
     if _selected("delta_rule"):
         timings_delta_rule(ctx, **FULL)
-        correctness_delta_rule(ctx, **FULL)
         timings_delta_rule(ctx, **FULL, gated=True)
+    timings(ctx, **FULL)
+    if check:
+        correctness(ctx.rows, **FULL)
+        if _selected("gla"):
+            correctness_gla(ctx, **FULL)
+        if _selected("delta_rule"):
+            correctness_delta_rule(ctx, **FULL)
 
 
 class _Ctx:
@@ -389,7 +398,11 @@ class _Ctx:
 
 
 def main() -> None:
+    import faulthandler
+
     import triton
+    # A run killed by an outer ``timeout`` should say where it was: dump every thread's stack after N seconds.
+    faulthandler.dump_traceback_later(int(os.environ.get("SEQLAB_BENCH_TRACEBACK_S", "540")), exit=False)
     global _ONLY
     if "--only" in sys.argv:  # read here, not at import: benchmarks/kernels.py has its own --only (section names)
         _ONLY = set(sys.argv[sys.argv.index("--only") + 1].split(","))
