@@ -1,7 +1,8 @@
 """CPU benchmark: the chunked PyTorch forms (the CPU path of seqlab.kernels) against the naive recurrent loop.
 
 Target (issue 3): simple_gla chunked >= 10x faster than the naive loop at B=4 T=2048 H=4 K=V=64 on 2 cores.
-Also scan1 chunked vs naive at B=4 T=2048 D=256. Forward only, float32, median of ``--reps`` runs.
+Also scan1 chunked vs naive at B=4 T=2048 D=256 (forward), and scan1's forward+backward: the op's CPU path
+(chunked forward, analytic backward) vs autograd through the naive loop. Float32, median of ``--reps`` runs.
 Prints a table; ``--json PATH`` writes the rows.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from seqlab.kernels.scan1 import scan1_chunked, scan1_naive
+from seqlab.kernels.scan1 import scan1, scan1_chunked, scan1_naive
 from seqlab.kernels.simple_gla import simple_gla_chunked, simple_gla_naive
 
 
@@ -54,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         chunk = _time(lambda: scan1_chunked(a, b), args.reps)
         rows += [dict(name=f"scan1 naive loop {tag}", ms=naive),
                  dict(name=f"scan1 chunked torch {tag}", ms=chunk, speedup=naive / chunk)]
+    # forward+backward: autograd through the naive loop vs the op's CPU path (chunked forward, analytic backward)
+    la = F.logsigmoid(torch.randn(B, T, D)).requires_grad_()
+    b = b.clone().requires_grad_()
+    naive = _time(lambda: scan1_naive(la.exp(), b)[0].sum().backward(), max(1, args.reps // 2))
+    op = _time(lambda: scan1(None, b, log_a=la, backend="torch")[0].sum().backward(), args.reps)
+    rows += [dict(name=f"scan1 fwd+bwd naive loop (autograd) {tag}", ms=naive),
+             dict(name=f"scan1 fwd+bwd seqlab op, torch backend {tag}", ms=op, speedup=naive / op)]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for r in rows:
         extra = f"  speedup {r['speedup']:.1f}x" if "speedup" in r else ""

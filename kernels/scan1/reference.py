@@ -125,3 +125,62 @@ def scan1_varlen(
         hs.append(h)
         finals.append(hT)
     return torch.cat(hs, 1), torch.cat(finals, 0)
+
+
+def scan1_chunked_bwd(
+    a: torch.Tensor,
+    h0: torch.Tensor | None,
+    h: torch.Tensor,
+    dh: torch.Tensor,
+    dht: torch.Tensor | None,
+    offsets: list[int] | None = None,
+    reverse: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Analytic backward of the scan (the CPU path's gradient), one reverse chunked scan plus elementwise ops.
+
+    In scan order, with ``a'`` the gate of the next step (zero where a sequence ends)::
+
+        g_p = dh_p + a'_{p+1} g_{p+1}  (+ dh_T at a sequence's last step)
+        db_p = g_p,  da_p = g_p h_{p-1}  (h0 at a sequence start),  dh0 = a_start g_start
+
+    the same equations as the Triton backward (``triton_scan.py``). Packed sequences (``offsets``, FlashAttention
+    ``cu_seqlens`` as a list, ``B == 1``) need no loop: the zero gate at every sequence end stops the reverse scan.
+
+    Args:
+        a: gates ``[B, T, D]`` in linear space.
+        h0: initial states ``[N, D]`` or None.
+        h: the forward output ``[B, T, D]``.
+        dh: gradient of ``h``; dht: gradient of the final states ``[N, D]`` or None.
+        offsets: sequence offsets ``[0, ..., T]`` of packed sequences, or None (``N = B``).
+        reverse: the forward scanned right to left.
+
+    Returns:
+        ``(da, db, dh0 or None)`` in the accumulation dtype (float32; float64 stays float64).
+    """
+    acc = _acc_dtype(h)
+    B, T, D = h.shape
+    if reverse:  # scan order = time flipped; packed sequences come in the opposite order
+        offs = None if offsets is None else [T - o for o in offsets[::-1]]
+        flip_n = (lambda x: x) if offsets is None else (lambda x: None if x is None else x.flip(0))
+        da, db, dh0 = scan1_chunked_bwd(a.flip(1), flip_n(h0), h.flip(1), dh.flip(1), flip_n(dht), offs, False)
+        return da.flip(1), db.flip(1), flip_n(dh0)
+    a32, h32, g_in = a.to(acc), h.to(acc), dh.to(acc)
+    if offsets is None:
+        starts, ends = [0] * B, [T - 1] * B
+        rows = torch.arange(B, device=h.device)
+    else:
+        starts, ends = offsets[:-1], [o - 1 for o in offsets[1:]]
+        rows = torch.zeros(len(starts), dtype=torch.long, device=h.device)
+    st = torch.tensor(starts, dtype=torch.long, device=h.device)
+    en = torch.tensor(ends, dtype=torch.long, device=h.device)
+    a_next = torch.cat([a32[:, 1:], a32.new_zeros(B, 1, D)], 1)
+    if offsets is not None:
+        a_next[0, en] = 0.0
+    if dht is not None:
+        g_in = g_in.clone()
+        g_in[rows, en] += dht.to(acc)
+    g, _ = scan1_chunked(a_next, g_in, None, reverse=True)
+    h_prev = torch.cat([h32.new_zeros(B, 1, D), h32[:, :-1]], 1)
+    h_prev[rows, st] = h0.to(acc) if h0 is not None else 0.0
+    dh0 = a32[rows, st] * g[rows, st] if h0 is not None else None
+    return g * h_prev, g, dh0
