@@ -17,7 +17,7 @@ def scan1(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None) -> tupl
         return scan1_chunked(log_a.exp(), b, h0)
     from seqlab.kernels import scan1 as _scan1
 
-    # always pass h0: the torch backward of scan1 (kernels/scan1/__init__.py, torch.func.vjp) fails on h0=None
+    # always pass h0 (zeros when None): the block state is then float32 [B, D] on every backend
     h0 = b.new_zeros(b.shape[0], b.shape[2], dtype=torch.float32) if h0 is None else h0.float().contiguous()
     return _scan1(None, b.contiguous(), log_a=log_a.contiguous(), initial_state=h0, output_final_state=True)
 
