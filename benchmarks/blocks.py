@@ -58,10 +58,16 @@ from seqlab.core import create_block
 
 DEFAULT_ROWS = ["ours gla", "fla GatedLinearAttention", "ours deltanet", "fla DeltaNet", "ours mamba2",
                 "fla Mamba2", "fla SimpleGatedLinearAttention", "ours retnet", "fla MultiScaleRetention"]
-EXTRA_ROWS = ["ours mamba", "torch-loop mamba", "ours attention (SDPA)", "ours aaren"]
+# ``--compiled``: the same layers of ours under ``torch.compile(fullgraph=True)`` (our kernels are custom ops
+# with fake implementations, so the whole layer is one graph and Inductor fuses the convolutions, norms, gates
+# and casts around them; fla's layers run as shipped).
+COMPILED = " (compiled)"
+COMPILED_ROWS = ["ours gla" + COMPILED, "ours deltanet" + COMPILED, "ours mamba2" + COMPILED, "ours retnet" + COMPILED]
+EXTRA_ROWS = ["ours mamba", "torch-loop mamba", "ours attention (SDPA)", "ours aaren"] + COMPILED_ROWS
 PAIRS = [("ours gla", "fla GatedLinearAttention"), ("ours deltanet", "fla DeltaNet"),
          ("ours mamba2", "fla Mamba2"), ("ours mamba2", "fla SimpleGatedLinearAttention"),
          ("ours retnet", "fla MultiScaleRetention"), ("ours mamba", "torch-loop mamba")]
+PAIRS += [(o + COMPILED, p) for o, p in PAIRS if o + COMPILED in COMPILED_ROWS]
 
 
 # ---------------------------------------------------------------- fla import
@@ -214,9 +220,24 @@ def row_spec(name: str, d: int, h: int) -> tuple[str, dict, str]:
         "ours attention (SDPA)": ("ours:attention", {"num_heads": h}, f"H={h}, causal, rotary"),
         "ours aaren": ("ours:aaren", {"num_heads": h}, f"H={h}"),
     }
+    if name.endswith(COMPILED) and name[: -len(COMPILED)] in specs and name in COMPILED_ROWS:
+        builder, kw, settings = specs[name[: -len(COMPILED)]]
+        return builder, kw, settings + ", torch.compile(fullgraph=True)"
     if name not in specs:
-        raise SystemExit(f"blocks.py: unknown row {name!r}; known: {sorted(specs)}")
+        raise SystemExit(f"blocks.py: unknown row {name!r}; known: {sorted(specs) + COMPILED_ROWS}")
     return specs[name]
+
+
+class _Compiled(torch.nn.Module):
+    """``torch.compile(fullgraph=True)`` of a block's forward; parameters stay those of ``inner``."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.fn = torch.compile(inner, fullgraph=True)
+
+    def forward(self, x):
+        return self.fn(x)
 
 
 def build_row(name: str, d: int, h: int) -> tuple[torch.nn.Module, dict]:
@@ -225,7 +246,8 @@ def build_row(name: str, d: int, h: int) -> tuple[torch.nn.Module, dict]:
     kind, _, what = builder.partition(":")
     notes: dict = {}
     if kind == "ours":
-        return create_block(what, d, **kw), notes
+        mod = create_block(what, d, **kw)
+        return (_Compiled(mod) if name.endswith(COMPILED) else mod), notes
     if kind == "loop":
         return LoopMamba(create_block("mamba", d)), notes
     module, cls = what.rsplit(".", 1)
@@ -480,6 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune-rep", type=float, default=10.0, help="ms of timing per autotune config (phase B)")
     p.add_argument("--shards", type=int, default=0, help="compile workers per row (0: by CPU count, fla x3)")
     p.add_argument("--rows", default="", help="comma-separated rows (default: the fla comparison; 'all')")
+    p.add_argument("--compiled", action="store_true",
+                   help="add ours under torch.compile(fullgraph=True) after the default rows")
     p.add_argument("--budget", type=float, default=85.0, help="wall seconds for the whole run")
     p.add_argument("--compile-budget", type=float, default=0.0,
                    help="seconds for phase A (default: 60%% of --budget)")
@@ -496,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.time()
     deadline = t_start + a.budget
     names = (DEFAULT_ROWS + EXTRA_ROWS if a.rows == "all" else a.rows.split(",") if a.rows else DEFAULT_ROWS)
+    if a.compiled:
+        names += [n for n in COMPILED_ROWS if n not in names]
     for n in names:
         row_spec(n, a.d, a.heads)  # unknown names fail here
     ncpu = os.cpu_count() or 1

@@ -88,3 +88,14 @@ def test_autotune_shard_and_bench_patch():
             setattr(Autotuner, k, v)
         if "_seqlab_patched" in Autotuner.__dict__:
             del Autotuner._seqlab_patched
+
+
+def test_compiled_rows_wrap_the_same_layer():
+    plain, _ = B.build_row("ours deltanet", 64, 2)
+    comp, _ = B.build_row("ours deltanet (compiled)", 64, 2)
+    assert isinstance(comp, B._Compiled) and type(comp.inner) is type(plain)
+    assert sum(p.numel() for p in comp.parameters()) == sum(p.numel() for p in plain.parameters())
+    assert B.row_spec("ours deltanet (compiled)", 1024, 8)[2].endswith("torch.compile(fullgraph=True)")
+    assert ("ours deltanet (compiled)", "fla DeltaNet") in B.PAIRS
+    with pytest.raises(SystemExit, match="unknown row"):
+        B.row_spec("fla DeltaNet (compiled)", 1024, 8)
