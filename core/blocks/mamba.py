@@ -88,11 +88,13 @@ class Mamba(nn.Module):
         dt = F.softplus(self.dt_proj(dt).float())  # [B, T, d_inner], delta_bias inside dt_proj
         A = -torch.exp(self.A_log.float())  # [d_inner, N]
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-        log_a = (dt.to(acc)[..., None] * A.to(acc)).to(x.dtype)  # [B, T, d_inner, N]
-        bu = ((dt.to(acc) * xs.to(acc))[..., None] * B.to(acc)[:, :, None, :]).to(x.dtype)
+        # outer products and the C contraction as einsums: their backward is a batched matmul, not a broadcast
+        # product then a sum over a [B, T, d_inner, N] temporary
+        log_a = torch.einsum("btd,dn->btdn", dt.to(acc), A.to(acc)).to(x.dtype)  # [B, T, d_inner, N]
+        bu = torch.einsum("btd,btn->btdn", dt.to(acc) * xs.to(acc), B.to(acc)).to(x.dtype)
         h, h_last = _ops.scan1(log_a.reshape(b, t, -1), bu.reshape(b, t, -1),
                                None if state is None else state["ssm"])
-        y = (h.view(b, t, self.d_inner, self.d_state) * C[:, :, None, :].to(h.dtype)).sum(-1).to(x.dtype)
+        y = torch.einsum("btdn,btn->btd", h.view(b, t, self.d_inner, self.d_state), C.to(h.dtype)).to(x.dtype)
         y = (y + xs * self.D.to(x.dtype)) * F.silu(z)
         return self.out_proj(y), {"conv": conv_state, "ssm": h_last}
 

@@ -18,7 +18,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
-from seqlab.kernels.scan1.reference import scan1_chunked, scan1_chunked_bwd, scan1_naive, scan1_varlen
+from seqlab.kernels.scan1.reference import scan1_chunked, scan1_chunked_bwd, scan1_cpu, scan1_naive, scan1_varlen
 
 __all__ = ["scan1", "scan1_naive", "scan1_chunked"]
 
@@ -26,8 +26,8 @@ __all__ = ["scan1", "scan1_naive", "scan1_chunked"]
 def _torch_forward(gate, b, h0, cu_seqlens, log_a, reverse):
     a = gate.float().exp() if log_a else gate
     if cu_seqlens is None:
-        return scan1_chunked(a, b, h0, reverse)
-    return scan1_varlen(scan1_chunked, a, b, h0, cu_seqlens.tolist(), reverse)
+        return scan1_cpu(a, b, h0, reverse)
+    return scan1_varlen(scan1_cpu, a, b, h0, cu_seqlens.tolist(), reverse)
 
 
 @torch.library.custom_op("seqlab::scan1_fwd", mutates_args=())

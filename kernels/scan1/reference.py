@@ -106,6 +106,40 @@ def scan1_chunked(
     return hs.to(b.dtype), carry
 
 
+def scan1_loop(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, reverse: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recurrence as one fused ``addcmul`` per step into a preallocated output (same contract as
+    :func:`scan1_naive`). No autograd (it writes through ``out=``): the op's CPU path runs it below the custom
+    op. Fastest on CPU when every step is wide (``B * D`` in the thousands: Mamba's ``d_inner * N`` channels),
+    where it makes one pass over ``a``, ``b`` and ``h`` against the chunked form's ~10."""
+    acc = _acc_dtype(b)
+    B, T, D = b.shape
+    a32, b32 = a.to(acc), b.to(acc)
+    out = torch.empty(B, T, D, dtype=acc, device=b.device)
+    h = torch.zeros(B, D, dtype=acc, device=b.device) if h0 is None else h0.to(acc)
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        torch.addcmul(b32[:, t], a32[:, t], h, out=out[:, t])
+        h = out[:, t]
+    return out.to(b.dtype), h.clone()
+
+
+# Below this many channels per step (B * D) the per-step overhead of the loop (~15 us) loses to the chunked
+# form's extra passes (measured on the 2-core machine: loop wins at B*D = 16k-33k by 3.7-9x, loses at B*D <= 1k
+# by 1.7-14x; benchmarks/kernels_cpu.py).
+LOOP_MIN_WIDTH = 2048
+
+
+def scan1_cpu(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, reverse: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op's PyTorch path without autograd: :func:`scan1_loop` for wide steps on CPU, else
+    :func:`scan1_chunked` (also on CUDA, where a launch per step would dominate)."""
+    if b.device.type == "cpu" and b.shape[0] * b.shape[2] >= LOOP_MIN_WIDTH:
+        return scan1_loop(a, b, h0, reverse)
+    return scan1_chunked(a, b, h0, reverse)
+
+
 def scan1_varlen(
     form: Callable[..., tuple[torch.Tensor, torch.Tensor]],
     a: torch.Tensor,
@@ -179,7 +213,7 @@ def scan1_chunked_bwd(
     if dht is not None:
         g_in = g_in.clone()
         g_in[rows, en] += dht.to(acc)
-    g, _ = scan1_chunked(a_next, g_in, None, reverse=True)
+    g, _ = scan1_cpu(a_next, g_in, None, reverse=True)
     h_prev = torch.cat([h32.new_zeros(B, 1, D), h32[:, :-1]], 1)
     h_prev[rows, st] = h0.to(acc) if h0 is not None else 0.0
     dh0 = a32[rows, st] * g[rows, st] if h0 is not None else None

@@ -12,6 +12,7 @@ import torch.nn.functional as F  # noqa: E402
 from seqlab.kernels import scan1  # noqa: E402
 from seqlab.kernels._dispatch import triton_available  # noqa: E402
 from seqlab.kernels.scan1 import scan1_chunked, scan1_naive  # noqa: E402
+from seqlab.kernels.scan1.reference import LOOP_MIN_WIDTH, scan1_loop  # noqa: E402
 
 needs_triton = pytest.mark.skipif(not triton_available(), reason="triton not importable")
 TS = [1, 63, 64, 65, 130]
@@ -208,3 +209,37 @@ def test_torch_backward_equals_naive_autograd_float64(reverse, varlen):
     got = scan1_chunked_bwd(a, h0, h.detach(), w, wt, offs, reverse)
     for name, x, r in zip(["da", "db", "dh0"], got, ref):
         torch.testing.assert_close(x, r, rtol=1e-10, atol=1e-10, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_loop_form_equals_naive_float64(reverse):
+    la, b, h0 = _inputs(2, 33, 7, seed=5, dtype=torch.float64)
+    a = la.exp() * torch.sign(torch.randn_like(la))
+    h_ref, hT_ref = scan1_naive(a, b, h0, reverse)
+    h, hT = scan1_loop(a, b, h0, reverse)
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(hT, hT_ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_torch_path_wide_steps_take_the_loop_and_match_the_oracle(reverse, monkeypatch, check_close):
+    """B * D >= LOOP_MIN_WIDTH: the op's CPU path runs scan1_loop forward and in its backward."""
+    import importlib
+
+    ref = importlib.import_module("seqlab.kernels.scan1.reference")  # the package attribute is the op
+    calls = []
+    real = ref.scan1_loop
+    monkeypatch.setattr(ref, "scan1_loop", lambda *a, **k: calls.append(1) or real(*a, **k))
+    D = LOOP_MIN_WIDTH // 2
+    la, b, h0 = _inputs(2, 9, D, seed=11)
+    w = torch.randn(b.shape, generator=torch.Generator().manual_seed(2))
+
+    def ours(la_, b_, h0_):
+        return scan1(None, b_, log_a=la_, initial_state=h0_, output_final_state=True, reverse=reverse,
+                     backend="torch")
+
+    got = _run(ours, la, b, h0, w)
+    assert len(calls) == 2  # forward and the backward's reverse scan
+    ref_ = _run(lambda la_, b_, h0_: scan1_naive(la_.exp(), b_, h0_, reverse), la, b, h0, w)
+    for name, x, r in zip(NAMES, got, ref_):
+        check_close(f"loop {name}", x, r, 1e-5)
