@@ -2,8 +2,9 @@
 classic least-squares AR.
 
 AR-Net is an AR(p) process written as a one-layer linear network trained by SGD, with a sparsity-inducing
-regulariser on its weights (paper Section 3.2; ``ourownstory/AR-Net/training.py`` ``train_batch`` and
-NeuralProphet ``utils.reg_func_ar``):
+regulariser on its weights (paper Section 3.3.1 "Sparse AR-Net"; ``ourownstory/AR-Net/training.py``
+``train_batch`` and NeuralProphet 0.2-era ``utils.reg_func_ar``; later NeuralProphet releases changed the
+constants to c1 = c2 = 2 and ``reg_lambda = 1e-4 * ar_reg``, which is not the paper's):
 
     R(theta) = 1/p * sum_i ( 2 / (1 + exp(-c1 * |theta_i|^(1/c2))) - 1 ),   c1 = 3, c2 = 3,
 

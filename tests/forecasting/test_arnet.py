@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.signal import lfilter
 from seqlab.core.registry import create_model
 from seqlab.forecasting.data.synthetic_ar import (
     PAPER_SPARSE_AR,
@@ -30,10 +31,15 @@ from seqlab.forecasting.models.arnet import (
 )
 from seqlab.forecasting.models.arnet_experiment import (
     SCHEDULES,
+    best_minimiser,
     coordinate_minimise,
+    format_table,
     least_squares,
     make_data,
+    make_split,
     objective,
+    run,
+    summarise,
 )
 
 
@@ -268,6 +274,12 @@ def test_coordinate_minimiser_limits_and_objective():
     lam = 0.3
     w = coordinate_minimise(x, y, lam)
     assert objective(w, x, y, lam) <= objective(ls, x, y, lam) + 1e-9
+    # a start on the grid that is already a fixed point stays put; best_minimiser is no worse than any start
+    assert np.array_equal(coordinate_minimise(x, y, lam, start=w), w)
+    wb, which = best_minimiser(x, y, lam)
+    assert which in ("zero", "oracle", "least_squares")
+    for start in (None, oracle, ls):
+        assert objective(wb, x, y, lam) <= objective(coordinate_minimise(x, y, lam, start=start), x, y, lam) + 1e-12
 
 
 def test_paper_schedules_follow_the_authors_example():
@@ -278,3 +290,65 @@ def test_paper_schedules_follow_the_authors_example():
     assert abs(steps_ours - steps_paper) / steps_paper < 0.01
     assert a["lr_decay"] ** a["epochs"] == pytest.approx(0.9**10, rel=1e-9)
     assert a["lambda_delay_epochs"] == a["epochs"] and a["lr"] == 2e-4
+
+
+def test_example_verbatim_schedule_is_the_authors_train_config():
+    """ourownstory/AR-Net example.py train_config: lr 2e-4, lr_decay 0.9, 10 epochs, batch 128, lambda_delay 10."""
+    assert SCHEDULES["example_verbatim"] == {"epochs": 10, "batch_size": 128, "lr": 2e-4, "lr_decay": 0.9,
+                                             "lambda_delay_epochs": 10}
+
+
+def test_make_split_follows_init_ar_dataset():
+    """data_loader.init_ar_dataset: n_samples = n_train / 0.8 windows from one (n_samples + p)-step draw
+    (zero state, no burn-in), zero-mean over the whole draw, first 80 % of the windows train."""
+    d = make_split(seed=7, n_train=1000, n_lags=20)
+    assert d["x_train"].shape == (1000, 20) and d["y_train"].shape == (1000,)
+    assert d["x_test"].shape == (250, 20) and d["y_test"].shape == (250,)
+    # rebuild the 1270-step series as the authors do (statsmodels ArmaProcess.from_coeffs(...).generate_sample,
+    # burnin=0), fed with the same innovations, then demean
+    a = np.zeros(20)
+    a[[0, 2, 9]] = [0.2, 0.3, -0.5]
+    arma = pytest.importorskip("statsmodels.tsa.arima_process").ArmaProcess.from_coeffs(a, [], nobs=1270)
+    series = arma.generate_sample(1270, scale=1.0, distrvs=np.random.default_rng(7).standard_normal)
+    by_hand = lfilter([1.0], np.r_[1.0, -a], np.random.default_rng(7).normal(0.0, 1.0, size=1270))
+    assert np.allclose(series, by_hand)
+    series = series - series.mean()
+    assert np.allclose(d["x_train"][0], series[:20]) and d["y_train"][0] == pytest.approx(series[20])
+    assert np.allclose(d["x_test"][-1], series[1249:1269]) and d["y_test"][-1] == pytest.approx(series[1269])
+    assert d["y_train"][-1] == pytest.approx(d["x_test"][0][-1])  # test windows continue the training ones
+    assert d["true"].tolist() == a.tolist()
+    # make_data is the training part; noise_std scales the series (the sTPE of least squares is scale-free)
+    x, y, true = make_data(seed=7)
+    assert np.array_equal(x, d["x_train"]) and np.array_equal(y, d["y_train"])
+    d01 = make_split(seed=7, noise_std=0.1)
+    assert np.allclose(d01["x_train"], 0.1 * d["x_train"])
+    assert np.allclose(least_squares(d01["x_train"], d01["y_train"]), least_squares(x, y))
+    with pytest.raises(ValueError, match="n_samples"):
+        make_split(seed=0, n_train=1001)
+
+
+def test_summarise_hand_values():
+    s = summarise([1.0, 2.0, 3.0, 4.0, 10.0])
+    assert s["mean"] == pytest.approx(4.0) and s["median"] == pytest.approx(3.0)
+    assert s["sem"] == pytest.approx(np.std([1, 2, 3, 4, 10], ddof=1) / math.sqrt(5))
+    assert s["p10"] == pytest.approx(1.4) and s["p90"] == pytest.approx(7.6)
+    assert (s["min"], s["max"]) == (1.0, 10.0)
+
+
+def test_run_rows_and_table_small():
+    """Two seeds, the authors' verbatim schedule only: row layout, test MSE against the noise floor."""
+    res = run([0, 1], schedules=("example_verbatim",), c_lambdas=(), exact=(0.02,), log=lambda *_: None)
+    names = [r["kind"] for r in res["rows"]]
+    assert names == ["least_squares", "oracle", "arnet", "coordinate_minimiser"]
+    assert res["n_train"] == 1000 and res["n_test"] == 250 and res["noise_std"] == 1.0
+    ls, oracle, arnet, exact = res["rows"]
+    # least squares and the oracle predict the test windows at about the noise variance (1.0)
+    for r in (ls, oracle):
+        assert 0.8 < np.mean(r["test_mse"]) < 1.25
+    assert oracle["stpe_mean"] < ls["stpe_mean"]
+    # example.py's train_config gives 80 Adam steps at lr 2e-4 on 1000 windows: the weights barely leave their
+    # random init, far from least squares
+    assert arnet["stpe_mean"] > 60 and np.mean(arnet["test_mse"]) > np.mean(ls["test_mse"]) + 0.1
+    assert exact["stpe_summary"]["min"] <= exact["stpe_mean"] <= exact["stpe_summary"]["max"]
+    text = format_table(res)
+    assert "example_verbatim" in text and "1000 training / 250 test windows" in text
