@@ -62,6 +62,20 @@ def main(argv: list[str] | None = None) -> int:
     op = _time(lambda: scan1(None, b, log_a=la, backend="torch")[0].sum().backward(), args.reps)
     rows += [dict(name=f"scan1 fwd+bwd naive loop (autograd) {tag}", ms=naive),
              dict(name=f"scan1 fwd+bwd seqlab op, torch backend {tag}", ms=op, speedup=naive / op)]
+    # wide steps (Mamba's d_inner * N channels): the op's CPU path takes scan1_loop
+    B, T, D = 4, 512, 8192
+    tag = f"B{B} T{T} D{D} fp32"
+    la = F.logsigmoid(torch.randn(B, T, D)).requires_grad_()
+    b = torch.randn(B, T, D, requires_grad=True)
+    naive = _time(lambda: scan1_naive(la.exp(), b)[0].sum().backward(), max(1, args.reps // 2))
+    op = _time(lambda: scan1(None, b, log_a=la, backend="torch")[0].sum().backward(), args.reps)
+    with torch.no_grad():
+        chunk = _time(lambda: scan1_chunked(la.exp(), b), args.reps)
+        fwd = _time(lambda: scan1(None, b, log_a=la, backend="torch"), args.reps)
+    rows += [dict(name=f"scan1 fwd chunked torch {tag}", ms=chunk),
+             dict(name=f"scan1 fwd seqlab op, torch backend (loop) {tag}", ms=fwd, speedup=chunk / fwd),
+             dict(name=f"scan1 fwd+bwd naive loop (autograd) {tag}", ms=naive),
+             dict(name=f"scan1 fwd+bwd seqlab op, torch backend {tag}", ms=op, speedup=naive / op)]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     for r in rows:
         extra = f"  speedup {r['speedup']:.1f}x" if "speedup" in r else ""
