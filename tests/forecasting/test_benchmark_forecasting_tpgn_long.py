@@ -1,0 +1,69 @@
+"""benchmarks/forecasting.py: opt-in TPGN settings (epoch cap, patience, lr) and the drop-last test diagnostic."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from seqlab.core.config import load_config
+from seqlab.core.runtime import run as rt
+
+from .conftest import make_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_forecasting_long", ROOT / "benchmarks" / "forecasting.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_opt_in_variants_resolve_and_stay_out_of_the_default_grid(bench, tmp_path):
+    default = bench.parse_args(["--data-dir", str(tmp_path)])
+    assert not set(bench.EXTRA_VARIANTS) & set(default.variants)
+    args = bench.parse_args(["--data-dir", str(tmp_path), "--parts", "univariate", "--datasets", "etth1",
+                             "--uni-horizons", "1440", "--variants", "norm_lr1e-4," + ",".join(bench.EXTRA_VARIANTS)])
+    jobs = bench.make_jobs(args)
+    assert len(jobs) == (1 + len(bench.EXTRA_VARIANTS)) * 3
+    cfgs = {j["variant"]: load_config(bench.CONFIGS / j["config"], [*j["overrides"], "data.path=x.csv"])
+            for j in jobs}
+    want = {"norm_lr1e-4": (1e-4, 25, 5), "norm_lr1e-4_ep50": (1e-4, 50, 5), "norm_lr5e-4": (5e-4, 25, 5),
+            "norm_lr3e-4": (3e-4, 25, 5), "norm_lr2e-4": (2e-4, 25, 5),
+            "norm_lr1e-4_ep50_p10": (1e-4, 50, 10)}
+    assert set(cfgs) == set(want)
+    for v, (lr, epochs, patience) in want.items():
+        c = cfgs[v]
+        assert c.model.norm and c.task.lr == pytest.approx(lr) and c.task.lr_schedule == "type4"
+        assert c.trainer.max_epochs == epochs and c.task.patience == patience and c.data.pred_len == 1440
+    # --epochs still overrides every run, the opt-in caps included
+    capped = bench.make_jobs(bench.parse_args(["--data-dir", str(tmp_path), "--parts", "univariate",
+                                               "--variants", "norm_lr1e-4_ep50", "--epochs", "3"]))
+    cfg = load_config(bench.CONFIGS / capped[0]["config"], [*capped[0]["overrides"], "data.path=x.csv"])
+    assert cfg.trainer.max_epochs == 3
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--data-dir", str(tmp_path), "--variants", "nope"])
+
+
+def test_drop_last_diagnostic_scores_whole_batches_only(bench, tmp_path):
+    path = tmp_path / "series.csv"
+    make_frame(n=1200, n_vars=2).to_csv(path, index=False)
+    ov = ["data.pred_len=48", f"data.path={path}", "seed=0"]
+    cfg = load_config(bench.CONFIGS / "tpgn_etth1_univariate.yaml", ov)
+    comps = rt.build(cfg)
+    ckpt = tmp_path / "best.ckpt"
+    torch.save({"state_dict": comps.task.state_dict()}, ckpt)
+    dm, task = comps.data, comps.task.eval()
+    dm.setup("test")
+    ds = dm.test_dataloader().dataset
+    assert len(ds) % 32  # an incomplete last batch exists
+    with torch.no_grad():
+        x = torch.stack([ds[i]["x"] for i in range(len(ds))])
+        xm = torch.stack([ds[i]["x_mark"] for i in range(len(ds))])
+        y = torch.stack([ds[i]["y"] for i in range(len(ds))])
+        err = ((task(x, xm) - y) ** 2).mean(dim=(1, 2))
+    keep = len(ds) // 32 * 32
+    assert bench._test_mse_drop_last(cfg, ckpt) == pytest.approx(float(err[:keep].mean()), rel=1e-5)
+    every = load_config(bench.CONFIGS / "tpgn_etth1_univariate.yaml", [*ov, "data.batch_size=1"])
+    assert bench._test_mse_drop_last(every, ckpt) == pytest.approx(float(err.mean()), rel=1e-5)
