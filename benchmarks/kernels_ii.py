@@ -56,11 +56,15 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
     for name, (fn, ins) in cases.items():
         if not _selected(name):
             continue
-        try:
-            _compare(name, fn, ins, do, rows, f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}")
-        except Exception as e:  # keep going: one failure must not hide the rest
-            print(f"correctness {name}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
-            rows.append(dict(name=f"correctness {name}", error=str(e)[:300]))
+        for impl in ("chunked", "scan"):  # prefix_attention's two forward forms (SEQLAB_PREFIX_ATTN_FWD)
+            os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
+            try:
+                _compare(f"{name} {impl}", fn, ins, do, rows,
+                         f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}")
+            except Exception as e:  # keep going: one failure must not hide the rest
+                print(f"correctness {name} {impl}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
+                rows.append(dict(name=f"correctness {name} {impl}", error=str(e)[:300]))
+        os.environ.pop("SEQLAB_PREFIX_ATTN_FWD")
         if dev == "cuda":
             torch.cuda.empty_cache()
 
@@ -102,9 +106,15 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     x = y = None  # free the copy buffers
     s = torch.randn(B, T, H, device=dev, requires_grad=True)
     nbytes = 2 * B * T * H * V * v.element_size() + B * T * H * 4 * 2  # read v, write o; read s, write lse
-    ctx.bench(f"prefix_attention fwd seqlab triton {tag}", lambda: prefix_attention(s, v, backend="triton"), bytes_moved=nbytes)
-    ctx.bench(f"prefix_attention fwd+bwd seqlab triton {tag}", run(lambda: prefix_attention(s, v, backend="triton"), True),
-              bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
+    # both forward forms (SEQLAB_PREFIX_ATTN_FWD): the chunked three-launch default and the single-pass scan1 form
+    for impl in ("chunked", "scan"):
+        os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
+        ctx.bench(f"prefix_attention fwd seqlab triton {impl} {tag}", lambda: prefix_attention(s, v, backend="triton"),
+                  bytes_moved=nbytes)
+        ctx.bench(f"prefix_attention fwd+bwd seqlab triton {impl} {tag}",
+                  run(lambda: prefix_attention(s, v, backend="triton"), True),
+                  bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
+    os.environ.pop("SEQLAB_PREFIX_ATTN_FWD")
 
 
 def _gla_inputs(B, T, H, K, V, dev, dt):

@@ -23,6 +23,8 @@ computed by a right-to-left chunked scan; ``du_0 = exp(m_0 - lse_1) z_1`` and ``
 """
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -221,9 +223,57 @@ def _chunk_table(B, T, cu_seqlens, BT, device):
     return len(table), 1, cidx, torch.tensor(offs, device=device, dtype=torch.int32)
 
 
+def _fwd_impl() -> str:
+    """``SEQLAB_PREFIX_ATTN_FWD``: ``chunked`` (default, the three-launch form below) or ``scan`` (the
+    single-pass scan1 form, :func:`prefix_attention_fwd_scan`; not yet timed on a GPU)."""
+    impl = os.environ.get("SEQLAB_PREFIX_ATTN_FWD", "chunked")
+    if impl not in ("chunked", "scan"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'chunked' or 'scan', got {impl!r}")
+    return impl
+
+
+def prefix_attention_fwd_scan(s, v, m0, u0, w0):
+    """Forward as one single-pass scan over the values (dense sequences only).
+
+    With ``lse_t = log(exp(lse_0) + sum_{i<=t} exp(s_i))`` the output is a convex recurrence,
+    ``o_t = alpha_t o_{t-1} + beta_t v_t`` with ``alpha_t = exp(lse_{t-1} - lse_t)`` and
+    ``beta_t = exp(s_t - lse_t)`` (both in [0, 1], stable for any score range), i.e. ``scan1`` over the
+    ``H * V`` channels with one gate and one input scale per head (``group = V``), reading ``v`` once and
+    writing ``o`` once. ``lse`` ``[B, T, H]`` is a small scan done in float64 by PyTorch, so that alpha and beta
+    keep full float32 accuracy for scores of any magnitude. Same outputs as :func:`prefix_attention_fwd`
+    (``o``, ``m_T``, ``u_T``, ``w_T``, ``lse``), so the backward is shared.
+    """
+    from seqlab.kernels.scan1.triton_scan import scan1_fwd
+
+    B, T, H, V = v.shape
+    s64 = s.double()
+    lse = torch.logcumsumexp(s64, dim=1)
+    if m0 is not None:
+        lse0 = m0.double() + torch.log(w0.double())  # -inf for an empty state (w0 = 0)
+        lse = torch.logaddexp(lse, lse0[:, None, :])
+        w_ok = (w0 > 0)[..., None]
+        h0 = torch.where(w_ok, u0 / torch.where(w_ok, w0[..., None], 1.0), 0.0).reshape(B, H * V).contiguous()
+    else:
+        lse0 = torch.full_like(lse[:, 0], float("-inf"))
+        h0 = None
+    prev = torch.cat([lse0[:, None, :], lse[:, :-1]], 1)
+    log_alpha = (prev - lse).float().contiguous()  # -inf at a start without state: alpha = 0
+    beta = torch.exp(s64 - lse).float().contiguous()
+    o, oT = scan1_fwd(log_alpha, v.reshape(B, T, H * V), h0, None, True, False, True, group=V, b_scale=beta)
+    mT = s.float().amax(1)
+    if m0 is not None:
+        mT = torch.maximum(mT, m0)
+    wT = torch.exp(lse[:, -1] - mT.double())
+    uT = (oT.view(B, H, V).double() * wT[..., None]).float()
+    return o.view(B, T, H, V), mT, uT, wT.float(), lse.float()
+
+
 def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
     """Three launches (chunk triples in parallel, carry scan over chunks, outputs in parallel);
-    returns (o, m_T, u_T, w_T, lse)."""
+    returns (o, m_T, u_T, w_T, lse). ``SEQLAB_PREFIX_ATTN_FWD=scan`` takes :func:`prefix_attention_fwd_scan`
+    for dense sequences."""
+    if _fwd_impl() == "scan" and cu_seqlens is None and v.shape[1] > 0:
+        return prefix_attention_fwd_scan(s, v, m0, u0, w0)
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     BT, BV = 64, min(64, max(16, triton.next_power_of_2(V)))

@@ -127,3 +127,52 @@ def test_bad_inputs():
         prefix_attention(s, v.transpose(0, 1).contiguous().transpose(0, 1))
     with pytest.raises(ValueError, match="backend"):
         prefix_attention(s, v, backend="cuda")
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton not importable")
+@pytest.mark.parametrize("T", [1, 63, 65, 130])
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_scan_forward_matches_oracle(T, with_state, reverse, monkeypatch, check_close):
+    """SEQLAB_PREFIX_ATTN_FWD=scan (scan1 with one gate per head) gives the oracle's outputs, final state and,
+    through the shared backward, its gradients; an empty initial state (w0 = 0) is allowed."""
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    torch.manual_seed(T)
+    B, H, V = 2, 2, 20
+    s, v = torch.randn(B, T, H) * 3, torch.randn(B, T, H, V)
+    h0 = [torch.randn(B, H) * 3, torch.randn(B, H, V), torch.rand(B, H) + 0.5] if with_state else None
+    if with_state:
+        h0[1][0, 0], h0[2][0, 0] = 0.0, 0.0  # one empty state
+    do, du, dw = torch.randn(B, T, H, V), torch.randn(B, H, V), torch.randn(B, H)
+    res = []
+    for impl in ("oracle", "triton"):
+        xs = [x.clone().requires_grad_() for x in [s, v] + (h0 or [])]
+        st0 = tuple(xs[2:]) if with_state else None
+        if impl == "oracle":
+            if reverse:
+                o, st = _naive(xs[0].flip(1), xs[1].flip(1), st0, True)
+                o = o.flip(1)
+            else:
+                o, st = _naive(xs[0], xs[1], st0, True)
+        else:
+            o, st = prefix_attention(xs[0], xs[1], initial_state=st0, output_final_state=True, reverse=reverse,
+                                     backend="triton")
+        ((o * do).sum() + (st[1] * du).sum() + (st[2] * dw).sum()).backward()
+        res.append([o, *st, xs[0].grad, xs[1].grad])
+    for n, a, b in zip(["o", "m", "u", "w", "ds", "dv"], res[1], res[0]):
+        check_close(f"scan {n}", a, b, 1e-5 if n in ("o", "m", "u", "w") else 1e-4)
+
+
+@pytest.mark.skipif(not triton_available(), reason="triton not importable")
+def test_scan_forward_large_scores_and_bad_env(monkeypatch):
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    torch.manual_seed(0)
+    s, v = torch.randn(1, 65, 2, dtype=torch.float64) * 1e4, torch.randn(1, 65, 2, 8, dtype=torch.float64)
+    ref = _masked_softmax_attention(s, v)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    o, _ = prefix_attention(s.float(), v.float(), backend="triton")
+    assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "fast")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FWD"):
+        triton_scan._fwd_impl()
