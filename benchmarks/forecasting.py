@@ -15,6 +15,9 @@ Usage:
     python benchmarks/forecasting.py --quick --workers 2                             # CPU smoke (< 2 min)
     source benchmarks/device_env.sh && python benchmarks/forecasting.py --data-dir .devdata --workers 12 \
         --time-budget 480 --json $OUT/forecasting.json                               # lent GPU machine
+    python benchmarks/forecasting.py --parts univariate --datasets etth1 --uni-horizons 1440 --accelerator cpu \
+        --workers 1 --variants norm_lr1e-4,norm_lr5e-4 --json a.json                 # opt-in settings (see below)
+    python benchmarks/forecasting.py --summarise a.json,b.json                       # merge runs, select again
 
 Prints one table per part (ours vs the paper / published bars, % gap) and writes everything to ``--json``.
 Metrics are test MSE/MAE on the standardised data over every test window (no dropped last batch).
@@ -372,6 +375,9 @@ def parse_args(argv=None):
                    help="smoke test on CPU: 1 epoch of 8 batches, 4 val/test batches, ETTh1, 1 seed, 2 settings, "
                         "horizons 168/336 and 96/192, 2 blocks")
     p.add_argument("--json", help="write all runs and the summary here")
+    p.add_argument("--summarise", metavar="JSON[,JSON...]",
+                   help="run nothing: merge the runs of earlier --json files (first copy of a run wins) and print "
+                        "and select as if one invocation had run them all")
     args = p.parse_args(argv)
     args.parts = [s for s in args.parts.split(",") if s]
     args.datasets = [s.lower() for s in args.datasets.split(",") if s]
@@ -400,8 +406,38 @@ def _device_name(accelerator: str) -> str:
     return f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
+def merge_runs(paths: list[str]) -> list[dict]:
+    """The finished runs of several ``--json`` files, one per (part, model, setting, data, horizon, seed)."""
+    runs: list[dict] = []
+    seen: set = set()
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["runs"]:
+            key = (r["part"], r["model"], r["variant"], r["dataset"], r["horizon"], r["seed"])
+            if key not in seen:
+                seen.add(key)
+                runs.append({**r, "id": len(runs)})
+    return runs
+
+
+def _summarise_files(args) -> int:
+    results = merge_runs([s for s in args.summarise.split(",") if s])
+    ok = [r for r in results if "error" not in r]
+    args.variants = [v for v in ALL_VARIANTS if any(r["variant"] == v for r in ok)]
+    args.datasets = sorted({r["dataset"] for r in ok if r["part"] == "univariate"}) or args.datasets
+    args.uni_horizons = sorted({r["horizon"] for r in ok if r["part"] == "univariate"}) or args.uni_horizons
+    summary = summarise(results, args)
+    print(f"{len(results)} runs from {args.summarise}")
+    print_tables(summary, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"merged_from": args.summarise, "summary": summary, "runs": results},
+                                              indent=1, default=str))
+    return 0 if ok and not summary["failed"] else 1
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.summarise:
+        return _summarise_files(args)
     data_dir = Path(args.data_dir)
     for ds in args.datasets:
         ett_file(data_dir, ds)  # fail early with a clear message

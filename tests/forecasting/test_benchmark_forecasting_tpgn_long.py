@@ -67,3 +67,28 @@ def test_drop_last_diagnostic_scores_whole_batches_only(bench, tmp_path):
     assert bench._test_mse_drop_last(cfg, ckpt) == pytest.approx(float(err[:keep].mean()), rel=1e-5)
     every = load_config(bench.CONFIGS / "tpgn_etth1_univariate.yaml", [*ov, "data.batch_size=1"])
     assert bench._test_mse_drop_last(every, ckpt) == pytest.approx(float(err.mean()), rel=1e-5)
+
+
+def _run(variant, seed, val, test):
+    return {"id": 0, "part": "univariate", "model": "tpgn", "variant": variant, "dataset": "etth1", "horizon": 1440,
+            "seed": seed, "test_mse": test, "test_mae": 0.3, "best_val": val, "best_epoch": 1, "epochs": 7,
+            "epoch_s": 1.0, "seasonal_naive_mse": 0.2, "naive_mse": 0.2, "wall_s": 1.0}
+
+
+def test_summarise_merges_json_files_and_selects_on_validation(bench, tmp_path, capsys):
+    import json
+
+    a, b, out = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "merged.json"
+    a.write_text(json.dumps({"runs": [_run("norm_lr1e-4", s, 0.109, 0.140) for s in (1, 2, 3)]}))
+    b.write_text(json.dumps({"runs": [_run("norm_lr1e-4", 1, 0.5, 0.5)]  # a duplicate: the first copy wins
+                             + [_run("norm_lr5e-4", s, 0.108, 0.136) for s in (1, 2, 3)]
+                             + [_run("norm_lr2e-4", 1, 0.100, 0.100)]  # one seed only: reported, not selectable
+                             + [{**_run("norm_lr3e-4", 1, 0.1, 0.1), "error": "boom"}]}))
+    assert bench.main(["--summarise", f"{a},{b}", "--json", str(out)]) == 1  # one failed run
+    summary = json.loads(out.read_text())["summary"]
+    (row,) = summary["univariate"]
+    assert row["variant"] == "norm_lr5e-4" and row["test_mse"] == pytest.approx(0.136)
+    rows = {r["variant"]: r for r in summary["univariate_variants"]}
+    assert rows["norm_lr1e-4"]["test_mse"] == pytest.approx(0.140) and rows["norm_lr1e-4"]["n"] == 3
+    assert rows["norm_lr2e-4"]["n"] == 1 and "norm_lr3e-4" not in rows and len(summary["failed"]) == 1
+    assert "norm_lr5e-4" in capsys.readouterr().out
