@@ -310,7 +310,7 @@ def summarise(results: list[dict], args) -> dict:
 def print_tables(summary: dict, args) -> None:
     if summary["univariate_variants"]:
         print("\nTPGN univariate (S, target OT), input 168, 6:2:2 split; test MSE mean over seeds, per setting")
-        head = (f"{'dataset':<7} {'H':>5} {'setting':<17} {'n':>2} {'val MSE':>8} {'test MSE':>9} {'± std':>7} "
+        head = (f"{'dataset':<7} {'H':>5} {'setting':<21} {'n':>2} {'val MSE':>8} {'test MSE':>9} {'± std':>7} "
                 f"{'drop-last':>9} {'MAE':>7} {'paper':>7} {'gap':>8} {'<=3%':>5} {'best ep':>9} {'s/epoch':>8}")
         print(head)
         chosen = {(r["dataset"], r["horizon"], r["variant"]) for r in summary["univariate"]}
@@ -318,7 +318,7 @@ def print_tables(summary: dict, args) -> None:
             gap = "-" if r["gap"] is None else f"{100 * r['gap']:+.1f}%"
             ok = "-" if r["within_3pct"] is None else ("yes" if r["within_3pct"] else "no")
             mark = "*" if (r["dataset"], r["horizon"], r["variant"]) in chosen else " "
-            print(f"{r['dataset']:<7} {r['horizon']:>5} {r['variant'] + mark:<17} {r['n']:>2} {_f(r['val_mse']):>8} "
+            print(f"{r['dataset']:<7} {r['horizon']:>5} {r['variant'] + mark:<21} {r['n']:>2} {_f(r['val_mse']):>8} "
                   f"{_f(r['test_mse']):>9} {_f(r['test_mse_std']):>7} {_f(r.get('test_mse_authors_windows')):>9} "
                   f"{_f(r['test_mae']):>7} "
                   f"{_f(r['paper_mse']):>7} {gap:>8} {ok:>5} "
@@ -330,7 +330,7 @@ def print_tables(summary: dict, args) -> None:
         for r in summary["univariate"]:
             gap = "-" if r["gap"] is None else f"{100 * r['gap']:+.1f}%"
             ok = "" if r["within_3pct"] is None else ("  within 3%" if r["within_3pct"] else "  NOT within 3%")
-            print(f"{r['dataset']:<7} {r['horizon']:>5} {r['variant']:<17} test MSE {_f(r['test_mse'])} "
+            print(f"{r['dataset']:<7} {r['horizon']:>5} {r['variant']:<21} test MSE {_f(r['test_mse'])} "
                   f"(n={r['n']}) paper {_f(r['paper_mse'])} gap {gap}{ok}")
     if summary["multivariate"]:
         hs = args.multi_horizons
