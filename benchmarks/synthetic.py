@@ -34,7 +34,7 @@ enough to evaluate before it. Usage::
 
     python benchmarks/synthetic.py --cpu-quick --json /tmp/synthetic_quick.json          # < 2 min, 2 cores
     python benchmarks/synthetic.py --preset cpu-mqar --blocks attention,deltanet,mamba,gla,lstm \\
-        --json /tmp/synthetic_cpu_mqar.json                                              # ~8 min, 1 core
+        --json /tmp/synthetic_cpu_mqar.json                                              # ~7 min, 1 core
     python benchmarks/synthetic.py --preset gpu --device cuda --tasks mqar --parallel 12 \\
         --total-budget 330 --json $OUT/synthetic_mqar.json
 """
@@ -104,14 +104,15 @@ PRESETS = {
                         copy_tokens=2, mqar_len=32, mqar_kv=4, mqar_vocab=256, mqar_train_examples=2048,
                         mqar_test_examples=256, mqar_steps=100, mqar_batch=32, mqar_lrs=[1e-2],
                         mqar_eval_every=40, row_time_budget_s=20.0, eval_batches=2, tasks=["mqar", "parity"]),
-    # MQAR only, one CPU process: attention, deltanet, mamba, gla and lstm x 2 lrs in ~8 minutes (458 s on a
+    # MQAR only, one CPU process: attention, deltanet, mamba, gla and lstm x 2 lrs in ~7 minutes (403 s on a
     # shared 2-core machine). Small enough to finish, large enough for the recurrent rows to leave MQAR's loss
     # plateau: d_model 64 (at d_model 32, T 32, 4 pairs, deltanet / gla / mamba only reach 0.07-0.09 in
-    # 800-1500 steps), T 32 with 4 pairs and vocab 128 (chance 2 / vocab = 1/64). The lrs are low on purpose:
-    # gla reaches 0.45 at 1e-3, 0.09 at 3e-3 and 0.02 at 1e-2 (mamba 0.19 / 0.20 / 0.02) in 800 steps. Mamba's
+    # 800-1500 steps), T 32 with 4 pairs and vocab 128 (chance 2 / vocab = 1/64), Zoology's 100k training
+    # examples (800 x 32 is a quarter epoch: no example repeats). The lrs are low on purpose: gla 0.25 at 1e-3,
+    # 0.04 at 3e-3 and ~0.02 at 1e-2; mamba 0.19 / 0.14 / ~0.02 (1e-2 from a separate 800-step probe). Mamba's
     # CPU scan materialises [B, T, 2 d_model, d_state] and sets the wall time (~0.1-0.2 s a step).
     "cpu-mqar": Config(d_model=64, tasks=["mqar"], mqar_len=32, mqar_kv=4, mqar_vocab=128,
-                       mqar_train_examples=20_000, mqar_test_examples=512, mqar_steps=800, mqar_batch=32,
+                       mqar_train_examples=100_000, mqar_test_examples=512, mqar_steps=800, mqar_batch=32,
                        mqar_lrs=[1e-3, 3e-3], mqar_eval_every=100, row_time_budget_s=400.0),
     # one H100 (16 cores): 11 MQAR rows x 2 lrs as parallel workers in < 6 minutes (docs/results.md, Blocks)
     "gpu": Config(d_model=128, steps=1500, batch=64, lr=2e-3, eval_batches=8, row_time_budget_s=600.0,

@@ -21,6 +21,7 @@ S = _load()
 def test_cpu_mqar_preset_sizes_and_gpu_preset_unchanged():
     cfg = S.PRESETS["cpu-mqar"]
     assert cfg.tasks == ["mqar"] and cfg.d_model == 64 and cfg.mqar_lrs == [1e-3, 3e-3]
+    assert cfg.mqar_train_examples >= cfg.mqar_steps * cfg.mqar_batch  # no training example seen twice
     x, pos, vals = S.mqar_data(64, cfg.mqar_len, cfg.mqar_kv, cfg.mqar_vocab, cfg.mqar_power_a, cfg.seed)
     assert x.shape == (64, cfg.mqar_len) and vals.min() >= cfg.mqar_vocab // 2  # chance = 2 / vocab
     gpu = S.PRESETS["gpu"]  # the H200 table's recipe stays as it was
