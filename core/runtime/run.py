@@ -172,7 +172,22 @@ def _in_run_dir(cfg: DictConfig, name: str, runs_root, stage: str, body) -> RunR
         write_status(run_dir, "completed", stage=stage,
                      best_checkpoint=str(result.best_checkpoint) if result.best_checkpoint else None)
     release_run_dir()
+    _shutdown_distributed()
     return result
+
+
+def _shutdown_distributed() -> None:
+    """Leave the default process group (if this process joined one) once a stage has finished on every rank.
+
+    Lightning leaves it up; gloo's threads then outlive the interpreter and can abort the process at exit
+    ("terminate called without an active exception", exit code -6, seen once in the CPU DDP test). A later
+    stage in the same process re-creates the group through Lightning.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _fit(comps: Components, run_dir: Path) -> RunResult:
