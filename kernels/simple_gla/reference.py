@@ -89,17 +89,18 @@ def simple_gla_chunked(
     qc, kc, vc, gc = prep(q), prep(k), prep(v), prep(g)
     G = gc.cumsum(-1)  # [B, H, n, C]
     causal = torch.ones(C, C, dtype=torch.bool, device=v.device).tril()
-    decay = torch.exp(torch.where(causal, G[..., :, None] - G[..., None, :], float("-inf")))
-    A = (qc @ kc.transpose(-1, -2)) * decay * scale  # [B, H, n, C, C]
-    o = A @ vc
+    decay = (G[..., :, None] - G[..., None, :]).masked_fill_(~causal, float("-inf")).exp_()
+    A = (qc * scale) @ kc.transpose(-1, -2)  # [B, H, n, C, C]
+    o = A.mul_(decay) @ vc
     qg = qc * (G.exp() * scale)[..., None]
-    kg = kc * (G[..., -1:] - G).exp()[..., None]
+    kv = (kc * (G[..., -1:] - G).exp()[..., None]).transpose(-1, -2) @ vc  # every chunk's own state [B, H, n, K, V]
+    dec = G[..., -1].exp()  # [B, H, n]
     S = torch.zeros(B, H, K, V, dtype=acc, device=v.device) if h0 is None else h0.to(acc)
-    inter = []
-    for i in range(n):
-        inter.append(qg[:, :, i] @ S)
-        S = S * G[:, :, i, -1].exp()[..., None, None] + kg[:, :, i].transpose(-1, -2) @ vc[:, :, i]
-    o = o + torch.stack(inter, 2)
+    states = torch.empty(B, H, n, K, V, dtype=acc, device=v.device)  # state entering each chunk
+    for i in range(n):  # only the carries are sequential; the state reads are one batched matmul below
+        states[:, :, i] = S
+        S = S * dec[:, :, i, None, None] + kv[:, :, i]
+    o = o + qg @ states
     o = o.reshape(B, H, n * C, V)[:, :, :T].transpose(1, 2)
     return o.to(v.dtype), S
 
