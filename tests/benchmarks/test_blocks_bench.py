@@ -1,23 +1,13 @@
 """benchmarks/blocks.py: pairs share settings, fla import failures are reported, autotune sharding."""
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_blocks", ROOT / "benchmarks" / "blocks.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+from tests._bench import load_benchmark
 
 
-B = _load()
+B = load_benchmark("blocks", "bench_blocks")
 
 
 def test_every_row_has_a_spec_and_pairs_share_settings():

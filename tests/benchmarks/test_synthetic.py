@@ -1,25 +1,13 @@
 """benchmarks/synthetic.py: Zoology's MQAR data layout, the model layout, rows, workers and error capture."""
-import importlib.util
 import json
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_synthetic", ROOT / "benchmarks" / "synthetic.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+from tests._bench import load_benchmark
 
 
-S = _load()
+S = load_benchmark("synthetic", "bench_synthetic")
 
 
 def _tiny(**kw):

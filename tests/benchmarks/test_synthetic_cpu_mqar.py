@@ -1,21 +1,9 @@
 """benchmarks/synthetic.py ``--preset cpu-mqar``: the CPU MQAR table's configuration is valid and runs."""
-import importlib.util
-import sys
 from dataclasses import asdict, replace
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests._bench import load_benchmark
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_synthetic_cpu_mqar", ROOT / "benchmarks" / "synthetic.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-S = _load()
+S = load_benchmark("synthetic", "bench_synthetic_cpu_mqar")
 
 
 def test_cpu_mqar_preset_sizes_and_gpu_preset_unchanged():

@@ -1,19 +1,13 @@
 """benchmarks/forecasting.py: the grid it builds, its configs and overrides, and validation-based selection."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 from seqlab.core.config import load_config
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests._bench import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_forecasting", ROOT / "benchmarks" / "forecasting.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("forecasting", "bench_forecasting")
 
 
 def test_full_grid_covers_the_issue_and_every_override_resolves(bench, tmp_path):

@@ -1,23 +1,18 @@
 """benchmarks/forecasting.py: opt-in TPGN settings (epoch cap, patience, lr) and the drop-last test diagnostic."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 from seqlab.core.config import load_config
 from seqlab.core.runtime import run as rt
 
-from .conftest import make_frame
+from tests._bench import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import make_frame
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_forecasting_long", ROOT / "benchmarks" / "forecasting.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("forecasting", "bench_forecasting_long")
 
 
 def test_opt_in_variants_resolve_and_stay_out_of_the_default_grid(bench, tmp_path):

@@ -1,20 +1,14 @@
 """benchmarks/recsys.py: RecBole's dumped scores are ranked on our split with our masks and negatives."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 from seqlab.recsys.data import EvalTargets, leave_one_out, read_interactions
-
-ROOT = Path(__file__).parents[2]
+from tests._bench import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("recsys_bench", ROOT / "benchmarks" / "recsys.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("recsys", "recsys_bench")
 
 
 @pytest.fixture
