@@ -65,8 +65,7 @@ def _scan1_bwd_op(
 
         dgate, db, dh0 = scan1_bwd(gate, h0, h, dh.contiguous(), dht, cu_seqlens, log_a, reverse)
     else:  # analytic backward: one reverse chunked scan (about 2x faster than a vjp through the forward)
-        a = gate.to(torch.float64 if gate.dtype == torch.float64 else torch.float32)
-        a = a.exp() if log_a else a
+        a = gate.float().exp() if log_a else gate.float()  # the op takes no float64 (checked on entry)
         offsets = None if cu_seqlens is None else cu_seqlens.tolist()
         da, db, dh0 = scan1_chunked_bwd(a, h0, h, dh, dht, offsets, reverse)
         dgate = (da * a if log_a else da).to(gate.dtype)
