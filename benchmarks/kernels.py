@@ -41,11 +41,18 @@ class Ctx:
         print("  ".join(parts), flush=True)
 
     def bench(self, name: str, fn: Callable[[], object], bytes_moved: float | None = None,
-              flops: float | None = None, peak: bool = False, **meta) -> float | None:
-        from triton.testing import do_bench
+              flops: float | None = None, peak: bool = False, graph: bool = False, **meta) -> float | None:
+        """Median ms (``graph=True``: replayed from a CUDA graph after a warm-up call, so the Python launch
+        path is not timed)."""
+        from triton.testing import do_bench, do_bench_cudagraph
 
         try:
-            ms = do_bench(fn, warmup=50, rep=300, return_mode="median")
+            if graph:
+                fn()
+                torch.cuda.synchronize()
+                ms = do_bench_cudagraph(fn, rep=300, return_mode="median")
+            else:
+                ms = do_bench(fn, warmup=50, rep=300, return_mode="median")
             row = dict(name=name, ms=ms, **meta)
             if bytes_moved:
                 row["GBps"] = bytes_moved / ms / 1e6

@@ -4,7 +4,7 @@ gla / delta_rule / prefix_attention beside fla 0.6.0 (chunk_gla, chunk_delta_rul
 Usage (lent GPU): ``source benchmarks/device_env.sh && python benchmarks/kernels_ii.py --json out.json``.
 ``--only delta_rule`` (comma list of ``gla``, ``delta_rule``, ``prefix_attention``) runs only those ops' rows;
 ``--no-peer`` skips the fla rows; ``--timings-only`` skips the bf16 correctness pass (timings run first either
-way); ``--varlen-peer`` adds fla to the packed-sequence gla check (its first varlen call autotunes and compiles
+way), ``--checks-only`` the timings (``SEQLAB_BENCH_NO_PEER_CHECK=1`` leaves fla out of the delta_rule check); ``--varlen-peer`` adds fla to the packed-sequence gla check (its first varlen call autotunes and compiles
 a new specialisation of every fla kernel: minutes on an H200, which cut the 2026-12-03 run short).
 ``SEQLAB_BENCH_TRACEBACK_S`` (default 540) dumps every thread's stack after that many seconds. With ``--json`` the file is rewritten after every row, so a run cut off by a
 time limit still leaves the rows it finished.
@@ -56,7 +56,7 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
     for name, (fn, ins) in cases.items():
         if not _selected(name):
             continue
-        for impl in ("chunked", "scan"):  # prefix_attention's two forward forms (SEQLAB_PREFIX_ATTN_FWD)
+        for impl in ("fused", "chunked"):  # prefix_attention's two forward forms (SEQLAB_PREFIX_ATTN_FWD)
             os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
             try:
                 _compare(f"{name} {impl}", fn, ins, do, rows,
@@ -106,11 +106,21 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     x = y = None  # free the copy buffers
     s = torch.randn(B, T, H, device=dev, requires_grad=True)
     nbytes = 2 * B * T * H * V * v.element_size() + B * T * H * 4 * 2  # read v, write o; read s, write lse
-    # both forward forms (SEQLAB_PREFIX_ATTN_FWD): the chunked three-launch default and the single-pass scan1 form
-    for impl in ("chunked", "scan"):
+    # a copy of exactly v's bytes: the same-size reference (launch overhead and tail effects included)
+    vc = torch.empty_like(v)
+    ctx.bench(f"limit: copy of v ({v.numel() * v.element_size() / 2**20:.0f} MiB, read+write)",
+              lambda: vc.copy_(v.detach()), bytes_moved=2 * v.numel() * v.element_size())
+    ctx.bench(f"limit: copy of v, CUDA graph", lambda: vc.copy_(v.detach()),
+              bytes_moved=2 * v.numel() * v.element_size(), graph=True)
+    del vc
+    # both forward forms (SEQLAB_PREFIX_ATTN_FWD): the fused single-pass default and the chunked three launches
+    for impl in ("fused", "chunked"):
         os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
         ctx.bench(f"prefix_attention fwd seqlab triton {impl} {tag}", lambda: prefix_attention(s, v, backend="triton"),
                   bytes_moved=nbytes)
+        # the same forward replayed from a CUDA graph: GPU time without the Python launch path
+        ctx.bench(f"prefix_attention fwd seqlab triton {impl} CUDA graph {tag}",
+                  lambda: prefix_attention(s.detach(), v.detach(), backend="triton"), bytes_moved=nbytes, graph=True)
         ctx.bench(f"prefix_attention fwd+bwd seqlab triton {impl} {tag}",
                   run(lambda: prefix_attention(s, v, backend="triton"), True),
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
@@ -315,7 +325,8 @@ def correctness_delta_rule(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=
         dht = torch.randn(B, H, K, V, device=dev)
         base = [q, k, v, beta] + ([g] if gated else []) + [h0]
         names = ["o", "state", "dq", "dk", "dv", "dbeta"] + (["dg"] if gated else []) + ["dh0"]
-        runs = [("torch", True), ("triton", False)] + ([("fla", False)] if peer is not None and not gated else [])
+        with_peer = peer is not None and not gated and not os.environ.get("SEQLAB_BENCH_NO_PEER_CHECK")
+        runs = [("torch", True), ("triton", False)] + ([("fla", False)] if with_peer else [])
         res = {}
         for be, to32 in runs:
             try:
@@ -347,12 +358,13 @@ def section_kernels_ii(ctx) -> None:
     """benchmarks/kernels.py section: timings at B=4 T=4096 H=16 K=V=128 (ours and fla first, so a run cut short
     still has the ratios), then bf16 correctness (skipped with ``--timings-only``)."""
     check = "--timings-only" not in sys.argv
-    if _selected("gla"):
-        timings_gla(ctx, **FULL)
-    if _selected("delta_rule"):
-        timings_delta_rule(ctx, **FULL)
-        timings_delta_rule(ctx, **FULL, gated=True)
-    timings(ctx, **FULL)
+    if "--checks-only" not in sys.argv:
+        if _selected("gla"):
+            timings_gla(ctx, **FULL)
+        if _selected("delta_rule"):
+            timings_delta_rule(ctx, **FULL)
+            timings_delta_rule(ctx, **FULL, gated=True)
+        timings(ctx, **FULL)
     if check:
         correctness(ctx.rows, **FULL)
         if _selected("gla"):
@@ -375,9 +387,18 @@ class _Ctx:
             with open(self.path, "w") as fh:
                 json.dump(dict(device=torch.cuda.get_device_name() if cuda else "cpu", rows=self.rows), fh, indent=1)
 
-    def bench(self, name, fn, bytes_moved=None):
+    def bench(self, name, fn, bytes_moved=None, graph=False):
+        """Median ms of ``fn`` (``graph=True``: replayed from a CUDA graph after a warm-up call, so autotuning
+        happens outside the capture; skipped off CUDA)."""
         try:
-            if torch.cuda.is_available():
+            if torch.cuda.is_available() and graph:
+                from triton.testing import do_bench_cudagraph
+                fn()
+                torch.cuda.synchronize()
+                ms = do_bench_cudagraph(fn, rep=100, return_mode="median")
+            elif graph:
+                return None
+            elif torch.cuda.is_available():
                 from triton.testing import do_bench
                 ms = do_bench(fn, warmup=10, rep=100, return_mode="median")
             else:

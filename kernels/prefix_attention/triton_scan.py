@@ -224,56 +224,118 @@ def _chunk_table(B, T, cu_seqlens, BT, device):
 
 
 def _fwd_impl() -> str:
-    """``SEQLAB_PREFIX_ATTN_FWD``: ``chunked`` (default, the three-launch form below) or ``scan`` (the
-    single-pass scan1 form, :func:`prefix_attention_fwd_scan`; not yet timed on a GPU)."""
-    impl = os.environ.get("SEQLAB_PREFIX_ATTN_FWD", "chunked")
-    if impl not in ("chunked", "scan"):
-        raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'chunked' or 'scan', got {impl!r}")
+    """``SEQLAB_PREFIX_ATTN_FWD``: ``fused`` (default, :func:`prefix_attention_fwd_fused`, one launch, one pass
+    over the values) or ``chunked`` (the three-launch form of :func:`prefix_attention_fwd`)."""
+    impl = os.environ.get("SEQLAB_PREFIX_ATTN_FWD", "fused")
+    if impl not in ("fused", "chunked"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'fused' or 'chunked', got {impl!r}")
     return impl
 
 
-def prefix_attention_fwd_scan(s, v, m0, u0, w0):
-    """Forward as one single-pass scan over the values (dense sequences only).
+@triton.jit
+def _lse_combine(m1, w1, m2, w2):
+    """(max, sum exp(s - max)) pairs; an empty pair (-inf, 0) is the identity (no inf - inf)."""
+    m = tl.maximum(m1, m2)
+    w = tl.where(m1 == m, w1, w1 * tl.exp(m1 - m)) + tl.where(m2 == m, w2, w2 * tl.exp(m2 - m))
+    return m, w
 
-    With ``lse_t = log(exp(lse_0) + sum_{i<=t} exp(s_i))`` the output is a convex recurrence,
-    ``o_t = alpha_t o_{t-1} + beta_t v_t`` with ``alpha_t = exp(lse_{t-1} - lse_t)`` and
-    ``beta_t = exp(s_t - lse_t)`` (both in [0, 1], stable for any score range), i.e. ``scan1`` over the
-    ``H * V`` channels with one gate and one input scale per head (``group = V``), reading ``v`` once and
-    writing ``o`` once. ``lse`` ``[B, T, H]`` is a small scan done in float64 by PyTorch, so that alpha and beta
-    keep full float32 accuracy for scores of any magnitude. Same outputs as :func:`prefix_attention_fwd`
-    (``o``, ``m_T``, ``u_T``, ``w_T``, ``lse``), so the backward is shared.
-    """
-    from seqlab.kernels.scan1.triton_scan import scan1_fwd
 
-    B, T, H, V = v.shape
-    s64 = s.double()
-    lse = torch.logcumsumexp(s64, dim=1)
-    if m0 is not None:
-        lse0 = m0.double() + torch.log(w0.double())  # -inf for an empty state (w0 = 0)
-        lse = torch.logaddexp(lse, lse0[:, None, :])
-        w_ok = (w0 > 0)[..., None]
-        h0 = torch.where(w_ok, u0 / torch.where(w_ok, w0[..., None], 1.0), 0.0).reshape(B, H * V).contiguous()
+@triton.jit
+def _lin_combine(a1, b1, a2, b2):
+    return a1 * a2, a2 * b1 + b2
+
+
+def _fused_configs():
+    if interpret_mode():
+        return [triton.Config({"BT": 32, "BV": 16}, num_warps=4, num_stages=1)]
+    return [triton.Config({"BT": bt, "BV": bv}, num_warps=w, num_stages=st)
+            for bt, bv, w, st in ((64, 16, 2, 2), (64, 16, 4, 3), (64, 32, 4, 2), (64, 32, 4, 3), (32, 32, 2, 3),
+                                  (128, 16, 4, 2), (128, 32, 8, 2), (64, 64, 4, 2), (32, 16, 1, 3), (32, 64, 4, 3))]
+
+
+@triton.autotune(configs=_fused_configs(), key=["H", "V", "VARLEN", "HAS_H0"])
+@triton.jit
+def _pa_fused_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.constexpr, V: tl.constexpr,
+                         BT: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr, VARLEN: tl.constexpr):
+    """One program per (value block, sequence x head) walks its chunks left to right, carrying the running
+    (max m, denominator w, output o). In a chunk, ``(m_t, w_t)`` is an associative scan over the scores
+    combined with the carry, ``beta_t = exp(s_t - m_t) / w_t`` and ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t``
+    (a convex combination, exact for any score range) is a linear scan over the ``[BT, BV]`` tile, so ``v`` is
+    read once and ``o`` written once."""
+    i_v, i_nh = tl.program_id(0), tl.program_id(1)
+    i_n, i_h = i_nh // H, i_nh % H
+    if VARLEN:
+        bos = tl.load(cu + i_n).to(tl.int64)
+        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
     else:
-        lse0 = torch.full_like(lse[:, 0], float("-inf"))
-        h0 = None
-    prev = torch.cat([lse0[:, None, :], lse[:, :-1]], 1)
-    log_alpha = (prev - lse).float().contiguous()  # -inf at a start without state: alpha = 0
-    beta = torch.exp(s64 - lse).float().contiguous()
-    o, oT = scan1_fwd(log_alpha, v.reshape(B, T, H * V), h0, None, True, False, True, group=V, b_scale=beta)
-    mT = s.float().amax(1)
-    if m0 is not None:
-        mT = torch.maximum(mT, m0)
-    wT = torch.exp(lse[:, -1] - mT.double())
-    uT = (oT.view(B, H, V).double() * wT[..., None]).float()
-    return o.view(B, T, H, V), mT, uT, wT.float(), lse.float()
+        bos = tl.cast(i_n, tl.int64) * T
+        L = tl.cast(T, tl.int64)
+    o_t = tl.arange(0, BT)
+    o_v = i_v * BV + tl.arange(0, BV)
+    mask_v = o_v < V
+    i_nh64 = tl.cast(i_nh, tl.int64)
+    if HAS_H0:
+        b_m = tl.load(m0 + i_nh64)
+        b_w = tl.load(w0 + i_nh64)
+        b_u = tl.load(u0 + i_nh64 * V + o_v, mask=mask_v, other=0.0)
+        b_o = tl.where(b_w > 0, b_u / tl.where(b_w > 0, b_w, 1.0), 0.0)
+    else:
+        b_m = tl.full([], float("-inf"), tl.float32)
+        b_w = tl.full([], 0.0, tl.float32)
+        b_o = tl.zeros([BV], dtype=tl.float32)
+    NC = tl.cdiv(L, BT)
+    for j in tl.range(0, NC):
+        t = j * BT + o_t
+        mask_t = t < L
+        rows = bos + t
+        b_s = tl.load(s + rows * H + i_h, mask=mask_t, other=float("-inf")).to(tl.float32)
+        mask2 = mask_t[:, None] & mask_v[None, :]
+        ptr = (rows[:, None] * H + i_h) * V + o_v[None, :]
+        b_v = tl.load(v + ptr, mask=mask2, other=0.0).to(tl.float32)
+        live = b_s > float("-inf")
+        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_combine)
+        mt, wt = _lse_combine(b_m, b_w, cm, cw)  # [BT]: running max and denominator after step t
+        beta = tl.where(live, tl.exp(b_s - mt) / tl.where(wt > 0, wt, 1.0), 0.0)
+        alpha = 1.0 - beta
+        ca, cx = tl.associative_scan((tl.broadcast_to(alpha[:, None], (BT, BV)), beta[:, None] * b_v), 0,
+                                     _lin_combine)
+        b_ot = cx + ca * b_o[None, :]
+        tl.store(o + ptr, b_ot.to(o.dtype.element_ty), mask=mask2)
+        if i_v == 0:
+            tl.store(lse + rows * H + i_h, mt + tl.log(wt), mask=mask_t)
+        last = o_t == BT - 1  # padded rows (s = -inf) leave the state unchanged, so the tile's last row is it
+        b_o = tl.sum(tl.where(last[:, None], b_ot, 0.0), 0)
+        b_m = tl.sum(tl.where(last, mt, 0.0), 0)
+        b_w = tl.sum(tl.where(last, wt, 0.0), 0)
+    tl.store(uT + i_nh64 * V + o_v, b_o * b_w, mask=mask_v)
+    if i_v == 0:
+        tl.store(mT + i_nh64, b_m)
+        tl.store(wT + i_nh64, b_w)
+
+
+def prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens):
+    """Forward in one launch reading ``v`` once (see :func:`_pa_fused_fwd_kernel`); returns
+    (o, m_T, u_T, w_T, lse) like :func:`prefix_attention_fwd`."""
+    B, T, H, V = v.shape
+    N = B if cu_seqlens is None else cu_seqlens.numel() - 1
+    dev = v.device
+    o = torch.empty_like(v)
+    lse = torch.empty(B, T, H, device=dev, dtype=torch.float32)
+    mT = torch.empty(N, H, device=dev, dtype=torch.float32)
+    wT = torch.empty_like(mT)
+    uT = torch.empty(N, H, V, device=dev, dtype=torch.float32)
+    grid = lambda meta: (triton.cdiv(V, meta["BV"]), N * H)  # noqa: E731
+    _pa_fused_fwd_kernel[grid](s.contiguous(), v, o, lse, m0, u0, w0, mT, uT, wT, cu_seqlens, T, H=H, V=V,
+                               HAS_H0=m0 is not None, VARLEN=cu_seqlens is not None)
+    return o, mT, uT, wT, lse
 
 
 def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
-    """Three launches (chunk triples in parallel, carry scan over chunks, outputs in parallel);
-    returns (o, m_T, u_T, w_T, lse). ``SEQLAB_PREFIX_ATTN_FWD=scan`` takes :func:`prefix_attention_fwd_scan`
-    for dense sequences."""
-    if _fwd_impl() == "scan" and cu_seqlens is None and v.shape[1] > 0:
-        return prefix_attention_fwd_scan(s, v, m0, u0, w0)
+    """Returns (o, m_T, u_T, w_T, lse). By default the fused single-pass kernel
+    (:func:`prefix_attention_fwd_fused`); ``SEQLAB_PREFIX_ATTN_FWD=chunked`` takes the three launches below
+    (chunk triples in parallel, carry scan over chunks, outputs in parallel), which read ``v`` twice."""
+    if _fwd_impl() == "fused":
+        return prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens)
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     BT, BV = 64, min(64, max(16, triton.next_power_of_2(V)))

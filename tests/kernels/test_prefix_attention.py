@@ -58,7 +58,11 @@ def test_matches_oracle_with_state_and_grads(backend, T, check_close):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_varlen_equals_loop(backend, reverse, check_close):
+@pytest.mark.parametrize("impl", ["fused", "chunked"])
+def test_varlen_equals_loop(backend, reverse, impl, monkeypatch, check_close):
+    if backend == "torch" and impl == "chunked":
+        pytest.skip("the forward form only exists on the Triton path")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
     torch.manual_seed(0)
     cu = torch.tensor([0, 1, 30, 31, 70, 71])
     T, H, V = 71, 2, 20
@@ -133,10 +137,12 @@ def test_bad_inputs():
 @pytest.mark.parametrize("T", [1, 63, 65, 130])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_scan_forward_matches_oracle(T, with_state, reverse, monkeypatch, check_close):
-    """SEQLAB_PREFIX_ATTN_FWD=scan (scan1 with one gate per head) gives the oracle's outputs, final state and,
-    through the shared backward, its gradients; an empty initial state (w0 = 0) is allowed."""
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+@pytest.mark.parametrize("impl", ["fused", "chunked"])
+def test_forward_forms_match_oracle(T, with_state, reverse, impl, monkeypatch, check_close):
+    """Both forward forms (SEQLAB_PREFIX_ATTN_FWD=fused, the default single pass, and chunked, three launches)
+    give the oracle's outputs, final state and, through the shared backward, its gradients; an empty initial
+    state (w0 = 0) is allowed."""
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
     torch.manual_seed(T)
     B, H, V = 2, 2, 20
     s, v = torch.randn(B, T, H) * 3, torch.randn(B, T, H, V)
@@ -160,19 +166,20 @@ def test_scan_forward_matches_oracle(T, with_state, reverse, monkeypatch, check_
         ((o * do).sum() + (st[1] * du).sum() + (st[2] * dw).sum()).backward()
         res.append([o, *st, xs[0].grad, xs[1].grad])
     for n, a, b in zip(["o", "m", "u", "w", "ds", "dv"], res[1], res[0]):
-        check_close(f"scan {n}", a, b, 1e-5 if n in ("o", "m", "u", "w") else 1e-4)
+        check_close(f"{impl} {n}", a, b, 1e-5 if n in ("o", "m", "u", "w") else 1e-4)
 
 
 @pytest.mark.skipif(not triton_available(), reason="triton not importable")
-def test_scan_forward_large_scores_and_bad_env(monkeypatch):
+def test_forward_forms_large_scores_and_bad_env(monkeypatch):
     from seqlab.kernels.prefix_attention import triton_scan
 
     torch.manual_seed(0)
     s, v = torch.randn(1, 65, 2, dtype=torch.float64) * 1e4, torch.randn(1, 65, 2, 8, dtype=torch.float64)
     ref = _masked_softmax_attention(s, v)
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
-    o, _ = prefix_attention(s.float(), v.float(), backend="triton")
-    assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5
+    for impl in ("fused", "chunked"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
+        o, _ = prefix_attention(s.float(), v.float(), backend="triton")
+        assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5, impl
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "fast")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FWD"):
         triton_scan._fwd_impl()
