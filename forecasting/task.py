@@ -24,7 +24,8 @@ from seqlab.forecasting.losses import make_loss
 from seqlab.forecasting.metrics import MetricAccumulator
 from torch import nn
 
-_SCHEDULES = ("type1", "type4", "cosine", "none")
+_SCHEDULES = ("type1", "type4", "timellm", "cosine", "none")
+_ONECYCLE_DIV = 25.0  # torch OneCycleLR's default div_factor: its initial lr is max_lr / 25
 
 
 class ForecastingTask(L.LightningModule):
@@ -37,7 +38,10 @@ class ForecastingTask(L.LightningModule):
         weight_decay: Adam weight decay.
         lr_schedule: ``type1`` (x0.5 per epoch, TSLib), ``type4`` (x0.9 per epoch, TPGN repo default); as
             in both repositories the decay starts after the second epoch (lr0, lr0, lr0 * f, lr0 * f^2, ...),
-            ``cosine`` (to 0 over ``max_epochs``) or ``none``.
+            ``timellm`` (what Time-LLM's ``run_main.py`` actually runs with ``--lradj type1``: it builds a
+            ``OneCycleLR(max_lr=lr)`` that is never stepped, so training starts at ``lr / 25``, and after the
+            first epoch it copies that into ``args.learning_rate`` before ``type1`` halving: ``lr/25, lr/25,
+            lr/50, lr/100, ...``), ``cosine`` (to 0 over ``max_epochs``) or ``none``.
         patience: early-stopping patience in epochs on ``val/loss``; None disables early stopping.
         huber_delta: delta of the Huber loss.
         baselines: also score naive and seasonal-naive forecasts on the test windows.
@@ -164,8 +168,9 @@ class ForecastingTask(L.LightningModule):
             # TSLib / TPGN call ``adjust_learning_rate(optimizer, epoch + 1, args)`` at the END of every epoch
             # (``exp/exp_main.py``), with ``lr = lr0 * factor ** (epoch - 1)``: the first two epochs both train
             # at lr0 and epoch e >= 1 (0-based) at ``lr0 * factor ** (e - 1)``.
-            factor = 0.5 if kind == "type1" else 0.9
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: factor ** max(0, epoch - 1))
+            factor = 0.9 if kind == "type4" else 0.5
+            scale = 1.0 / _ONECYCLE_DIV if kind == "timellm" else 1.0
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: scale * factor ** max(0, epoch - 1))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     def configure_callbacks(self) -> list:

@@ -102,6 +102,23 @@ def test_schedules_losses_and_early_stopping():
         lrs4.append(cfg4["optimizer"].param_groups[0]["lr"])
         cfg4["lr_scheduler"]["scheduler"].step()
     assert lrs4 == pytest.approx([1.0, 1.0, 0.9, 0.81])
+    # ``timellm``: the learning rates Time-LLM's run_main.py loop produces with --lradj type1, emulated here with
+    # its own objects (an unstepped OneCycleLR sets the start lr; after epoch 1 args.learning_rate takes the
+    # optimiser's lr; adjust_learning_rate(epoch + 1) then sets learning_rate * 0.5 ** (epoch - 1)).
+    ref_opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=0.01, steps_per_epoch=30, epochs=10, pct_start=0.2)
+    base, ref = 0.01, []
+    for epoch in range(5):
+        ref.append(ref_opt.param_groups[0]["lr"])
+        if epoch == 0:
+            base = ref_opt.param_groups[0]["lr"]
+        ref_opt.param_groups[0]["lr"] = base * 0.5 ** epoch  # adjust_learning_rate(epoch + 1): 0.5 ** ((e+1) - 1)
+    cfg_t = ForecastingTask(model, lr=0.01, lr_schedule="timellm").configure_optimizers()
+    lrs_t = []
+    for _ in range(5):
+        lrs_t.append(cfg_t["optimizer"].param_groups[0]["lr"])
+        cfg_t["lr_scheduler"]["scheduler"].step()
+    assert lrs_t == pytest.approx(ref) and lrs_t[0] == pytest.approx(4e-4)
     (es,) = task.configure_callbacks()
     assert es.monitor == "val/loss" and es.patience == 2
     assert ForecastingTask(model, patience=None).configure_callbacks() == []
