@@ -1,7 +1,14 @@
 """Triton kernels for prefix softmax attention with one query per head (Aaren, Feng et al. 2024).
 
-Forward, a two-pass chunked scan over chunks of ``BT = 64`` steps (paper section 3.2: the triple
-(max, numerator, denominator) combines associatively, so chunks can be summarised independently):
+Forward (default, ``_pa_fused_fwd_kernel``): one launch, one program per (value block, sequence x head)
+walking its chunks left to right with the running (max, denominator, output) in registers; inside a chunk the
+(max, denominator) pairs come from an associative scan over the scores (paper section 3.2: the triple
+(max, numerator, denominator) combines associatively) and the output from the convex recurrence
+``o_t = (1 - beta_t) o_{t-1} + beta_t v_t``, ``beta_t = exp(s_t - m_t) / w_t``, as a linear scan over the
+tile. ``v`` is read once and ``o`` written once.
+
+Forward, ``SEQLAB_PREFIX_ATTN_FWD=chunked``: a two-pass chunked scan over chunks of ``BT = 64`` steps
+(chunks summarised independently, then combined):
 
 1. ``_pa_summary_kernel`` (all chunks in parallel): each chunk's own triple ``(max s, sum exp(s - max) v,
    sum exp(s - max))``.
