@@ -33,6 +33,17 @@ no setting for 1000 windows, so three schedules are run:
 * ``long``: not the authors' (a faster schedule chosen here): 200 epochs of batch 32, lr 3e-3 x0.97 per
   epoch, ramp over 20 epochs.
 
+Optional (``--noise-scaled-lambda``): the authors' next release scales lambda by an estimate of the noise
+level. ``ourownstory/AR-Net`` v1.0/1.1 (fastai callback ``SparsifyAR``, early ``arnet/ar_net.py``; docstring
+"adds regularization of first linear layer according to AR-Net paper") sets ``lambda = reg_strength * est_noise
+* (1/s - 1)`` with ``reg_strength = 0.02`` and the same ``R`` (c1 = c2 = 3; the later ``arnet/fastai_mods.py``
+notes "implementation in paper used c1 = 3.0, c2 = 3.0"), where ``est_noise = mean |x_t - x_{t-1}|`` of the
+whole series (``v1_0/utils.py`` ``estimate_noise``, called on the series in ``init_ar_learner``;
+:func:`estimate_noise`). ``v1_0/example_ar_net.ipynb`` prints the formula at work: est_noise 0.12748, s = 0.3,
+"reg lam: 0.005949" = 0.02 * 0.12748 * (1/0.3 - 1). Those rows keep the v0.1 loop and schedules above
+(v1.0's fastai one-cycle loop with an ``lr_find`` learning rate is not reproduced) and change only lambda;
+for this process ``est_noise`` is about 1.24, so lambda grows by about a quarter.
+
 Diagnostics printed next to them: least squares restricted to the true lags 1, 3, 10 (an oracle, the floor
 for any estimator that finds the support), AR-Net with larger ``c_lambda`` (sensitivity; not the authors'
 constant), and a coordinate-wise exact minimiser of the same regularised objective
@@ -41,7 +52,7 @@ points reached from 0, from the oracle and from least squares, :func:`best_minim
 the objective prefers from what Adam finds. All AR-Nets of one setting are trained at once by
 :func:`~seqlab.forecasting.models.arnet.fit_arnets` (the exact batched twin of ``fit_arnet``).
 
-    python -m seqlab.forecasting.models.arnet_experiment --seeds 50 [--json out.json]
+    python -m seqlab.forecasting.models.arnet_experiment --seeds 50 [--noise-scaled-lambda] [--json out.json]
     python benchmarks/forecasting_arnet.py --seeds 50 --json arnet.json        # the same, as a benchmark
 """
 from __future__ import annotations
@@ -76,15 +87,25 @@ SCHEDULES: dict[str, dict[str, Any]] = {
 }
 
 
+def estimate_noise(series: np.ndarray) -> float:
+    """``mean |x_t - x_{t-1}|``: the authors' v1.0 noise estimate (``ourownstory/AR-Net`` ``v1_0/utils.py``
+    ``estimate_noise``), which scales lambda in their ``SparsifyAR``."""
+    s = np.asarray(series, dtype=float).reshape(-1)
+    if s.size < 2:
+        raise ValueError(f"estimate_noise needs at least 2 steps, got {s.size}")
+    return float(np.mean(np.abs(s[:-1] - s[1:])))
+
+
 def make_split(seed: int, n_train: int = 1000, n_lags: int = 20, noise_std: float = 1.0,
-               test: float = TEST_FRACTION) -> dict[str, np.ndarray]:
+               test: float = TEST_FRACTION) -> dict[str, Any]:
     """One series laid out as ``ourownstory/AR-Net`` ``data_loader.init_ar_dataset`` does.
 
     ``n_samples = n_train / (1 - test)`` windows from one ``n_samples + p``-step draw (no burn-in, zero-mean
     over the whole draw); the first ``int(n_samples * (1 - test))`` windows train, the rest test.
 
     Returns:
-        ``x_train [n_train, p]`` (oldest lag first), ``y_train [n_train]``, ``x_test``, ``y_test`` and ``true [p]``.
+        ``x_train [n_train, p]`` (oldest lag first), ``y_train [n_train]``, ``x_test``, ``y_test``, ``true [p]``
+        and ``est_noise`` (:func:`estimate_noise` of the whole draw, as the authors' v1.0 ``init_ar_learner``).
 
     Raises:
         ValueError: ``n_train`` that no ``n_samples`` splits into exactly (the authors' ``int`` cut).
@@ -96,7 +117,7 @@ def make_split(seed: int, n_train: int = 1000, n_lags: int = 20, noise_std: floa
                                      burn_in=0, seed=seed)
     x, y = ar_windows(series, n_lags)  # exactly n_samples windows
     return {"x_train": x[:n_train], "y_train": y[:n_train, 0], "x_test": x[n_train:], "y_test": y[n_train:, 0],
-            "true": true}
+            "true": true, "est_noise": estimate_noise(series)}
 
 
 def make_data(seed: int, n_train: int = 1000, n_lags: int = 20,
@@ -165,15 +186,22 @@ def best_minimiser(x: np.ndarray, y: np.ndarray, lam: float, **kwargs: Any) -> t
 
 
 def train_arnets(data: list[tuple[np.ndarray, np.ndarray, np.ndarray]], seeds: list[int], schedule: str,
-                 c_lambda: float = 0.02, bias: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
-    """AR-Net per seed under ``SCHEDULES[schedule]``; returns ``(coefficients [S, p], biases [S], seconds)``."""
+                 c_lambda: float = 0.02, bias: bool = True,
+                 lambda_factors: list[float] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """AR-Net per seed under ``SCHEDULES[schedule]``; returns ``(coefficients [S, p], biases [S], seconds)``.
+
+    ``lambda_factors`` (one per seed) multiplies ``c_lambda (1/s - 1)``, e.g. by ``est_noise`` for the
+    authors' v1.0 lambda."""
     cfg = SCHEDULES[schedule]
     n_lags = data[0][0].shape[1]
     lam = sparsity_lambda(len(TRUE_LAGS) / n_lags, scale=c_lambda)
+    factors = [1.0] * len(seeds) if lambda_factors is None else list(lambda_factors)
+    if len(factors) != len(seeds):
+        raise ValueError(f"lambda_factors: {len(factors)} values for {len(seeds)} seeds")
     models = []
-    for s in seeds:
+    for s, f in zip(seeds, factors, strict=True):
         torch.manual_seed(s)
-        m = ARNet(n_lags, bias=bias, lambda_reg=lam, lambda_delay_epochs=cfg["lambda_delay_epochs"])
+        m = ARNet(n_lags, bias=bias, lambda_reg=lam * f, lambda_delay_epochs=cfg["lambda_delay_epochs"])
         with torch.no_grad():  # DAR keeps nn.Linear's default init, bias included
             nn_default = torch.nn.Linear(n_lags, 1, bias=bias)
             m.net[0].weight.copy_(nn_default.weight)
@@ -202,9 +230,14 @@ def summarise(values: list[float]) -> dict[str, float]:
 def run(seeds: list[int], n_train: int = 1000, n_lags: int = 20, noise_std: float = 1.0,
         c_lambdas: tuple[float, ...] = (0.05, 0.1, 0.2),
         schedules: tuple[str, ...] = ("example_verbatim", "authors_steps", "long"),
-        exact: tuple[float, ...] = (0.02, 0.05, 0.1), log=print) -> dict[str, Any]:
+        exact: tuple[float, ...] = (0.02, 0.05, 0.1), noise_scaled: tuple[str, ...] = (),
+        log=print) -> dict[str, Any]:
     """All rows of the experiment over ``seeds`` (one series per seed): per-seed sTPE, test MSE on the 20 %
-    test windows, and objective values where they apply."""
+    test windows, and objective values where they apply.
+
+    ``noise_scaled``: schedules for extra AR-Net rows with the authors' v1.0 lambda,
+    ``0.02 * est_noise * (1/s - 1)`` (see the module docstring), plus the exact minimiser of that objective;
+    empty (the default) adds none."""
     t0 = time.perf_counter()
     splits = [make_split(s, n_train, n_lags, noise_std) for s in seeds]
     data = [(d["x_train"], d["y_train"], d["true"]) for d in splits]
@@ -212,7 +245,7 @@ def run(seeds: list[int], n_train: int = 1000, n_lags: int = 20, noise_std: floa
     rows: list[dict[str, Any]] = []
 
     def add(name: str, kind: str, coefs: list[np.ndarray], c_lambda: float | None = None, biases=None,
-            seconds: float | None = None, **extra: Any) -> None:
+            seconds: float | None = None, lams: list[float] | None = None, **extra: Any) -> None:
         bs = biases if biases is not None else [0.0] * len(coefs)
         row = {"name": name, "kind": kind, "c_lambda": c_lambda,
                "stpe": [stpe(w, d[2]) for w, d in zip(coefs, data, strict=True)],
@@ -221,8 +254,9 @@ def run(seeds: list[int], n_train: int = 1000, n_lags: int = 20, noise_std: floa
                             for w, b, sp in zip(coefs, bs, splits, strict=True)],
                "seconds": seconds, **extra}
         if c_lambda is not None:
-            row["objective"] = [objective(w, d[0], d[1], lam_of(c_lambda), b)
-                                for w, d, b in zip(coefs, data, bs, strict=True)]
+            per_seed = lams if lams is not None else [lam_of(c_lambda)] * len(coefs)
+            row["objective"] = [objective(w, d[0], d[1], lam, b)
+                                for w, d, b, lam in zip(coefs, data, bs, per_seed, strict=True)]
         row["stpe_summary"] = summarise(row["stpe"])
         row["stpe_mean"] = row["stpe_summary"]["mean"]
         rows.append(row)
@@ -244,6 +278,18 @@ def run(seeds: list[int], n_train: int = 1000, n_lags: int = 20, noise_std: floa
         found = [best_minimiser(d[0], d[1], lam_of(c)) for d in data]
         add(f"exact coordinate-wise minimiser (best of 3 starts), c_lambda {c:g}", "coordinate_minimiser",
             [w for w, _ in found], c, seconds=time.perf_counter() - start, starts=[k for _, k in found])
+    if noise_scaled:
+        noise = [sp["est_noise"] for sp in splits]
+        lams = [lam_of(0.02) * e for e in noise]
+        for sched in noise_scaled:
+            coef, b, sec = train_arnets(data, seeds, sched, 0.02, lambda_factors=noise)
+            add(f"AR-Net, lambda 0.02 est_noise (1/s-1) (authors' v1.0), schedule {sched}", "arnet_noise_scaled",
+                list(coef), 0.02, list(b), sec, lams=lams, schedule=sched, est_noise=noise)
+        start = time.perf_counter()
+        found = [best_minimiser(d[0], d[1], lam) for d, lam in zip(data, lams, strict=True)]
+        add("exact coordinate-wise minimiser (best of 3), lambda 0.02 est_noise (1/s-1)",
+            "coordinate_minimiser_noise_scaled", [w for w, _ in found], 0.02, seconds=time.perf_counter() - start,
+            lams=lams, starts=[k for _, k in found], est_noise=noise)
     return {"seeds": seeds, "n_train": n_train, "n_test": int(splits[0]["y_test"].size), "n_lags": n_lags,
             "noise_std": noise_std, "true_coefficients": data[0][2].tolist(), "schedules": SCHEDULES,
             "paper": PAPER_STPE, "rows": rows, "wall_s": time.perf_counter() - t0, "torch": torch.__version__,
@@ -256,16 +302,16 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [(f"sTPE of the {result['n_lags']} AR coefficients, {len(result['seeds'])} seeds (one series each), "
               f"{result['n_train']} training / {result['n_test']} test windows, noise std {result['noise_std']:g} "
               f"(paper / issue: AR-Net {PAPER_STPE['arnet']}, least squares {PAPER_STPE['least_squares']})"),
-             f"{'estimator':<70} {'mean':>6} {'sem':>5} {'median':>6} {'p10':>6} {'p90':>6} {'nonzero':>7} "
+             f"{'estimator':<78} {'mean':>6} {'sem':>5} {'median':>6} {'p10':>6} {'p90':>6} {'nonzero':>7} "
              f"{'test MSE':>8} {'objective':>9}"]
     for r in result["rows"]:
         s = r["stpe_summary"]
         obj = f"{np.mean(r['objective']):9.4f}" if "objective" in r else " " * 9
-        lines.append(f"{r['name']:<70} {s['mean']:6.2f} {s['sem']:5.2f} {s['median']:6.2f} {s['p10']:6.2f} "
+        lines.append(f"{r['name']:<78} {s['mean']:6.2f} {s['sem']:5.2f} {s['median']:6.2f} {s['p10']:6.2f} "
                      f"{s['p90']:6.2f} {np.mean(r['nonzero']):7.1f} {np.mean(r['test_mse']):8.4f} {obj}")
     lines.append("nonzero: mean number of |w| > 1e-3 (3 true lags); test MSE: on the test windows (noise variance "
                  f"{result['noise_std'] ** 2:g}); objective: training MSE + lambda R at c_lambda of the row (the "
-                 "oracle row at 0.02)")
+                 "oracle row at 0.02; est_noise rows at their own per-series lambda)")
     return "\n".join(lines)
 
 
@@ -275,9 +321,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seeds", type=int, default=50, help="series (one per seed, seeds 0..N-1)")
     p.add_argument("--n-train", type=int, default=1000)
     p.add_argument("--noise-std", type=float, default=1.0, help="innovation std (example.py: 1.0)")
+    p.add_argument("--noise-scaled-lambda", action="store_true",
+                   help="add AR-Net rows (schedules authors_steps and long) and an exact-minimiser row with the "
+                        "authors' v1.0 lambda 0.02 * est_noise * (1/s - 1)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
-    result = run(list(range(a.seeds)), n_train=a.n_train, noise_std=a.noise_std)
+    result = run(list(range(a.seeds)), n_train=a.n_train, noise_std=a.noise_std,
+                 noise_scaled=("authors_steps", "long") if a.noise_scaled_lambda else ())
     print(format_table(result))
     print(f"wall {result['wall_s']:.0f} s, torch threads {result['threads']}")
     if a.json is not None:

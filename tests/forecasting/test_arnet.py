@@ -33,6 +33,7 @@ from seqlab.forecasting.models.arnet_experiment import (
     SCHEDULES,
     best_minimiser,
     coordinate_minimise,
+    estimate_noise,
     format_table,
     least_squares,
     make_data,
@@ -352,3 +353,28 @@ def test_run_rows_and_table_small():
     assert exact["stpe_summary"]["min"] <= exact["stpe_mean"] <= exact["stpe_summary"]["max"]
     text = format_table(res)
     assert "example_verbatim" in text and "1000 training / 250 test windows" in text
+
+
+def test_estimate_noise_and_noise_scaled_rows():
+    """ourownstory/AR-Net v1.0: est_noise = mean |x_t - x_{t-1}| of the series; lambda = 0.02 est_noise (1/s - 1)
+    (v1_0/example_ar_net.ipynb prints reg lam 0.005949 for est_noise 0.12748 and s = 0.3)."""
+    assert estimate_noise(np.array([0.0, 1.0, -1.0, -1.0])) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        estimate_noise(np.array([1.0]))
+    assert sparsity_lambda(0.3, scale=0.02) * 0.1274848566033341 == pytest.approx(0.005949293308155593)
+    d = make_split(seed=3)
+    series = np.r_[d["x_train"][0], d["y_train"], d["y_test"]]  # the whole 1270-step draw
+    assert d["est_noise"] == pytest.approx(estimate_noise(series))
+    res = run([0, 1], schedules=(), c_lambdas=(), exact=(), noise_scaled=("example_verbatim",),
+              log=lambda *_: None)
+    kinds = [r["kind"] for r in res["rows"]]
+    assert kinds == ["least_squares", "oracle", "arnet_noise_scaled", "coordinate_minimiser_noise_scaled"]
+    arnet, exact = res["rows"][2:]
+    noise = [make_split(s)["est_noise"] for s in (0, 1)]
+    assert arnet["est_noise"] == pytest.approx(noise) and all(1.0 < e < 1.5 for e in noise)
+    # the objective column is evaluated at each series' own lambda
+    d0 = make_split(0)
+    lam0 = sparsity_lambda(3 / 20, scale=0.02) * noise[0]
+    ref = best_minimiser(d0["x_train"], d0["y_train"], lam0)[0]
+    assert exact["objective"][0] == pytest.approx(objective(ref, d0["x_train"], d0["y_train"], lam0))
+    assert "est_noise" in format_table(res)
