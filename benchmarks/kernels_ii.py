@@ -125,6 +125,11 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
                   run(lambda: prefix_attention(s, v, backend="triton"), True),
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
     os.environ.pop("SEQLAB_PREFIX_ATTN_FWD")
+    if dev == "cuda":
+        from seqlab.kernels.prefix_attention.triton_scan import _pa_fused_fwd_kernel
+        best = getattr(_pa_fused_fwd_kernel, "best_config", None)
+        print(f"prefix_attention fused forward, autotuned config: {best}", flush=True)
+        ctx.rows.append(dict(name=f"prefix_attention fused fwd config {tag}", config=str(best)))
 
 
 def _gla_inputs(B, T, H, K, V, dev, dt):
