@@ -132,10 +132,9 @@ def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr):
 
 @triton.jit
 def _scan1_fwd_kernel(
-    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD, bs_ptr, G,
+    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
-    GROUP: tl.constexpr, HAS_BSCALE: tl.constexpr,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False)
     rows = tl.arange(0, CT)
@@ -149,17 +148,11 @@ def _scan1_fwd_kernel(
     m_d = o_d < D
     offs = r[:, None] * D + o_d[None, :]
     mask = m_t[:, None] & m_d[None, :]
-    if GROUP == 1:
-        g_offs = offs
-    else:  # one gate (and b scale) per group of GROUP consecutive channels: [.., T, G] with D = G * GROUP
-        g_offs = r[:, None] * G + (o_d // GROUP)[None, :]
     if LOG_A:
-        a = tl.exp(tl.load(a_ptr + g_offs, mask=mask, other=0.0).to(tl.float32))
+        a = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
     else:
-        a = tl.load(a_ptr + g_offs, mask=mask, other=1.0).to(tl.float32)
+        a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
     b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    if HAS_BSCALE:
-        b = b * tl.load(bs_ptr + g_offs, mask=mask, other=0.0).to(tl.float32)
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     if HAS_H0:
         h0 = tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=is_start[:, None] & m_d[None, :], other=0.0)
@@ -303,16 +296,10 @@ def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int
 
 def scan1_fwd(
     a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None,
-    log_a: bool, reverse: bool, output_final_state: bool, group: int = 1, b_scale: torch.Tensor | None = None,
+    log_a: bool, reverse: bool, output_final_state: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Launch the forward kernel. Inputs are validated by the caller. Returns ``(h, h_T or None)``.
-
-    ``group > 1``: ``a`` (and ``b_scale``, if given) are ``[B, T, D // group]``, one gate per ``group``
-    consecutive channels, and the recurrence is ``h_t = a_t[c // group] * h_{t-1} + b_scale_t[c // group] * b_t``
-    (prefix_attention's scan form). No backward kernel for this form (its caller has its own)."""
+    """Launch the forward kernel. Inputs are validated by the caller. Returns ``(h, h_T or None)``."""
     B, T, D = b.shape
-    if group < 1 or D % group:
-        raise ValueError(f"scan1_fwd: group must divide D = {D}, got {group}")
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     h = torch.empty_like(b)
     ht = b.new_empty(N, D, dtype=torch.float32) if output_final_state else None
@@ -323,10 +310,9 @@ def scan1_fwd(
     ct, bd, warps = _config(b.dtype, D, T)
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd)
     _scan1_fwd_kernel[(nseq * nch * nd,)](
-        a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, b_scale, D // group,
+        a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), GROUP=group, HAS_BSCALE=b_scale is not None,
-        num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
     )
     return h, ht
 

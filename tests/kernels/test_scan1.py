@@ -243,12 +243,3 @@ def test_torch_path_wide_steps_take_the_loop_and_match_the_oracle(reverse, monke
     ref_ = _run(lambda la_, b_, h0_: scan1_naive(la_.exp(), b_, h0_, reverse), la, b, h0, w)
     for name, x, r in zip(NAMES, got, ref_):
         check_close(f"loop {name}", x, r, 1e-5)
-
-
-@needs_triton
-def test_grouped_gate_must_divide_channels():
-    from seqlab.kernels.scan1.triton_scan import scan1_fwd
-
-    b = torch.randn(1, 4, 6)
-    with pytest.raises(ValueError, match="group must divide D = 6"):
-        scan1_fwd(torch.zeros(1, 4, 1), b, None, None, True, False, False, group=4)
