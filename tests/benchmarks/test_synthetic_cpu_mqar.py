@@ -15,6 +15,9 @@ def test_cpu_mqar_preset_sizes_and_gpu_preset_unchanged():
     gpu = S.PRESETS["gpu"]  # the H200 table's recipe stays as it was
     assert (gpu.d_model, gpu.mqar_len, gpu.mqar_kv, gpu.mqar_vocab, gpu.mqar_steps, gpu.mqar_batch,
             gpu.mqar_lrs) == (128, 256, 16, 8192, 2000, 128, [2e-3, 6e-3])
+    g2 = S.PRESETS["gpu-mqar"]  # the third H200 run's recipe: only the steps, lrs and tasks differ from ``gpu``
+    assert (g2.mqar_steps, g2.mqar_lrs, g2.tasks) == (4000, [5e-4, 1e-3], ["mqar"])
+    assert replace(g2, mqar_steps=gpu.mqar_steps, mqar_lrs=gpu.mqar_lrs, tasks=gpu.tasks) == gpu
 
 
 def test_cpu_mqar_preset_runs_a_few_steps_per_recurrent_row():
