@@ -631,9 +631,15 @@ def delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn, do, d
         _bwd_dv_local_kernel[(NT, H)](qc, kc, gp, doc, dvl, scale, H=H, K=K, V=V, BT=C, BK=BK, BV=BV,
                                       USE_G=use_g, PREC=prec, num_warps=4)
     SK, SV = _state_blocks(K, V)
+    # Without a gate the state pass still runs its gated variant, on a zero log gate (exp(0) = 1: the same math).
+    # The ungated compile of this kernel faulted on an H200 (Triton 3.6, sm_90, B4 T4096 H16 K=V=128 bf16) with
+    # "an illegal memory access" whenever the final-state gradient was non-zero, and ran when it was zero; the
+    # gated compile ran on the same inputs (benchmarks/delta_rule_probe.py, docs/results.md, Kernels II). The
+    # cause inside the compiled code is not found; the zero gate costs a [NT, 64, H] float32 read.
+    gd = gp if use_g else torch.zeros(NT, C, H, device=q.device, dtype=torch.float32)
     _bwd_dhu_kernel[(triton.cdiv(V, SV), lay.N, H)](
-        qc, kc, w, gp, doc, dvl, dhs, dv2, dht, dh0, lay.chunk_offsets, scale, H=H, K=K, V=V, BT=C, BK=SK, BV=SV,
-        USE_G=use_g, PREC=prec, num_warps=4, num_stages=1)  # 2 stages: 118 KB shared on sm_90, 1 program per SM
+        qc, kc, w, gd, doc, dvl, dhs, dv2, dht, dh0, lay.chunk_offsets, scale, H=H, K=K, V=V, BT=C, BK=SK, BV=SV,
+        USE_G=True, PREC=prec, num_warps=4, num_stages=1)  # 2 stages: 118 KB shared on sm_90, 1 program per SM
     if NT:
         _bwd_dqkwg_kernel[(NT * NK, H)](
             qc, kc, vn, gp, hs, dhs, doc, dv2, dq, dkp, dw, dgp, scale, NT, H=H, K=K, V=V, BT=C, BK=BK, BV=BV,
