@@ -17,7 +17,7 @@ from seqlab.kernels._checks import (
 )
 from seqlab.kernels._dispatch import choose_backend
 from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
-from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive
+from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive, l2norm_reference
 
 MODES = ("chunk", "fused_recurrent", "naive")
 # The Triton state passes keep a [K, BV] block of the state in registers and load [64, K] tiles per chunk; above
@@ -104,11 +104,6 @@ def _backward(ctx, do, dht, *_aux):
 _delta_op.register_autograd(_backward, setup_context=_setup)
 
 
-def _l2norm(x: torch.Tensor) -> torch.Tensor:
-    xf = x.float()
-    return (xf * torch.rsqrt(xf.square().sum(-1, keepdim=True) + 1e-6)).to(x.dtype)
-
-
 def delta_rule(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -169,15 +164,19 @@ def delta_rule(
     check_tensor(initial_state, "initial_state", "N H K V", dims, dtypes=STATE_DTYPES, optional=True)
     check_choice(mode, "mode", MODES)
     scale = float(dims["K"] ** -0.5 if scale is None else scale)
-    if qk_l2norm:
-        q, k = _l2norm(q), _l2norm(k)
+    be = "torch" if mode == "naive" else choose_backend(q, k, v, beta, initial_state, backend=backend)
+    if be == "triton" and dims["K"] > MAX_TRITON_K:
+        be = "torch"
+    if qk_l2norm:  # one fused Triton kernel each way on the Triton path (l2norm.py), PyTorch ops otherwise
+        if be == "triton":
+            from seqlab.kernels.delta_rule.l2norm import l2norm_triton as norm
+        else:
+            norm = l2norm_reference
+        q, k = norm(q), norm(k)
     if allow_neg_eigval:
         beta = beta * 2
     idx = reverse_index(dims["T"], cu_seqlens, q.device) if reverse else None
     q, k, v, beta, g = (flip_time(x, idx) for x in (q, k, v, beta, g))
-    be = "torch" if mode == "naive" else choose_backend(q, k, v, beta, initial_state, backend=backend)
-    if be == "triton" and dims["K"] > MAX_TRITON_K:
-        be = "torch"
     if be == "torch":
         o, ht = _torch_forward(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode, output_final_state)
     else:

@@ -100,3 +100,13 @@ def delta_rule_chunked(
         S = gc[:, :, n, -1:, :].exp() * S + kdec[:, :, n].transpose(-1, -2) @ vn
     o = torch.stack(outs, 2).permute(0, 2, 3, 1, 4).reshape(B, N * C, H, V)[:, :T]
     return o, (S if output_final_state else None)
+
+
+L2NORM_EPS = 1e-6
+
+
+def l2norm_reference(x: torch.Tensor, eps: float = L2NORM_EPS) -> torch.Tensor:
+    """``x / sqrt(sum(x^2, -1) + eps)`` in float32 (float64 stays float64), returned in ``x.dtype``: the q / k
+    normalisation of ``qk_l2norm=True`` (the Triton path runs the same as one kernel, ``l2norm.py``)."""
+    xf = x.double() if x.dtype == torch.float64 else x.float()
+    return (xf * torch.rsqrt(xf.square().sum(-1, keepdim=True) + eps)).to(x.dtype)
