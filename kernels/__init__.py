@@ -9,3 +9,6 @@ from seqlab.kernels.gla import gla  # noqa: E402
 from seqlab.kernels.prefix_attention import prefix_attention, prefix_attention_step  # noqa: E402
 
 __all__ += ["gla", "delta_rule", "prefix_attention", "prefix_attention_step"]
+from seqlab.kernels.causal_conv1d import causal_conv1d  # noqa: E402
+
+__all__ += ["causal_conv1d"]
