@@ -62,6 +62,8 @@ class ShortConvolution(nn.Module):
         """Convolve ``x`` ``[B, T, C]`` causally; returns ``(y [B, T, C_out], new_cache [B, C, L])``."""
         if x.dim() != 3 or x.shape[-1] != self.in_channels:
             raise ValueError(f"ShortConvolution: expected x of shape [B, T, {self.in_channels}], got {tuple(x.shape)}")
+        if self._fused_ok(x):
+            return self._fused(x, cache)
         xt = x.transpose(1, 2)  # [B, C, T]
         if cache is None:
             cache = self.init_cache(x.shape[0], device=x.device, dtype=x.dtype)
@@ -77,3 +79,21 @@ class ShortConvolution(nn.Module):
         elif self.activation == "relu":
             y = F.relu(y)
         return y.transpose(1, 2), new_cache
+
+    def _fused_ok(self, x: torch.Tensor) -> bool:
+        """The depthwise, undilated, SiLU-or-linear case in float32/16/bf16 runs as ``seqlab.kernels.causal_conv1d``
+        on the ``[B, T, C]`` layout (one Triton kernel each way on the GPU, no transposes or concatenation)."""
+        return (self.groups == self.in_channels == self.out_channels and self.dilation == 1
+                and self.activation in (None, "silu") and self.cache_len > 0
+                and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and x.is_contiguous())
+
+    def _fused(self, x: torch.Tensor, cache: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        from seqlab.kernels import causal_conv1d
+
+        if cache is not None:
+            if cache.shape != (x.shape[0], self.in_channels, self.cache_len):
+                raise ValueError(f"ShortConvolution: expected cache of shape [{x.shape[0]}, {self.in_channels}, "
+                                 f"{self.cache_len}], got {tuple(cache.shape)}")
+            cache = cache.to(x.dtype).transpose(1, 2).contiguous()  # [B, W - 1, C], tiny
+        y, new_cache = causal_conv1d(x, self.weight[:, 0], self.bias, activation=self.activation, cache=cache)
+        return y, new_cache.transpose(1, 2)

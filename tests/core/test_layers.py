@@ -103,3 +103,28 @@ def test_mlps_shapes_and_swiglu_formula():
     ref = m.down(F.silu(m.gate(x)) * m.up(x))
     assert torch.allclose(m(x), ref)
     assert SwiGLU(12).gate.out_features % 8 == 0
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_short_conv_fused_path_equals_conv1d_path(backend, monkeypatch):
+    """The depthwise SiLU ShortConvolution runs through seqlab.kernels.causal_conv1d ([B, T, C], no transposes);
+    it equals the F.conv1d path (float64 here) on outputs, caches and gradients, with a cache carried."""
+    from seqlab.core.layers.conv import ShortConvolution
+    monkeypatch.setenv("SEQLAB_KERNEL_BACKEND", backend)
+    torch.manual_seed(0)
+    conv = ShortConvolution(6, 4, activation="silu")
+    x = torch.randn(2, 9, 6)
+    cache = torch.randn(2, 6, 3)
+    assert conv._fused_ok(x) and not conv._fused_ok(x.double())
+    res = {}
+    for name, xx, cc in (("fused", x, cache), ("conv1d", x.double(), cache.double())):
+        conv.zero_grad()
+        m = conv.double() if name == "conv1d" else conv.float()
+        xs = xx.clone().requires_grad_()
+        y1, c1 = m(xs[:, :5], cc)
+        y2, c2 = m(xs[:, 5:], c1)
+        (y1.square().sum() + (y2 * 3).sum() + c2.sum()).backward()
+        res[name] = [y1, y2, c2, xs.grad, m.weight.grad, m.bias.grad]
+    for a, b in zip(res["fused"], res["conv1d"]):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-5)
