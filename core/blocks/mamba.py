@@ -58,7 +58,7 @@ class Mamba(nn.Module):
         self.d_inner = expand * d_model
         self.dt_rank = dt_rank or math.ceil(d_model / 16)
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
-        self.conv1d = ShortConvolution(self.d_inner, d_conv, bias=conv_bias)
+        self.conv1d = ShortConvolution(self.d_inner, d_conv, bias=conv_bias, activation="silu")  # SiLU fused
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
         std = self.dt_rank ** -0.5
@@ -82,8 +82,7 @@ class Mamba(nn.Module):
         check_seq("mamba", x, self.d_model)
         b, t, _ = x.shape
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # [B, T, d_inner] each
-        xs, conv_state = self.conv1d(xs, None if state is None else state["conv"])
-        xs = F.silu(xs)
+        xs, conv_state = self.conv1d(xs, None if state is None else state["conv"])  # conv, then SiLU
         dt, B, C = self.x_proj(xs).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(dt).float())  # [B, T, d_inner], delta_bias inside dt_proj
         A = -torch.exp(self.A_log.float())  # [d_inner, N]

@@ -59,7 +59,7 @@ class Mamba2(nn.Module):
         self.ngroups = ngroups
         self.conv_dim = d_inner + 2 * ngroups * d_state
         self.in_proj = nn.Linear(d_model, 2 * d_inner + 2 * ngroups * d_state + self.nheads, bias=bias)
-        self.conv1d = ShortConvolution(self.conv_dim, d_conv, bias=conv_bias)
+        self.conv1d = ShortConvolution(self.conv_dim, d_conv, bias=conv_bias, activation="silu")  # SiLU fused
         self.dt_bias = nn.Parameter(dt_bias_init(self.nheads, dt_min, dt_max, dt_init_floor))
         self.A_log = nn.Parameter(torch.empty(self.nheads).uniform_(*A_init_range).log())
         self.D = nn.Parameter(torch.ones(self.nheads))
@@ -77,8 +77,7 @@ class Mamba2(nn.Module):
         check_seq("mamba2", x, self.d_model)
         b, t, _ = x.shape
         z, xbc, dt = self.in_proj(x).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
-        xbc, conv_state = self.conv1d(xbc, None if state is None else state["conv"])
-        xbc = F.silu(xbc)
+        xbc, conv_state = self.conv1d(xbc, None if state is None else state["conv"])  # conv, then SiLU
         xs, B, C = xbc.split([self.d_inner, self.ngroups * self.d_state, self.ngroups * self.d_state], dim=-1)
         acc = torch.float64 if x.dtype == torch.float64 else torch.float32
         dt = F.softplus(dt.to(acc) + self.dt_bias.to(acc))  # [B, T, H]

@@ -85,7 +85,7 @@ class ShortConvolution(nn.Module):
         on the ``[B, T, C]`` layout (one Triton kernel each way on the GPU, no transposes or concatenation)."""
         return (self.groups == self.in_channels == self.out_channels and self.dilation == 1
                 and self.activation in (None, "silu") and self.cache_len > 0
-                and x.dtype in (torch.float32, torch.float16, torch.bfloat16) and x.is_contiguous())
+                and x.dtype in (torch.float32, torch.float16, torch.bfloat16))
 
     def _fused(self, x: torch.Tensor, cache: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         from seqlab.kernels import causal_conv1d
@@ -95,5 +95,6 @@ class ShortConvolution(nn.Module):
                 raise ValueError(f"ShortConvolution: expected cache of shape [{x.shape[0]}, {self.in_channels}, "
                                  f"{self.cache_len}], got {tuple(cache.shape)}")
             cache = cache.to(x.dtype).transpose(1, 2).contiguous()  # [B, W - 1, C], tiny
-        y, new_cache = causal_conv1d(x, self.weight[:, 0], self.bias, activation=self.activation, cache=cache)
+        y, new_cache = causal_conv1d(x.contiguous(), self.weight[:, 0], self.bias, activation=self.activation,
+                                     cache=cache)
         return y, new_cache.transpose(1, 2)
