@@ -167,9 +167,9 @@ def delta_rule(
     be = "torch" if mode == "naive" else choose_backend(q, k, v, beta, initial_state, backend=backend)
     if be == "triton" and dims["K"] > MAX_TRITON_K:
         be = "torch"
-    if qk_l2norm:  # one fused Triton kernel each way on the Triton path (l2norm.py), PyTorch ops otherwise
+    if qk_l2norm:  # one fused Triton kernel each way on the Triton path (triton_l2norm.py), PyTorch ops otherwise
         if be == "triton":
-            from seqlab.kernels.delta_rule.l2norm import l2norm_triton as norm
+            from seqlab.kernels.delta_rule.triton_l2norm import l2norm_triton as norm
         else:
             norm = l2norm_reference
         q, k = norm(q), norm(k)

@@ -107,6 +107,6 @@ L2NORM_EPS = 1e-6
 
 def l2norm_reference(x: torch.Tensor, eps: float = L2NORM_EPS) -> torch.Tensor:
     """``x / sqrt(sum(x^2, -1) + eps)`` in float32 (float64 stays float64), returned in ``x.dtype``: the q / k
-    normalisation of ``qk_l2norm=True`` (the Triton path runs the same as one kernel, ``l2norm.py``)."""
+    normalisation of ``qk_l2norm=True`` (the Triton path runs the same as one kernel, ``triton_l2norm.py``)."""
     xf = x.double() if x.dtype == torch.float64 else x.float()
     return (xf * torch.rsqrt(xf.square().sum(-1, keepdim=True) + eps)).to(x.dtype)

@@ -1,4 +1,4 @@
-"""The fused L2 normalisation of ``delta_rule(..., qk_l2norm=True)`` (kernels/delta_rule/l2norm.py): the Triton
+"""The fused L2 normalisation of ``delta_rule(..., qk_l2norm=True)`` (kernels/delta_rule/triton_l2norm.py): the Triton
 kernels (interpreter on CPU) against the PyTorch form on outputs and gradients, and through the op."""
 import pytest
 import torch
@@ -12,7 +12,7 @@ def _rel(a, b):
 
 @pytest.mark.parametrize("shape", [(1, 5, 2, 16), (2, 3, 1, 24), (1, 1, 3, 128)])
 def test_l2norm_triton_matches_reference_outputs_and_grads(shape):
-    from seqlab.kernels.delta_rule.l2norm import l2norm_triton
+    from seqlab.kernels.delta_rule.triton_l2norm import l2norm_triton
     torch.manual_seed(0)
     x = (torch.randn(*shape) * 3).requires_grad_()
     dy = torch.randn(*shape)
@@ -26,7 +26,7 @@ def test_l2norm_triton_matches_reference_outputs_and_grads(shape):
 
 
 def test_l2norm_zero_rows_stay_finite():
-    from seqlab.kernels.delta_rule.l2norm import l2norm_triton
+    from seqlab.kernels.delta_rule.triton_l2norm import l2norm_triton
     x = torch.zeros(1, 2, 1, 16, requires_grad=True)
     y = l2norm_triton(x)
     y.sum().backward()
