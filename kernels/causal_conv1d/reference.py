@@ -12,6 +12,9 @@ zeros when absent)::
   layout (what the Triton kernels do per tile).
 * :func:`causal_conv1d_torch_fwd` / :func:`causal_conv1d_torch_bwd` are the CPU path of the op: the forward
   through ``F.conv1d`` and an analytic backward (the pre-activation is recomputed, as in the Triton backward).
+* :func:`causal_conv1d_varlen_torch_fwd` / :func:`causal_conv1d_varlen_torch_bwd`: packed sequences
+  (``x`` ``[1, T, C]``, ``cu_seqlens`` ``[N + 1]``, ``cache`` ``[N, W - 1, C]``) as a loop of dense calls, one per
+  sequence (``B = 1``), outputs concatenated along time and caches stacked.
 
 Arithmetic is float32 (float64 stays float64); outputs come back in the dtypes of the inputs.
 """
@@ -61,6 +64,8 @@ def causal_conv1d_ref(
     W = weight.shape[1]
     acc = _acc_dtype(x)
     xp = _padded(x, cache, W, acc)
+    if x.shape[1] == 0:  # F.conv1d refuses inputs shorter than the kernel
+        return x.clone(), xp.to(x.dtype)
     pre = F.conv1d(xp.transpose(1, 2), weight.to(acc)[:, None, :], None if bias is None else bias.to(acc),
                    groups=weight.shape[0])
     y = _act(pre, activation).transpose(1, 2)
@@ -127,13 +132,16 @@ def causal_conv1d_torch_bwd(
         xp = _padded(x, cache, W, acc)  # [B, T + W - 1, C]
         w = weight.to(acc)
         g = dy.to(acc)
-        if activation == "silu":
+        if activation == "silu" and T > 0:
             pre = F.conv1d(xp.transpose(1, 2), w[:, None, :], None if bias is None else bias.to(acc), groups=C)
             pre = pre.transpose(1, 2)
             sig = torch.sigmoid(pre)
             g = g * sig * (1 + pre * (1 - sig))
-        gt = F.pad(g.transpose(1, 2), (W - 1, W - 1))
-        dxp = F.conv1d(gt, w.flip(-1)[:, None, :], groups=C).transpose(1, 2)  # [B, T + W - 1, C]
+        if T > 0:
+            gt = F.pad(g.transpose(1, 2), (W - 1, W - 1))
+            dxp = F.conv1d(gt, w.flip(-1)[:, None, :], groups=C).transpose(1, 2)  # [B, T + W - 1, C]
+        else:
+            dxp = xp.new_zeros(B, W - 1, C)
         if dnew_cache is not None and W > 1:
             dxp = dxp.clone()
             dxp[:, T:] += dnew_cache.to(acc)
@@ -142,3 +150,48 @@ def causal_conv1d_torch_bwd(
         dcache = None if cache is None else _fresh(dxp[:, :W - 1], cache.dtype)
         db = None if bias is None else _fresh(g.sum((0, 1)), bias.dtype)
     return dx, _fresh(dw, weight.dtype), db, dcache
+
+
+def _segments(x: torch.Tensor, cache: torch.Tensor | None, cu_seqlens: torch.Tensor):
+    """``(n, x[:, a:b], cache[n:n + 1] or None)`` per packed sequence (reads the offsets on the host)."""
+    offs = cu_seqlens.tolist()
+    for n in range(len(offs) - 1):
+        yield n, x[:, offs[n]:offs[n + 1]], None if cache is None else cache[n:n + 1]
+
+
+def causal_conv1d_varlen_torch_fwd(x, weight, bias, activation, cache, cu_seqlens):
+    """Varlen forward: :func:`causal_conv1d_torch_fwd` on each sequence of ``x`` ``[1, T, C]``.
+
+    Returns:
+        ``(y [1, T, C], new_cache [N, W - 1, C])`` in ``x.dtype``.
+    """
+    ys, ncs = [], []
+    for _, x_n, c_n in _segments(x, cache, cu_seqlens):
+        y, nc = causal_conv1d_torch_fwd(x_n, weight, bias, activation, c_n)
+        ys.append(y)
+        ncs.append(nc)
+    return torch.cat(ys, 1), torch.cat(ncs, 0)
+
+
+def causal_conv1d_varlen_torch_bwd(x, weight, bias, activation, cache, cu_seqlens, dy, dnew_cache):
+    """Varlen backward: :func:`causal_conv1d_torch_bwd` on each sequence; ``d weight`` / ``d bias`` summed.
+
+    Returns:
+        ``(dx, dweight, dbias or None, dcache or None)`` in the dtypes of the inputs.
+    """
+    acc = _acc_dtype(x)
+    dxs, dcs = [], []
+    dw = torch.zeros(weight.shape, dtype=acc, device=x.device)
+    db = None if bias is None else torch.zeros(bias.shape, dtype=acc, device=x.device)
+    offs = cu_seqlens.tolist()
+    for n, x_n, c_n in _segments(x, cache, cu_seqlens):
+        dn = None if dnew_cache is None else dnew_cache[n:n + 1]
+        dx_n, dw_n, db_n, dc_n = causal_conv1d_torch_bwd(x_n, weight, bias, activation, c_n,
+                                                         dy[:, offs[n]:offs[n + 1]], dn)
+        dxs.append(dx_n)
+        dcs.append(dc_n)
+        dw += dw_n.to(acc)
+        if db is not None:
+            db += db_n.to(acc)
+    dcache = None if cache is None else torch.cat(dcs, 0)
+    return (torch.cat(dxs, 1), _fresh(dw, weight.dtype), None if db is None else _fresh(db, bias.dtype), dcache)

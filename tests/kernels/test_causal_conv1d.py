@@ -214,3 +214,98 @@ def test_compile_fullgraph_matches_eager():
     torch.testing.assert_close(nc_c, nc_e)
     for gc, ge in zip(grads_c, (p.grad for p in m.parameters())):
         torch.testing.assert_close(gc, ge)
+
+
+# Varlen: lengths 0, 1, 2, 0, 7, 60, 1 (empty and length-1 sequences, lengths below W - 1, a sequence that crosses
+# the 64-row time block of the forward, and padded xp rows crossing blocks in the backward).
+OFFSETS = [0, 0, 1, 3, 3, 10, 70, 71]
+
+
+def _per_sequence(backend, activation, offsets):
+    """A loop of dense B = 1 calls, one per packed sequence, with that sequence's cache row."""
+
+    def fn(x, w, b, c):
+        ys, caches = [], []
+        for n in range(len(offsets) - 1):
+            x_n = x[:, offsets[n]:offsets[n + 1]].contiguous()
+            y, nc = causal_conv1d(x_n, w, b, activation=activation, cache=None if c is None else c[n:n + 1],
+                                  backend=backend)
+            ys.append(y)
+            caches.append(nc)
+        return torch.cat(ys, 1), torch.cat(caches, 0)
+
+    return fn
+
+
+def _varlen(backend, activation, cu_seqlens):
+    return lambda x, w, b, c: causal_conv1d(x, w, b, activation=activation, cache=c, cu_seqlens=cu_seqlens,
+                                            backend=backend)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=needs_triton), "torch"])
+@pytest.mark.parametrize("W", WS)
+@pytest.mark.parametrize("activation", [None, "silu"])
+@pytest.mark.parametrize("cache", [False, True])
+def test_varlen_matches_per_sequence_loop(backend, W, activation, cache, check_close):
+    """Packed sequences = one dense call per sequence: y, new_cache [N, W - 1, C] and every gradient
+    (through new_cache too); halo rows never cross a sequence start."""
+    N, T = len(OFFSETS) - 1, OFFSETS[-1]
+    x, w, b, _ = _inputs(1, T, 6, W, seed=W, bias=cache)
+    c = torch.randn(N, W - 1, 6, generator=torch.Generator().manual_seed(7)) if cache else None
+    cu = torch.tensor(OFFSETS, dtype=torch.int32)
+    got = _run(_varlen(backend, activation, cu), x, w, b, c)
+    ref = _run(_per_sequence(backend, activation, OFFSETS), x, w, b, c)
+    assert got[1].shape == (N, W - 1, 6)
+    _compare(check_close, f"{backend} varlen W={W}", got, ref, 1e-5)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=needs_triton), "torch"])
+def test_varlen_two_channel_blocks_int64_offsets(backend, check_close):
+    """C = 70 (two channel blocks), int64 offsets, the second sequence starting inside the first time block."""
+    offsets = [0, 5, 5, 69, 70]
+    x, w, b, _ = _inputs(1, 70, 70, 4, seed=11)
+    c = torch.randn(4, 3, 70, generator=torch.Generator().manual_seed(12))
+    got = _run(_varlen(backend, "silu", torch.tensor(offsets, dtype=torch.int64)), x, w, b, c)
+    ref = _run(_per_sequence(backend, "silu", offsets), x, w, b, c)
+    _compare(check_close, f"{backend} varlen C=70", got, ref, 1e-5)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=needs_triton), "torch"])
+def test_varlen_all_empty_passes_cache_through(backend):
+    """T = 0 with N = 2 empty sequences: y is empty, new_cache is the cache, d cache = d new_cache."""
+    x = torch.zeros(1, 0, 3)
+    w, c = torch.randn(3, 4), torch.randn(2, 3, 3, requires_grad=True)
+    y, nc = causal_conv1d(x, w, cache=c, cu_seqlens=torch.tensor([0, 0, 0]), backend=backend)
+    assert y.shape == (1, 0, 3)
+    torch.testing.assert_close(nc, c.detach())
+    g = torch.randn(2, 3, 3)
+    (dc,) = torch.autograd.grad((nc * g).sum(), [c])
+    torch.testing.assert_close(dc, g)
+
+
+def test_varlen_fake_shapes_without_reading_offsets():
+    """The fake (meta) implementation gives y [1, T, C] and new_cache [N, W - 1, C] from cu_seqlens' shape alone."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x, w = torch.randn(1, 9, 6), torch.randn(6, 4)
+        cu = torch.zeros(4, dtype=torch.int32)  # values unknown to the fake implementation
+        y, nc = torch.ops.seqlab.causal_conv1d_fwd(x, w, None, torch.randn(3, 3, 6), cu, "silu", "triton")
+    assert tuple(y.shape) == (1, 9, 6) and tuple(nc.shape) == (3, 3, 6)
+
+
+def test_varlen_bad_offsets_raise_value_error():
+    x, w, b, _ = _inputs(1, 8, 6, 4)
+    c = torch.randn(3, 3, 6)
+
+    def cu(*offs, dtype=torch.int32):
+        return torch.tensor(offs, dtype=dtype)
+
+    _bad(r"cu_seqlens must start at 0", x, w, b, cache=c, cu_seqlens=cu(1, 3, 5, 8))
+    _bad(r"cu_seqlens must be non-decreasing", x, w, b, cache=c, cu_seqlens=cu(0, 5, 4, 8))
+    _bad(r"cu_seqlens must end at T = 8", x, w, b, cache=c, cu_seqlens=cu(0, 3, 5, 7))
+    _bad(r"batch size must be 1 when cu_seqlens is given", torch.randn(2, 8, 6), w, cu_seqlens=cu(0, 8))
+    _bad(r"cache must have shape \[N, W-1, C\] = \[3, 3, 6\] \(N = 3 from cu_seqlens\)", x, w, b, cache=c[:1],
+         cu_seqlens=cu(0, 3, 5, 8))
+    _bad(r"cu_seqlens must have dtype int32 or int64", x, w, cu_seqlens=cu(0, 8, dtype=torch.float32))
+    _bad(r"cu_seqlens must be a 1-D tensor", x, w, cu_seqlens=cu(0, 8)[None])
