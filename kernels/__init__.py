@@ -12,3 +12,6 @@ __all__ += ["gla", "delta_rule", "prefix_attention", "prefix_attention_step"]
 from seqlab.kernels.causal_conv1d import causal_conv1d  # noqa: E402
 
 __all__ += ["causal_conv1d"]
+from seqlab.kernels.rms_norm import rms_norm  # noqa: E402
+
+__all__ += ["rms_norm"]

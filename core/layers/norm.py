@@ -6,6 +6,11 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# Inputs in these dtypes run as ``seqlab.kernels.rms_norm`` (one fused Triton kernel each way on CUDA, the same
+# PyTorch ops as below on CPU); float64 keeps the code below.
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
 def _acc(x: torch.Tensor) -> torch.Tensor:
     """Half precisions are normalised in float32; float32 and float64 stay as they are."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
@@ -15,6 +20,7 @@ class RMSNorm(nn.Module):
     """Root-mean-square layer norm over the last dimension (Zhang & Sennrich, 2019).
 
     ``y = x / sqrt(mean(x^2) + eps) * weight``, computed in float32 for half inputs and cast back to the input dtype.
+    float32 / float16 / bfloat16 inputs run as ``seqlab.kernels.rms_norm`` (fused Triton kernels on CUDA).
 
     Args:
         dim: size of the normalised (last) dimension.
@@ -31,6 +37,10 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.dim:
             raise ValueError(f"RMSNorm: expected last dimension {self.dim}, got shape {tuple(x.shape)}")
+        if x.dtype in _KERNEL_DTYPES and self.dim > 0:
+            from seqlab.kernels import rms_norm
+
+            return rms_norm(x.contiguous(), self.weight, eps=self.eps)
         xf = _acc(x)
         y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         if self.weight is not None:
@@ -43,6 +53,7 @@ class GatedRMSNorm(nn.Module):
 
     ``norm_before_gate=True`` (fla GLA / RetNet / DeltaNet): ``rmsnorm(x) * silu(z)``.
     ``norm_before_gate=False`` (Mamba-2, ``mamba_ssm/ops/triton/layernorm_gated.py``): ``rmsnorm(x * silu(z))``.
+    float32 / float16 / bfloat16 inputs (``z`` in ``x``'s dtype) run as ``seqlab.kernels.rms_norm``.
 
     Args:
         dim: size of the normalised (last) dimension.
@@ -62,6 +73,11 @@ class GatedRMSNorm(nn.Module):
             raise ValueError(
                 f"GatedRMSNorm: expected x and z of equal shape [..., {self.dim}], got {tuple(x.shape)} "
                 f"and {tuple(z.shape)}")
+        if x.dtype in _KERNEL_DTYPES and z.dtype == x.dtype and self.dim > 0:
+            from seqlab.kernels import rms_norm
+
+            return rms_norm(x.contiguous(), self.weight, z.contiguous(), eps=self.eps,
+                            norm_before_gate=self.norm_before_gate)
         xf, zf = _acc(x), _acc(z)
         if not self.norm_before_gate:
             xf = xf * F.silu(zf)
