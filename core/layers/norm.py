@@ -1,14 +1,22 @@
 """Normalisation layers shared by the blocks: RMSNorm and the gated RMSNorm of Mamba-2 / GLA / RetNet."""
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-# Inputs in these dtypes run as ``seqlab.kernels.rms_norm`` (one fused Triton kernel each way on CUDA, the same
-# PyTorch ops as below on CPU); float64 keeps the code below.
+# Inputs in these dtypes run as ``seqlab.kernels.rms_norm`` (the same PyTorch ops as below on CPU; one fused Triton
+# kernel each way on CUDA); float64 keeps the code below. On CUDA the Triton norm is opt-in
+# (``SEQLAB_FUSED_NORM=1``) until it has been checked and timed on a GPU: so far it has run only under the
+# Triton interpreter.
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _use_kernel(x: torch.Tensor) -> bool:
+    return x.dtype in _KERNEL_DTYPES and (x.device.type != "cuda" or os.environ.get("SEQLAB_FUSED_NORM") == "1")
 
 
 def _acc(x: torch.Tensor) -> torch.Tensor:
@@ -20,7 +28,8 @@ class RMSNorm(nn.Module):
     """Root-mean-square layer norm over the last dimension (Zhang & Sennrich, 2019).
 
     ``y = x / sqrt(mean(x^2) + eps) * weight``, computed in float32 for half inputs and cast back to the input dtype.
-    float32 / float16 / bfloat16 inputs run as ``seqlab.kernels.rms_norm`` (fused Triton kernels on CUDA).
+    float32 / float16 / bfloat16 inputs run as ``seqlab.kernels.rms_norm`` (fused Triton kernels on CUDA with
+    ``SEQLAB_FUSED_NORM=1``).
 
     Args:
         dim: size of the normalised (last) dimension.
@@ -37,7 +46,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.dim:
             raise ValueError(f"RMSNorm: expected last dimension {self.dim}, got shape {tuple(x.shape)}")
-        if x.dtype in _KERNEL_DTYPES and self.dim > 0:
+        if _use_kernel(x) and self.dim > 0:
             from seqlab.kernels import rms_norm
 
             return rms_norm(x.contiguous(), self.weight, eps=self.eps)
@@ -53,7 +62,8 @@ class GatedRMSNorm(nn.Module):
 
     ``norm_before_gate=True`` (fla GLA / RetNet / DeltaNet): ``rmsnorm(x) * silu(z)``.
     ``norm_before_gate=False`` (Mamba-2, ``mamba_ssm/ops/triton/layernorm_gated.py``): ``rmsnorm(x * silu(z))``.
-    float32 / float16 / bfloat16 inputs (``z`` in ``x``'s dtype) run as ``seqlab.kernels.rms_norm``.
+    float32 / float16 / bfloat16 inputs (``z`` in ``x``'s dtype) run as ``seqlab.kernels.rms_norm`` (Triton on CUDA
+    with ``SEQLAB_FUSED_NORM=1``).
 
     Args:
         dim: size of the normalised (last) dimension.
@@ -73,7 +83,7 @@ class GatedRMSNorm(nn.Module):
             raise ValueError(
                 f"GatedRMSNorm: expected x and z of equal shape [..., {self.dim}], got {tuple(x.shape)} "
                 f"and {tuple(z.shape)}")
-        if x.dtype in _KERNEL_DTYPES and z.dtype == x.dtype and self.dim > 0:
+        if _use_kernel(x) and z.dtype == x.dtype and self.dim > 0:
             from seqlab.kernels import rms_norm
 
             return rms_norm(x.contiguous(), self.weight, z.contiguous(), eps=self.eps,
