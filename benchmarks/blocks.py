@@ -160,8 +160,7 @@ class LoopMamba(torch.nn.Module):
         m = self.m
         b, t, _ = x.shape
         xs, z = m.in_proj(x).chunk(2, dim=-1)
-        xs, _ = m.conv1d(xs)
-        xs = F.silu(xs)
+        xs, _ = m.conv1d(xs)  # the block's short conv applies its SiLU
         dt, B, C = m.x_proj(xs).split([m.dt_rank, m.d_state, m.d_state], dim=-1)
         dt = F.softplus(m.dt_proj(dt).float())
         A = -torch.exp(m.A_log.float())
