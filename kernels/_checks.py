@@ -156,23 +156,28 @@ def check_cu_seqlens_meta(cu_seqlens: torch.Tensor | None, dims: Dims, name: str
     return cu_seqlens.numel() - 1
 
 
-def check_cu_seqlens_values(cu_seqlens: torch.Tensor | None, total: int, name: str = "cu_seqlens") -> None:
+def check_cu_seqlens_values(cu_seqlens: torch.Tensor | None, total: int, name: str = "cu_seqlens",
+                            allow_empty: bool = False) -> None:
     """Value part of the ``cu_seqlens`` check (reads the offsets on the host: one sync).
 
     Args:
         cu_seqlens: offsets ``[N + 1]`` or None.
         total: packed length ``T``; the last offset must equal it.
         name: argument name for messages.
+        allow_empty: accept empty sequences (offsets non-decreasing instead of strictly increasing).
 
     Raises:
-        ValueError: when offsets do not start at 0, are not strictly increasing, or do not end at ``total``.
+        ValueError: when offsets do not start at 0, are not strictly increasing (non-decreasing with
+            ``allow_empty``), or do not end at ``total``.
     """
     if cu_seqlens is None:
         return
     offs = cu_seqlens.tolist()
     if offs[0] != 0:
         raise ValueError(f"{name} must start at 0, got {offs[0]}")
-    if any(b <= a for a, b in zip(offs[:-1], offs[1:])):
+    if allow_empty and any(b < a for a, b in zip(offs[:-1], offs[1:])):
+        raise ValueError(f"{name} must be non-decreasing (empty sequences allowed), got {offs}")
+    if not allow_empty and any(b <= a for a, b in zip(offs[:-1], offs[1:])):
         raise ValueError(f"{name} must be strictly increasing (every sequence at least 1 step), got {offs}")
     if offs[-1] != total:
         raise ValueError(f"{name} must end at T = {total} (the packed length), got {offs[-1]}")

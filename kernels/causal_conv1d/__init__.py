@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from seqlab.kernels._checks import Dims, check_choice, check_cu_seqlens_meta, check_same_dtype, check_tensor
+from seqlab.kernels._checks import (
+    Dims,
+    check_choice,
+    check_cu_seqlens_meta,
+    check_cu_seqlens_values,
+    check_same_dtype,
+    check_tensor,
+)
 from seqlab.kernels._dispatch import choose_backend
 from seqlab.kernels.causal_conv1d.reference import (
     ACTIVATIONS,
@@ -38,31 +45,13 @@ def _empty(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(0, dtype=torch.float32)
 
 
-def _check_offsets(cu_seqlens: torch.Tensor | None, total: int, name: str = "cu_seqlens") -> None:
-    """Value check of ``cu_seqlens`` (one host sync): as ``_checks.check_cu_seqlens_values`` with the same
-    messages, except that empty sequences are allowed (offsets non-decreasing, not strictly increasing).
-
-    Raises:
-        ValueError: when offsets do not start at 0, decrease somewhere, or do not end at ``total``.
-    """
-    if cu_seqlens is None:
-        return
-    offs = cu_seqlens.tolist()
-    if offs[0] != 0:
-        raise ValueError(f"{name} must start at 0, got {offs[0]}")
-    if any(b < a for a, b in zip(offs[:-1], offs[1:])):
-        raise ValueError(f"{name} must be non-decreasing (empty sequences allowed), got {offs}")
-    if offs[-1] != total:
-        raise ValueError(f"{name} must end at T = {total} (the packed length), got {offs[-1]}")
-
-
 @torch.library.custom_op("seqlab::causal_conv1d_fwd", mutates_args=())
 def _conv_fwd_op(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cache: torch.Tensor | None,
     cu_seqlens: torch.Tensor | None, activation: str, backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     act = _act(activation)
-    _check_offsets(cu_seqlens, x.shape[1])
+    check_cu_seqlens_values(cu_seqlens, x.shape[1], allow_empty=True)  # empty sequences allowed
     if backend == "triton" and x.numel() > 0:
         from seqlab.kernels.causal_conv1d.triton_conv import causal_conv1d_fwd
 
