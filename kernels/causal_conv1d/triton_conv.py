@@ -112,8 +112,8 @@ def _causal_conv1d_fwd_kernel(
         if i_t == 0:  # new_cache[k] = xp[T + k], k < W - 1 (old cache rows when T < W - 1)
             o_k = tl.arange(0, BK).to(tl.int64)
             m_k = o_k < W - 1
-            v = _load_xp(x_ptr, cache_ptr, base_x, base_c, T + o_k, m_k, o_c, m_c, T, C, W, HAS_CACHE)
-            tl.store(nc_ptr + base_c + o_k[:, None] * C + o_c[None, :], v.to(nc_ptr.dtype.element_ty),
+            tail = _load_xp(x_ptr, cache_ptr, base_x, base_c, T + o_k, m_k, o_c, m_c, T, C, W, HAS_CACHE)
+            tl.store(nc_ptr + base_c + o_k[:, None] * C + o_c[None, :], tail.to(nc_ptr.dtype.element_ty),
                      mask=m_k[:, None] & m_c[None, :])
 
 
