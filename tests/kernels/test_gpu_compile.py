@@ -1,0 +1,178 @@
+"""Every Triton kernel of every op builds for an sm_90 GPU (see ``gpu_compile.py``): the launches of small
+interpreter runs (forward and backward, in float32 and in bfloat16 (recorded from float16 calls); dense, varlen,
+initial / final state, reverse) are compiled to cubins on the CPU, with GPU-like warps and stages. The kernels do
+not execute (``record_launches(execute=False)``); the interpreter tests check their values. A kernel that only the GPU compiler rejects fails here.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.kernels import gpu_compile as gc
+
+
+def _grads(out, inputs):
+    ts = [o for o in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(o, torch.Tensor)]
+    loss = sum((o.float() * torch.randn_like(o.float())).sum() for o in ts if o.requires_grad)
+    torch.autograd.grad(loss, [x for x in inputs if x.requires_grad], allow_unused=True)
+
+
+def _leaves(*xs):
+    return [x.detach().clone().requires_grad_() if x is not None and x.is_floating_point() else x for x in xs]
+
+
+def _flat(out):
+    res = []
+    for o in out if isinstance(out, (tuple, list)) else [out]:
+        if isinstance(o, (tuple, list)):
+            res += _flat(o)
+        elif isinstance(o, torch.Tensor):
+            res.append(o)
+    return res
+
+
+def _run(fn, *xs):
+    xs = _leaves(*xs)
+    out = fn(*xs)
+    _grads(_flat(out), [x for x in xs if isinstance(x, torch.Tensor)])
+
+
+CU = torch.tensor([0, 1, 40, 70], dtype=torch.int32)
+T, TV = 70, 70  # dense length; packed length of CU
+
+
+def _scan1(dt):
+    B, D = 2, 16
+    a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
+    _run(lambda b_, la: __import__("seqlab.kernels", fromlist=["scan1"]).scan1(None, b_, log_a=la,
+                                                                               backend="triton"), b, a.float().log().to(dt))
+    from seqlab.kernels import scan1
+    _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True, backend="triton"),
+         a, b, h0)
+    _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, cu_seqlens=CU,
+                                 backend="triton"), a[:1], b[:1], torch.randn(3, D))
+
+
+def _linear_attn(op, dt, gated_vec):
+    H, K, V = 2, 16, 16
+    mk = lambda B, t: (torch.randn(B, t, H, K).to(dt), torch.randn(B, t, H, K).to(dt), torch.randn(B, t, H, V).to(dt),
+                       (-torch.rand(B, t, H, K) if gated_vec else -torch.rand(B, t, H)).to(dt))
+    q, k, v, g = mk(2, T)
+    modes = ["chunk", "fused_recurrent"]
+    for mode in modes:
+        _run(lambda *x: op(*x, mode=mode, backend="triton"), q, k, v, g)
+        _run(lambda q_, k_, v_, g_, h: op(q_, k_, v_, g_, initial_state=h, output_final_state=True, reverse=True,
+                                           mode=mode, backend="triton"), q, k, v, g, torch.randn(2, H, K, V))
+    q, k, v, g = mk(1, TV)
+    _run(lambda q_, k_, v_, g_, h: op(q_, k_, v_, g_, initial_state=h, output_final_state=True, cu_seqlens=CU,
+                                       backend="triton"), q, k, v, g, torch.randn(3, H, K, V))
+
+
+def _simple_gla(dt):
+    from seqlab.kernels import simple_gla
+    _linear_attn(simple_gla, dt, False)
+
+
+def _gla(dt):
+    from seqlab.kernels import gla
+    _linear_attn(gla, dt, True)
+
+
+def _delta_rule(dt):
+    from seqlab.kernels import delta_rule
+    H, K, V = 2, 16, 16
+    for B, t, cu in ((2, T, None), (1, TV, CU)):
+        q, k, v = (torch.randn(B, t, H, K).to(dt), torch.randn(B, t, H, K).to(dt), torch.randn(B, t, H, V).to(dt))
+        beta, g = torch.rand(B, t, H).to(dt), (-torch.rand(B, t, H)).to(dt)
+        h0 = torch.randn(3 if cu is not None else B, H, K, V)
+        _run(lambda *x: delta_rule(*x, qk_l2norm=True, backend="triton", cu_seqlens=cu), q, k, v, beta)
+        _run(lambda q_, k_, v_, b_, g_, h: delta_rule(q_, k_, v_, b_, g_, allow_neg_eigval=True, initial_state=h,
+                                                      output_final_state=True, cu_seqlens=cu, backend="triton"),
+             q, k, v, beta, g, h0)
+
+
+def _prefix_attention(dt, monkeypatch):
+    from seqlab.kernels import prefix_attention
+    V = 16
+    for form in ("fused", "chunked"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", form)
+        s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, V).to(dt)
+        _run(lambda s_, v_: prefix_attention(s_, v_, output_final_state=True, backend="triton"), s, v)
+        _run(lambda s_, v_: prefix_attention(s_, v_, reverse=True, backend="triton"), s, v)
+        s, v = torch.randn(1, TV, 2) * 5, torch.randn(1, TV, 2, V).to(dt)
+        _run(lambda s_, v_: prefix_attention(s_, v_, cu_seqlens=CU, output_final_state=True, backend="triton"), s, v)
+
+
+def _causal_conv1d(dt):
+    from seqlab.kernels import causal_conv1d
+    C, W = 24, 4
+    x, w, bias = torch.randn(2, T, C).to(dt), torch.randn(C, W), torch.randn(C)
+    _run(lambda x_, w_, b_: causal_conv1d(x_, w_, b_, activation="silu", backend="triton"), x, w, bias)
+    _run(lambda x_, w_, c: causal_conv1d(x_, w_, cache=c, backend="triton"), x, w.to(dt), torch.randn(2, W - 1, C).to(dt))
+    _run(lambda x_, w_, b_, c: causal_conv1d(x_, w_, b_, activation="silu", cache=c, cu_seqlens=CU, backend="triton"),
+         x[:1], w, bias, torch.randn(3, W - 1, C).to(dt))
+
+
+def _rms_norm(dt):
+    from seqlab.kernels import rms_norm
+    x, z, w = torch.randn(T, 48).to(dt), torch.randn(T, 48).to(dt), torch.rand(48)
+    _run(lambda x_, w_: rms_norm(x_, w_, backend="triton"), x, w)
+    for nbg in (True, False):
+        _run(lambda x_, w_, z_: rms_norm(x_, w_, z_, norm_before_gate=nbg, backend="triton"), x, w, z)
+
+
+OPS = {"scan1": _scan1, "simple_gla": _simple_gla, "gla": _gla, "delta_rule": _delta_rule,
+       "prefix_attention": _prefix_attention, "causal_conv1d": _causal_conv1d, "rms_norm": _rms_norm}
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_kernels_compile_for_sm90(op, monkeypatch):
+    specs: list = []
+    with gc.record_launches(specs):
+        for dt in (torch.float32, torch.float16):
+            fn = OPS[op]
+            fn(dt, monkeypatch) if op == "prefix_attention" else fn(dt)
+    assert specs, f"{op}: no Triton launch was recorded (did the op take the PyTorch path?)"
+    half = [x for x in specs if "*fp16" in x["signature"].values()]
+    specs = gc.gpu_options(gc.unique([x for x in specs if x not in half] + gc.half_to_bf16(half)))
+    errors = gc.compile_specs(specs)
+    assert not errors, f"{op}: {len(errors)} of {len(specs)} launches do not compile for sm_90:\n" + "\n".join(errors)
+
+
+def test_the_compile_check_catches_a_shape_rebinding(tmp_path):
+    """The check itself: the defect fixed in commit 9710d0e (a tile name rebound to another shape inside a runtime
+    ``if``) fails to compile here, and the fixed kernel compiles."""
+    src = '''
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def bad(x, y, BT: tl.constexpr, BK: tl.constexpr):
+    v = tl.load(x + tl.arange(0, BT))
+    tl.store(y + tl.arange(0, BT), v)
+    if tl.program_id(0) == 0:
+        v = tl.load(x + tl.arange(0, BK))
+        tl.store(y + tl.arange(0, BK), v)
+
+
+@triton.jit
+def good(x, y, BT: tl.constexpr, BK: tl.constexpr):
+    v = tl.load(x + tl.arange(0, BT))
+    tl.store(y + tl.arange(0, BT), v)
+    if tl.program_id(0) == 0:
+        tail = tl.load(x + tl.arange(0, BK))
+        tl.store(y + tl.arange(0, BK), tail)
+'''
+    mod = tmp_path / "sm90_probe_kernels.py"
+    mod.write_text(src)
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + ":" + __import__("os").environ.get("PYTHONPATH", ""))
+    try:
+        spec = {"module": "sm90_probe_kernels", "signature": {"x": "*fp32", "y": "*fp32", "BT": "constexpr",
+                                                             "BK": "constexpr"},
+                "constexprs": {"BT": 64, "BK": 4}, "options": {"num_warps": 4}}
+        errors = gc.compile_specs([{**spec, "name": "bad"}, {**spec, "name": "good"}], workers=1)
+    finally:
+        monkeypatch.undo()
+    assert len(errors) == 1 and "sm90_probe_kernels.bad" in errors[0] and "redefines" in errors[0], errors
