@@ -86,9 +86,9 @@ class Mamba2(nn.Module):
         rep = self.nheads // self.ngroups
         B = B.view(b, t, self.ngroups, self.d_state).repeat_interleave(rep, dim=2)  # [B, T, H, N]
         C = C.view(b, t, self.ngroups, self.d_state).repeat_interleave(rep, dim=2)
-        v = (xs.to(acc) * dt[..., None]).to(x.dtype)
+        v = torch.mul(xs, dt[..., None]).to(x.dtype)  # the product in float32 (type promotion), one rounding
         y, ssm = _ops.simple_gla(C, B, v, dt * A, 1.0, None if state is None else state["ssm"])
-        y = y + xs * self.D.to(x.dtype)[:, None]
+        y = torch.addcmul(y, xs, self.D.to(x.dtype)[:, None])  # y + D x in one kernel
         y = self.norm(y.reshape(b, t, self.d_inner), z)
         return self.out_proj(y), {"conv": conv_state, "ssm": ssm}
 
