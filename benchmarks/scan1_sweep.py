@@ -73,7 +73,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--configs", help="semicolon list of CT,BD,num_warps tiles instead of the built-in sweep, "
+                    "e.g. '64,32,1;64,64,2' (1-2 warps keep each channel's time steps in one thread)")
     args = ap.parse_args()
+    configs = ([tuple(int(v) for v in c.split(",")) for c in args.configs.split(";")] if args.configs
+               else CONFIGS)
     from accelerated_scan.scalar import scan as acc_scan
     from fla.ops.hgrn import chunk_hgrn
 
@@ -105,7 +109,7 @@ def main() -> int:
         doa = do.transpose(1, 2).contiguous()
         ctx.bench(f"fwd accelerated_scan {tag}", lambda: acc_scan(fa, xa), bytes_moved=f3)
         ctx.bench(f"fwd+bwd accelerated_scan {tag}", lambda: acc_scan(far, xar).backward(doa), bytes_moved=f8)
-        cfgs = [None] + ([] if args.no_sweep else CONFIGS)
+        cfgs = [None] + ([] if args.no_sweep else configs)
         for cfg in cfgs:
             if cfg is None:
                 os.environ.pop("SEQLAB_SCAN1_CFG", None)
