@@ -56,7 +56,7 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
     for name, (fn, ins) in cases.items():
         if not _selected(name):
             continue
-        for impl in ("fused", "chunked"):  # prefix_attention's two forward forms (SEQLAB_PREFIX_ATTN_FWD)
+        for impl in ("fused", "lookback", "chunked"):  # prefix_attention's forward forms (SEQLAB_PREFIX_ATTN_FWD)
             os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
             try:
                 _compare(f"{name} {impl}", fn, ins, do, rows,
@@ -113,8 +113,9 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     ctx.bench(f"limit: copy of v, CUDA graph", lambda: vc.copy_(v.detach()),
               bytes_moved=2 * v.numel() * v.element_size(), graph=True)
     del vc
-    # both forward forms (SEQLAB_PREFIX_ATTN_FWD): the fused single-pass default and the chunked three launches
-    for impl in ("fused", "chunked"):
+    # the forward forms (SEQLAB_PREFIX_ATTN_FWD): the fused single-pass default, the look-back single pass
+    # (independent chunk programs) and the chunked three launches
+    for impl in ("fused", "lookback", "chunked"):
         os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
         ctx.bench(f"prefix_attention fwd seqlab triton {impl} {tag}", lambda: prefix_attention(s, v, backend="triton"),
                   bytes_moved=nbytes)
@@ -126,10 +127,11 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
     os.environ.pop("SEQLAB_PREFIX_ATTN_FWD")
     if dev == "cuda":
-        from seqlab.kernels.prefix_attention.triton_scan import _pa_fused_fwd_kernel
-        best = getattr(_pa_fused_fwd_kernel, "best_config", None)
-        print(f"prefix_attention fused forward, autotuned config: {best}", flush=True)
-        ctx.rows.append(dict(name=f"prefix_attention fused fwd config {tag}", config=str(best)))
+        from seqlab.kernels.prefix_attention.triton_scan import _pa_fused_fwd_kernel, _pa_lookback_fwd_kernel
+        for impl, kern in (("fused", _pa_fused_fwd_kernel), ("lookback", _pa_lookback_fwd_kernel)):
+            best = getattr(kern, "best_config", None)
+            print(f"prefix_attention {impl} forward, autotuned config: {best}", flush=True)
+            ctx.rows.append(dict(name=f"prefix_attention {impl} fwd config {tag}", config=str(best)))
 
 
 def _gla_inputs(B, T, H, K, V, dev, dt):

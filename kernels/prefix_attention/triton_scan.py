@@ -7,6 +7,13 @@ walking its chunks left to right with the running (max, denominator, output) in 
 ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t``, ``beta_t = exp(s_t - m_t) / w_t``, as a linear scan over the
 tile. ``v`` is read once and ``o`` written once.
 
+Forward, ``SEQLAB_PREFIX_ATTN_FWD=lookback`` (``_pa_lookback_fwd_kernel``): one launch of independent programs,
+one per (chunk, head, value block), bound by memory bandwidth rather than by a walk over the chunks: each
+publishes its chunk's aggregate, takes the exclusive prefix over earlier chunks of its sequence by a decoupled
+look-back (as ``seqlab.kernels.scan1``), and writes its outputs from in-chunk weights ``exp(s_i - m_t) <= 1`` and
+one ``tl.dot``; no scan over the values (the running max is a 1-D max scan over the chunk's scores, or a masked
+``[BT, BT]`` max). ``v`` is read once and ``o`` written once.
+
 Forward, ``SEQLAB_PREFIX_ATTN_FWD=chunked``: a two-pass chunked scan over chunks of ``BT = 64`` steps
 (chunks summarised independently, then combined):
 
@@ -232,10 +239,12 @@ def _chunk_table(B, T, cu_seqlens, BT, device):
 
 def _fwd_impl() -> str:
     """``SEQLAB_PREFIX_ATTN_FWD``: ``fused`` (default, :func:`prefix_attention_fwd_fused`, one launch, one pass
-    over the values) or ``chunked`` (the three-launch form of :func:`prefix_attention_fwd`)."""
+    over the values), ``lookback`` (:func:`prefix_attention_fwd_lookback`, one launch of independent chunk
+    programs joined by a decoupled look-back, one pass) or ``chunked`` (the three-launch form of
+    :func:`prefix_attention_fwd`)."""
     impl = os.environ.get("SEQLAB_PREFIX_ATTN_FWD", "fused")
-    if impl not in ("fused", "chunked"):
-        raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'fused' or 'chunked', got {impl!r}")
+    if impl not in ("fused", "lookback", "chunked"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'fused', 'lookback' or 'chunked', got {impl!r}")
     return impl
 
 
@@ -337,12 +346,324 @@ def prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens):
     return o, mT, uT, wT, lse
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Forward, ``SEQLAB_PREFIX_ATTN_FWD=lookback``: one pass, every program independent, decoupled look-back.
+# ---------------------------------------------------------------------------------------------------------------
+
+_LB_HEAD = 16  # workspace words before the records: the ticket counter, padded so records stay 16-byte aligned
+_LB_AGG = tl.constexpr(1)  # high half of a published word: the chunk's own aggregate
+_LB_INC = tl.constexpr(2)  # the inclusive aggregate (everything up to and including the chunk, the initial state too)
+
+
+def _lb_slots(n_seqs: int, T: int, varlen: bool, BT: int) -> int:
+    """Chunk slots: ``N * cdiv(T, BT)`` dense; packed, sequence ``n`` owns the slots from ``cu[n] // BT + n``
+    (strictly increasing in ``n``, at least ``cdiv(L_n, BT)`` of them), ``cdiv(T, BT) + N`` in all."""
+    return triton.cdiv(T, BT) + n_seqs if varlen else n_seqs * triton.cdiv(T, BT)
+
+
+def _lb_zero_ws(nargs) -> None:
+    """Config pre-hook, run before every launch (autotuning runs included): zero the ticket counter and the
+    records this config uses (zero = nothing published)."""
+    n = _LB_HEAD + _lb_slots(nargs["NSEQ"], nargs["T"], nargs["VARLEN"], nargs["BT"]) * nargs["H"] * nargs["RW"]
+    nargs["ws"][:n].zero_()
+
+
+def _lb_config(bt: int, bv: int, warps: int, maxnreg: int | None = None, scan: bool = True) -> triton.Config:
+    """``LR``: rows of the look-back tile, ``LR * BV`` = the program's threads (see :func:`_lb_look_back`)."""
+    return triton.Config({"BT": bt, "BV": bv, "LR": max(1, 32 * warps // bv), "CUMMAX_SCAN": scan},
+                         num_warps=warps, num_stages=1, maxnreg=maxnreg or None, pre_hook=_lb_zero_ws)
+
+
+def _lb_configs():
+    """(BT, BV, warps, register cap, running max by scan). Without a cap ptxas takes what it likes (219 registers a
+    thread at BT = BV = 64 with 4 warps; sm_90, Triton 3.6, offline ``ptxas -v``), which leaves 1 or 2 programs
+    per SM: too few loads in flight for a bandwidth-bound kernel, so most configs cap the registers (``maxnreg``)
+    for 3 to 8 programs per SM, at caps that spilled nothing or little there. The running max as a 1-D max scan over
+    the ``[BT]`` scores needs fewer registers than the masked ``[BT, BT]`` max; both forms are in the set."""
+    if interpret_mode():
+        return [_lb_config(32, 16, 4)]
+    # 64-step chunks: 2 to 8 programs per SM, 16 to 64 KiB of bf16 v in flight per SM; spills (bytes a thread,
+    # dense, no initial state): none except (64, 32, 4, 64): 36, (64, 64, 4, 80): 40, (64, 64, 8, 64): 8,
+    # (64, 128, 8, 64): 140, (64, 128, 4, 128, masked max): about 50. 128-step chunks (the [128, 128] weights
+    # tile): 2 programs per SM, about 60 and 110 bytes spilled.
+    return [_lb_config(*c) for c in (
+        (64, 32, 4, 64), (64, 32, 4, 96), (64, 64, 4, 80), (64, 64, 4, 96), (64, 64, 8, 64), (64, 64, 8, None),
+        (64, 128, 4, 128), (64, 128, 8, 64), (64, 128, 8, 80), (64, 64, 8, 80, False), (64, 128, 4, 128, False),
+        (128, 64, 8, 128), (128, 128, 8, 128))]
+
+
+def _lb_pinned() -> triton.Config | None:
+    """``SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=BT,BV,WARPS[,MAXNREG[,SCAN]]`` (MAXNREG 0: no cap; SCAN 0: masked max)
+    pins one config instead of autotuning: tuning sweeps, and tests of other tile sizes under the interpreter."""
+    env = os.environ.get("SEQLAB_PREFIX_ATTN_LOOKBACK_CFG")
+    if not env:
+        return None
+    x = [int(p) for p in env.split(",")]
+    return _lb_config(x[0], x[1], x[2], x[3] if len(x) > 3 else None, bool(x[4]) if len(x) > 4 else True)
+
+
+@triton.jit
+def _lb_pack(x, FLAG: tl.constexpr):
+    """float32 -> int64 word: the value's bits in the low half, ``FLAG`` in the high half (one 64-bit store, so a
+    reader never sees a flag without its value and needs no fence)."""
+    return (x.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF) | (FLAG * 4294967296)
+
+
+@triton.jit
+def _lb_unpack(w):
+    return (w & 0xFFFFFFFF).to(tl.int32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _lb_merge(m1, u1, w1, m2, u2, w2):
+    """Log-sum-exp merge of two (max, numerator, denominator) aggregates; ``(-inf, 0, 0)`` is the identity and
+    ``-inf - -inf`` never reaches a result."""
+    m = tl.maximum(m1, m2)
+    a = tl.exp(tl.where(m1 == m, 0.0, m1 - m))
+    b = tl.exp(tl.where(m2 == m, 0.0, m2 - m))
+    return m, u1 * a + u2 * b, w1 * a + w2 * b
+
+
+@triton.jit
+def _lb_publish(rec, o_v, mask_v, i_v, m, u, w, V: tl.constexpr, FLAG: tl.constexpr):
+    """Record of one (slot, head): ``V`` numerator words, then a (max, denominator) pair per value block."""
+    tl.store(rec + o_v, _lb_pack(u, FLAG), mask=mask_v)
+    tl.store(rec + V + 2 * i_v, _lb_pack(m, FLAG))
+    tl.store(rec + V + 2 * i_v + 1, _lb_pack(w, FLAG))
+
+
+@triton.jit
+def _lb_look_back(ws, slot, first, i_h, i_v, H: tl.constexpr, V: tl.constexpr, RW: tl.constexpr,
+                  BV: tl.constexpr, LR: tl.constexpr):
+    """Exclusive prefix ``(m, u [BV], w)`` of chunk ``slot`` (not the first of its sequence): merge the aggregates
+    of slots ``slot - 1, slot - 2, ...`` until one holds an inclusive aggregate (the first chunk of a sequence
+    always publishes one, at slot ``first``; a walk never passes it, so a broken invariant ends in wrong numbers
+    rather than a hang).
+
+    Every element of an ``[LR, BV]`` tile (``LR * BV`` = the program's threads: one element a thread, no copies)
+    walks on its own: it loads its numerator word and the record's max and denominator words itself, and merges
+    only when all three carry the same flag (a record seen half-written, or while its aggregate is being
+    overwritten by the inclusive one, is read again). The loop ends when the reduction over the whole tile says
+    every element has met an inclusive aggregate. So no thread ever uses a word that another thread checked (a
+    layout holding copies of a vector would let a copy read before the store be used after another copy passed
+    the check), and the exit is uniform. Elements may take different paths (aggregate then inclusive, or the
+    later inclusive at once): equal up to rounding."""
+    o_c = i_v * BV + tl.arange(0, BV)[None, :]
+    o_r = tl.arange(0, LR)[:, None]
+    live = (o_c < V) & (o_r >= 0)  # [LR, BV]
+    done = tl.where(live, 0, 1)
+    k = tl.zeros([LR, BV], dtype=tl.int64) + (slot - 1)
+    acc_m = tl.full([LR, BV], float("-inf"), tl.float32)
+    acc_u = tl.zeros([LR, BV], dtype=tl.float32)
+    acc_w = tl.zeros([LR, BV], dtype=tl.float32)
+    while tl.min(done) == 0:
+        rec = ws + (k * H + i_h) * RW
+        todo = done == 0
+        wu = tl.load(rec + o_c, mask=todo, other=0, volatile=True)
+        wm = tl.load(rec + V + 2 * i_v, mask=todo, other=0, volatile=True)
+        ww = tl.load(rec + V + 2 * i_v + 1, mask=todo, other=0, volatile=True)
+        fu, fm, fw = wu >> 32, wm >> 32, ww >> 32
+        inc = todo & (fu == 2) & (fm == 2) & (fw == 2)
+        take = inc | (todo & (fu == 1) & (fm == 1) & (fw == 1))
+        nm, nu, nw = _lb_merge(acc_m, acc_u, acc_w, _lb_unpack(wm), _lb_unpack(wu), _lb_unpack(ww))
+        acc_m = tl.where(take, nm, acc_m)
+        acc_u = tl.where(take, nu, acc_u)
+        acc_w = tl.where(take, nw, acc_w)
+        k = tl.where(take & (inc == 0), k - 1, k)
+        done = tl.where(inc | (k < first), 1, done)
+    # one consistent copy (row 0) out of the tile; the max is the same on every path
+    row0 = o_r == 0
+    b_m = tl.max(tl.max(acc_m, 1), 0)
+    b_u = tl.sum(tl.where(row0, acc_u, 0.0), 0)
+    b_w = tl.sum(tl.sum(tl.where(row0 & (o_c == i_v * BV), acc_w, 0.0), 1), 0)
+    return b_m, b_u, b_w
+
+
+@triton.jit
+def _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, m, u, w, V: tl.constexpr):
+    tl.store(uT + i_nh * V + o_v, u, mask=mask_v)
+    if i_v == 0:
+        tl.store(mT + i_nh, m)
+        tl.store(wT + i_nh, w)
+
+
+@triton.autotune(configs=_lb_configs(), key=["V"])
+@triton.jit
+def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSEQ, H: tl.constexpr,
+                            V: tl.constexpr, RW: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+                            LR: tl.constexpr, CUMMAX_SCAN: tl.constexpr, HAS_H0: tl.constexpr,
+                            VARLEN: tl.constexpr, IEEE: tl.constexpr, NO_INCLUSIVE: tl.constexpr):
+    """One program per (chunk of ``BT`` steps, head, value block), all independent: load the chunk's scores and
+    values once, publish the chunk's own aggregate (max ``M_c``, ``W_c = sum exp(s - M_c)``,
+    ``L_c = sum exp(s - M_c) v``; inclusive of the initial state at once when the chunk starts its sequence),
+    take the exclusive prefix ``(M_p, U_p, W_p)`` of the earlier chunks by a decoupled look-back and publish the
+    inclusive aggregate, then, with ``m_t = max(M_p, max_{i<=t} s_i)``, weights ``P[t, i] = exp(s_i - m_t)``
+    (``i <= t``, all ``<= 1``) and ``a_t = exp(M_p - m_t)``, write
+    ``o_t = (a_t U_p + (P @ v)_t) / d_t``, ``d_t = a_t W_p + rowsum(P)_t``, ``lse_t = m_t + log d_t``
+    (``P @ v`` by ``tl.dot``), and from a sequence's last chunk the final state (the inclusive aggregate).
+
+    Programs take (chunk, head, value block) from an atomic ticket in chunk order, so every chunk a look-back
+    waits for belongs to a program already running: no deadlock whatever the scheduling order. The look-back
+    comes before the ``[BT, BT]`` work, so only the value tile and a few scalars are live across the wait."""
+    NV: tl.constexpr = (V + BV - 1) // BV
+    tk = tl.atomic_add(ws, 1).to(tl.int64)  # ws[0]: the ticket counter
+    rws = ws + 16  # records: [slot, head, RW] words (_LB_HEAD)
+    i_v = tk % NV
+    q = tk // NV
+    i_h = q % H
+    q = q // H  # chunks in slot order (packed) or chunk-major (dense); predecessors always earlier
+    if VARLEN:
+        slot = q
+        lo = q * 0
+        hi = lo + NSEQ - 1
+        while lo < hi:  # sequence of the slot: the last n with cu[n] // BT + n <= slot
+            mid = (lo + hi + 1) // 2
+            if tl.load(cu + mid).to(tl.int64) // BT + mid <= slot:
+                lo = mid
+            else:
+                hi = mid - 1
+        i_n = lo
+        bos = tl.load(cu + i_n).to(tl.int64)
+        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
+        j = slot - (bos // BT + i_n)
+    else:
+        i_n = q % NSEQ
+        j = q // NSEQ
+        slot = i_n * tl.cdiv(T, BT) + j
+        bos = i_n * T
+        L = tl.cast(T, tl.int64)
+    nch = (L + BT - 1) // BT
+    i_nh = i_n * H + i_h
+    o_t = tl.arange(0, BT)
+    o_v = i_v * BV + tl.arange(0, BV)
+    mask_v = o_v < V
+    if j < nch:
+        r0 = bos + j * BT  # first row of the chunk
+        mask_t = o_t < L - j * BT
+        mask2 = mask_t[:, None] & mask_v[None, :]
+        offs = o_t[:, None] * (H * V) + o_v[None, :]  # int32 tile offsets from a scalar base: few registers
+        base = (r0 * H + i_h) * V
+        b_s = tl.load(s + r0 * H + i_h + o_t * H, mask=mask_t, other=float("-inf")).to(tl.float32)
+        b_v = tl.load(v + base + offs, mask=mask2, other=0.0)
+        if IEEE:
+            b_v = b_v.to(tl.float32)
+        # 1. the chunk's own aggregate, published at once (inclusive already when the chunk starts its sequence)
+        b_mc = tl.max(b_s, 0)
+        b_e = tl.exp(tl.where(b_s > float("-inf"), b_s - b_mc, float("-inf")))
+        b_wc = tl.sum(b_e, 0)
+        b_lc = tl.sum(b_e[:, None] * b_v.to(tl.float32), 0)  # [BV]
+        rec = rws + (slot * H + i_h) * RW
+        b_mp = tl.full([], float("-inf"), tl.float32)
+        b_up = tl.zeros([BV], dtype=tl.float32)
+        b_wp = tl.full([], 0.0, tl.float32)
+        if j == 0:
+            if HAS_H0:
+                b_mp = tl.load(m0 + i_nh)
+                b_up = tl.load(u0 + i_nh * V + o_v, mask=mask_v, other=0.0)
+                b_wp = tl.load(w0 + i_nh)
+            b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
+            _lb_publish(rec, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V, _LB_INC)
+        else:
+            _lb_publish(rec, o_v, mask_v, i_v, b_mc, b_lc, b_wc, V, _LB_AGG)
+            # 2. exclusive prefix by look-back
+            b_mp, b_up, b_wp = _lb_look_back(rws, slot, slot - j, i_h, i_v, H, V, RW, BV, LR)
+            b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
+            if not NO_INCLUSIVE:  # the inclusive aggregate ends the look-backs of the chunks after this one
+                _lb_publish(rec, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V, _LB_INC)
+        # 3. outputs: running max m_t = max(M_p, max_{i<=t} s_i) (a 1-D max scan over the [BT] scores, or a
+        # masked [BT, BT] max), weights P[t, i] = exp(s_i - m_t) <= 1 (i <= t), carry factor exp(M_p - m_t) <= 1
+        causal = o_t[:, None] >= o_t[None, :]
+        if CUMMAX_SCAN:
+            b_mt = tl.maximum(tl.associative_scan(b_s, 0, _max_combine), b_mp)  # [BT]
+        else:
+            b_mt = tl.maximum(tl.max(tl.where(causal, b_s[None, :], float("-inf")), 1), b_mp)
+        keep = causal & (b_s[None, :] > float("-inf"))
+        b_p = tl.exp(tl.where(keep, b_s[None, :] - b_mt[:, None], float("-inf")))  # [BT, BT]
+        if IEEE:
+            b_pv = tl.dot(b_p, b_v, input_precision="ieee")
+            b_rs = tl.sum(b_p, 1)
+        else:
+            b_pl = b_p.to(b_v.dtype)
+            b_pv = tl.dot(b_pl, b_v)  # float32 accumulate
+            b_rs = tl.sum(b_pl.to(tl.float32), 1)  # the rounded weights: o stays a convex combination
+        b_a = tl.exp(tl.where(b_mp == b_mt, 0.0, b_mp - b_mt))  # exp(-inf - -inf) is never formed
+        b_wt = b_a * b_wp + b_rs
+        b_ut = b_a[:, None] * b_up[None, :] + b_pv
+        tl.store(o + base + offs, (b_ut / b_wt[:, None]).to(o.dtype.element_ty), mask=mask2)
+        if i_v == 0:
+            tl.store(lse + r0 * H + i_h + o_t * H, b_mt + tl.log(b_wt), mask=mask_t)
+        # 4. the final state from the sequence's last chunk
+        if j == nch - 1:
+            _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V)
+    if VARLEN:
+        if (L == 0) & (j == 0):  # an empty sequence keeps its initial state
+            b_m0 = tl.full([], float("-inf"), tl.float32)
+            b_u0 = tl.zeros([BV], dtype=tl.float32)
+            b_w0 = tl.full([], 0.0, tl.float32)
+            if HAS_H0:
+                b_m0 = tl.load(m0 + i_nh)
+                b_u0 = tl.load(u0 + i_nh * V + o_v, mask=mask_v, other=0.0)
+                b_w0 = tl.load(w0 + i_nh)
+            _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, b_m0, b_u0, b_w0, V)
+
+
+def _lookback_test() -> bool:
+    """``SEQLAB_PREFIX_ATTN_LOOKBACK_TEST=1``: only the first chunk of a sequence publishes an inclusive
+    aggregate, so every look-back merges aggregates back to the sequence start: the path concurrent GPU programs
+    take, which the sequential interpreter (predecessors always finished) would otherwise never run."""
+    return os.environ.get("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST") == "1"
+
+
+def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
+    """Forward in one launch of independent programs joined by a decoupled look-back (see
+    :func:`_pa_lookback_fwd_kernel`): reads ``v`` and ``s`` once, writes ``o`` and ``lse`` once, no scan.
+    Returns (o, m_T, u_T, w_T, lse) like :func:`prefix_attention_fwd`."""
+    B, T, H, V = v.shape
+    N = B if cu_seqlens is None else cu_seqlens.numel() - 1
+    dev = v.device
+    o = torch.empty_like(v)
+    lse = torch.empty(B, T, H, device=dev, dtype=torch.float32)
+    mT = torch.empty(N, H, device=dev, dtype=torch.float32)
+    wT = torch.empty_like(mT)
+    uT = torch.empty(N, H, V, device=dev, dtype=torch.float32)
+    if T == 0:  # no chunks: every sequence keeps its initial state
+        if m0 is None:
+            mT.fill_(float("-inf")), uT.zero_(), wT.zero_()
+        else:
+            mT.copy_(m0), uT.copy_(u0), wT.copy_(w0)
+        return o, mT, uT, wT, lse
+    varlen = cu_seqlens is not None
+    pinned = _lb_pinned()
+    cfgs = [pinned] if pinned is not None else _pa_lookback_fwd_kernel.configs
+    # records for the most slots and value blocks any config uses; _lb_zero_ws zeroes what the chosen one uses
+    rw = V + 2 * triton.cdiv(V, min(c.kwargs["BV"] for c in cfgs))
+    n_slots = _lb_slots(N, T, varlen, min(c.kwargs["BT"] for c in cfgs))
+    ws = torch.empty(_LB_HEAD + n_slots * H * rw, device=dev, dtype=torch.int64)
+    grid = lambda meta: (_lb_slots(N, T, varlen, meta["BT"]) * H * triton.cdiv(V, meta["BV"]),)  # noqa: E731
+    args = (s.contiguous(), v, o, lse, m0, u0, w0, mT, uT, wT, cu_seqlens, ws, T, N)
+    kw = dict(H=H, V=V, RW=rw, HAS_H0=m0 is not None, VARLEN=varlen,
+              IEEE=v.dtype == torch.float32 or interpret_mode(), NO_INCLUSIVE=_lookback_test())
+    if pinned is None:
+        _pa_lookback_fwd_kernel[grid](*args, **kw)
+    else:
+        meta = dict(kw, **pinned.kwargs)
+        _lb_zero_ws(dict(zip(_pa_lookback_fwd_kernel.fn.arg_names, args), **meta))
+        opts = dict(num_warps=pinned.num_warps, num_stages=pinned.num_stages)
+        if pinned.maxnreg and not interpret_mode():
+            opts["maxnreg"] = pinned.maxnreg
+        _pa_lookback_fwd_kernel.fn[grid](*args, **meta, **opts)
+    return o, mT, uT, wT, lse
+
+
 def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
     """Returns (o, m_T, u_T, w_T, lse). By default the fused single-pass kernel
     (:func:`prefix_attention_fwd_fused`); ``SEQLAB_PREFIX_ATTN_FWD=chunked`` takes the three launches below
     (chunk triples in parallel, carry scan over chunks, outputs in parallel), which read ``v`` twice."""
-    if _fwd_impl() == "fused":
+    impl = _fwd_impl()
+    if impl == "fused":
         return prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens)
+    if impl == "lookback":
+        return prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens)
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     BT, BV = 64, min(64, max(16, triton.next_power_of_2(V)))

@@ -20,6 +20,29 @@ def _masked_softmax_attention(s, v):
     return (att @ v.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
 
 
+def _spy_forms(monkeypatch) -> list[str]:
+    """Record, in order, which forward form of the Triton path runs ("fused", "lookback" or "chunked")."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    ran: list[str] = []
+    for form, fn in (("fused", "prefix_attention_fwd_fused"), ("lookback", "prefix_attention_fwd_lookback"),
+                     ("chunked", "_chunk_table")):  # _chunk_table: called by the chunked form only
+        def spy(*args, _orig=getattr(triton_scan, fn), _form=form, **kwargs):
+            ran.append(_form)
+            return _orig(*args, **kwargs)
+
+        monkeypatch.setattr(triton_scan, fn, spy)
+    return ran
+
+
+def _lse_ref(s, h0=None):
+    """float64 ``lse_t = log(w0 exp(m0) + sum_{i<=t} exp(s_i))`` of a dense batch ``s [B, T, H]``."""
+    lse = s.double().logcumsumexp(1)
+    if h0 is not None:
+        lse = torch.logaddexp(lse, (h0[0].double() + h0[2].double().log())[:, None])
+    return lse
+
+
 @pytest.mark.parametrize("T", [1, 63, 64, 65, 130])
 @pytest.mark.parametrize("scale", [1.0, 1e2, 1e4])
 def test_equals_masked_softmax_float64(T, scale):
@@ -58,11 +81,12 @@ def test_matches_oracle_with_state_and_grads(backend, T, check_close):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("impl", ["fused", "chunked"])
+@pytest.mark.parametrize("impl", ["fused", "chunked", "lookback"])
 def test_varlen_equals_loop(backend, reverse, impl, monkeypatch, check_close):
-    if backend == "torch" and impl == "chunked":
+    if backend == "torch" and impl != "fused":
         pytest.skip("the forward form only exists on the Triton path")
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
+    ran = _spy_forms(monkeypatch) if backend == "triton" else None
     torch.manual_seed(0)
     cu = torch.tensor([0, 1, 30, 31, 70, 71])
     T, H, V = 71, 2, 20
@@ -70,6 +94,8 @@ def test_varlen_equals_loop(backend, reverse, impl, monkeypatch, check_close):
     s_, v_ = s.clone().requires_grad_(), v.clone().requires_grad_()
     o, st = prefix_attention(s_, v_, cu_seqlens=cu, output_final_state=True, reverse=reverse, backend=backend)
     (o.square().sum() + st[1].sum()).backward()
+    if ran is not None:
+        assert ran == [impl], ran
     s2, v2 = s.clone().requires_grad_(), v.clone().requires_grad_()
     o2, st2 = _naive(s2, v2, None, True, cu) if not reverse else (None, None)
     if o2 is not None:
@@ -137,12 +163,13 @@ def test_bad_inputs():
 @pytest.mark.parametrize("T", [1, 63, 65, 130])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("impl", ["fused", "chunked"])
+@pytest.mark.parametrize("impl", ["fused", "chunked", "lookback"])
 def test_forward_forms_match_oracle(T, with_state, reverse, impl, monkeypatch, check_close):
-    """Both forward forms (SEQLAB_PREFIX_ATTN_FWD=fused, the default single pass, and chunked, three launches)
-    give the oracle's outputs, final state and, through the shared backward, its gradients; an empty initial
-    state (w0 = 0) is allowed."""
+    """All forward forms (SEQLAB_PREFIX_ATTN_FWD=fused, the default single pass; chunked, three launches;
+    lookback, independent chunk programs) give the oracle's outputs, final state and, through the shared
+    backward, its gradients; an empty initial state (w0 = 0) is allowed."""
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
+    ran = _spy_forms(monkeypatch)
     torch.manual_seed(T)
     B, H, V = 2, 2, 20
     s, v = torch.randn(B, T, H) * 3, torch.randn(B, T, H, V)
@@ -151,10 +178,10 @@ def test_forward_forms_match_oracle(T, with_state, reverse, impl, monkeypatch, c
         h0[1][0, 0], h0[2][0, 0] = 0.0, 0.0  # one empty state
     do, du, dw = torch.randn(B, T, H, V), torch.randn(B, H, V), torch.randn(B, H)
     res = []
-    for impl in ("oracle", "triton"):
+    for side in ("oracle", "triton"):
         xs = [x.clone().requires_grad_() for x in [s, v] + (h0 or [])]
         st0 = tuple(xs[2:]) if with_state else None
-        if impl == "oracle":
+        if side == "oracle":
             if reverse:
                 o, st = _naive(xs[0].flip(1), xs[1].flip(1), st0, True)
                 o = o.flip(1)
@@ -165,6 +192,7 @@ def test_forward_forms_match_oracle(T, with_state, reverse, impl, monkeypatch, c
                                      backend="triton")
         ((o * do).sum() + (st[1] * du).sum() + (st[2] * dw).sum()).backward()
         res.append([o, *st, xs[0].grad, xs[1].grad])
+    assert ran == [impl], ran
     for n, a, b in zip(["o", "m", "u", "w", "ds", "dv"], res[1], res[0]):
         check_close(f"{impl} {n}", a, b, 1e-5 if n in ("o", "m", "u", "w") else 1e-4)
 
@@ -176,10 +204,210 @@ def test_forward_forms_large_scores_and_bad_env(monkeypatch):
     torch.manual_seed(0)
     s, v = torch.randn(1, 65, 2, dtype=torch.float64) * 1e4, torch.randn(1, 65, 2, 8, dtype=torch.float64)
     ref = _masked_softmax_attention(s, v)
-    for impl in ("fused", "chunked"):
+    ran = _spy_forms(monkeypatch)
+    for impl in ("fused", "chunked", "lookback"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
         o, _ = prefix_attention(s.float(), v.float(), backend="triton")
         assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5, impl
+    assert ran == ["fused", "chunked", "lookback"], ran
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "fast")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FWD"):
         triton_scan._fwd_impl()
+
+
+# ---- SEQLAB_PREFIX_ATTN_FWD=lookback: independent chunk programs joined by a decoupled look-back ------------------
+# Under the interpreter the chunk is 32 steps (one config), so T = 63 / 64 / 65 / 130 end a chunk short, exactly,
+# one step over and two steps over, and 130 has five chunks. SEQLAB_PREFIX_ATTN_LOOKBACK_TEST=1 keeps chunks from
+# publishing inclusive aggregates, so every look-back merges aggregates back to its sequence's first chunk (the
+# path GPU programs take while predecessors run, which the sequential interpreter would not take otherwise).
+
+needs_triton = pytest.mark.skipif(not triton_available(), reason="triton not importable")
+
+
+@needs_triton
+@pytest.mark.parametrize("T", [1, 63, 64, 65, 130])
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("walk", [False, True])
+def test_lookback_matches_oracle(T, with_state, walk, monkeypatch, check_close):
+    """Outputs, lse, final state and (through the unchanged backward) gradients of the lookback form equal the
+    float64 oracle, with and without an initial state (one of them empty, w0 = 0)."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    ran = _spy_forms(monkeypatch)
+    torch.manual_seed(T)
+    B, H, V = 2, 2, 20  # V = 20: two value blocks of 16 under the interpreter, the second one masked
+    s, v = torch.randn(B, T, H) * 3, torch.randn(B, T, H, V)
+    h0 = [torch.randn(B, H) * 3, torch.randn(B, H, V), torch.rand(B, H) + 0.5] if with_state else None
+    if with_state:
+        h0[1][0, 0], h0[2][0, 0] = 0.0, 0.0
+    do, du, dw = torch.randn(B, T, H, V), torch.randn(B, H, V), torch.randn(B, H)
+    res = []
+    for impl in ("oracle", "triton"):
+        xs = [x.clone().requires_grad_() for x in [s, v] + (h0 or [])]
+        st0 = tuple(xs[2:]) if with_state else None
+        if impl == "oracle":
+            o, st = _naive(*[x.double() for x in xs[:2]], tuple(x.double() for x in st0) if st0 else None, True)
+        else:
+            o, st = prefix_attention(xs[0], xs[1], initial_state=st0, output_final_state=True, backend="triton")
+        ((o * do).sum() + (st[1] * du).sum() + (st[2] * dw).sum()).backward()
+        res.append([o, *st] + [x.grad for x in xs])
+    assert ran == ["lookback"], ran
+    names = ["o", "m", "u", "w", "ds", "dv"] + (["dm0", "du0", "dw0"] if with_state else [])
+    for n, a, b in zip(names, res[1], res[0]):
+        if n == "dm0":
+            continue  # m carries no gradient
+        check_close(n, a, b, 1e-5 if n in ("o", "m", "u", "w") else 1e-4)
+    _, _, _, _, lse = triton_scan.prefix_attention_fwd(s, v, *(h0 or (None, None, None)), None)
+    assert ran == ["lookback", "lookback"], ran
+    check_close("lse", lse, _lse_ref(s, h0), 1e-6)
+
+
+@needs_triton
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("walk", [False, True])
+def test_lookback_varlen_equals_loop(with_state, walk, monkeypatch, check_close):
+    """Packed sequences (length 1 next to multi-chunk ones; chunks never straddle a sequence) equal a loop of
+    the oracle over the sequences, per-sequence initial states included; lse too."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    ran = _spy_forms(monkeypatch)
+    torch.manual_seed(1)
+    cu = torch.tensor([0, 1, 33, 34, 35, 100, 101, 165, 166])
+    N, T, H, V = len(cu) - 1, 166, 2, 20
+    s, v = torch.randn(1, T, H) * 5, torch.randn(1, T, H, V)
+    h0 = (torch.randn(N, H) * 3, torch.randn(N, H, V), torch.rand(N, H) + 0.5) if with_state else None
+    o, st = prefix_attention(s, v, initial_state=h0, cu_seqlens=cu, output_final_state=True, backend="triton")
+    _, _, _, _, lse = triton_scan.prefix_attention_fwd(s, v, *(h0 or (None, None, None)), cu)
+    assert ran == ["lookback", "lookback"], ran
+    for n in range(N):
+        a, b = cu[n].item(), cu[n + 1].item()
+        h0n = tuple(x[n:n + 1].double() for x in h0) if with_state else None
+        on, stn = prefix_attention_naive(s[:, a:b].double(), v[:, a:b].double(), h0n, True)
+        check_close(f"o[{n}]", o[:, a:b], on, 1e-5)
+        check_close(f"lse[{n}]", lse[:, a:b], _lse_ref(s[:, a:b], h0n), 1e-6)
+        for name, x, ref in zip("muw", st, stn):
+            check_close(f"{name}[{n}]", x[n:n + 1], ref, 1e-5)
+
+
+@needs_triton
+@pytest.mark.parametrize("with_state", [False, True])
+def test_lookback_empty_sequences_keep_state(with_state, check_close):
+    """Called directly (the op itself rejects empty sequences): an empty packed sequence's final state is its
+    initial state (or the empty state), and its neighbours are unaffected; T = 0 gives the initial states."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    torch.manual_seed(2)
+    cu = torch.tensor([0, 0, 40, 40, 41, 41])
+    N, T, H, V = len(cu) - 1, 41, 2, 20
+    s, v = torch.randn(1, T, H) * 5, torch.randn(1, T, H, V)
+    h0 = (torch.randn(N, H) * 3, torch.randn(N, H, V), torch.rand(N, H) + 0.5) if with_state else None
+    o, *st, _ = triton_scan.prefix_attention_fwd_lookback(s, v, *(h0 or (None, None, None)), cu)
+    for n in range(N):
+        a, b = cu[n].item(), cu[n + 1].item()
+        h0n = tuple(x[n:n + 1] for x in h0) if with_state else None
+        on, stn = prefix_attention_naive(s[:, a:b].double(), v[:, a:b].double(), h0n, True)
+        if b > a:
+            check_close(f"o[{n}]", o[:, a:b], on, 1e-5)
+        for name, x, ref in zip("muw", st, stn):
+            assert torch.equal(x[n:n + 1].isinf(), ref.isinf()), (name, n)
+            check_close(f"{name}[{n}]", x[n:n + 1].nan_to_num(neginf=0.0), ref.nan_to_num(neginf=0.0), 1e-5)
+    s0, v0 = s[:, :0].expand(3, 0, H).contiguous(), v[:, :0].expand(3, 0, H, V).contiguous()
+    h03 = tuple(x[:3] for x in h0) if with_state else None
+    _, *st, _ = triton_scan.prefix_attention_fwd_lookback(s0, v0, *(h03 or (None, None, None)), None)
+    _, stn = prefix_attention_naive(s0, v0, h03, True)
+    for x, ref in zip(st, stn):
+        assert torch.equal(x, ref)
+
+
+@needs_triton
+@pytest.mark.parametrize("walk", [False, True])
+def test_lookback_large_scores(walk, monkeypatch):
+    """Scores up to 1e4 in magnitude (maxima jumping between and inside chunks, a state far below): finite and
+    equal to masked softmax attention in float64."""
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    ran = _spy_forms(monkeypatch)
+    torch.manual_seed(3)
+    s, v = torch.randn(2, 130, 2, dtype=torch.float64) * 1e4, torch.randn(2, 130, 2, 8, dtype=torch.float64)
+    s[0, :, 0] = torch.linspace(-1e4, 1e4, 130)  # a new maximum at every step
+    s[1, :, 1] = torch.linspace(1e4, -1e4, 130)  # the first step dominates everything after it
+    o, st = prefix_attention(s.float(), v.float(), output_final_state=True, backend="triton")
+    assert ran == ["lookback"], ran
+    assert torch.isfinite(o).all() and all(torch.isfinite(x).all() for x in st)
+    assert rel_rmse(o.double(), _masked_softmax_attention(s, v)) < 1e-5
+    h0 = (torch.full((2, 2), -1e4), torch.randn(2, 2, 8), torch.ones(2, 2))
+    o, _ = prefix_attention(s.float(), v.float(), initial_state=h0, backend="triton")
+    ref, _ = prefix_attention_naive(s, v, tuple(x.double() for x in h0))
+    assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5
+
+
+@needs_triton
+def test_lookback_zeroes_its_scratch(monkeypatch, check_close):
+    """The workspace (ticket counter and records) comes from torch.empty; filled with words that look like
+    published inclusive aggregates of NaN, the results must not change (it is zeroed before every launch)."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1")
+    empty = torch.empty
+    poisoned = []
+
+    def garbage_empty(*args, **kwargs):
+        out = empty(*args, **kwargs)
+        if out.dtype == torch.int64:
+            out.fill_((2 << 32) | 0x7FC00000)  # flag "inclusive", value NaN
+            poisoned.append(out.numel())
+        return out
+
+    monkeypatch.setattr(torch, "empty", garbage_empty)
+    torch.manual_seed(4)
+    cu = torch.tensor([0, 1, 70, 71, 140])
+    s, v = torch.randn(1, 140, 2) * 3, torch.randn(1, 140, 2, 20)
+    for c in (None, cu):
+        o, st = prefix_attention(s, v, cu_seqlens=c, output_final_state=True, backend="triton")
+        ref, st_ref = _naive(s.double(), v.double(), None, True, c)
+        check_close("o", o, ref, 1e-5)
+        check_close("u", st[1], st_ref[1], 1e-5)
+    assert len(poisoned) == 2 and triton_scan._lookback_test()
+
+
+@needs_triton
+@pytest.mark.parametrize("cfg", ["16,16,4,0,1", "16,16,4,0,0", "64,32,1,0,0", "32,16,2,0,1"])
+@pytest.mark.parametrize("varlen", [False, True])
+def test_lookback_pinned_tiles(cfg, varlen, monkeypatch, check_close):
+    """Other tiles through SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=BT,BV,WARPS,MAXNREG,SCAN: 16-step chunks (look-backs
+    over up to 8 chunks), a 64-step chunk, one value block wider than V, look-back tiles of 8, 4 and 1 rows, the
+    running max by scan and by masked max; with an initial state and aggregates only (every look-back walks)."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_CFG", cfg)
+    seen = []
+    zero = triton_scan._lb_zero_ws
+    monkeypatch.setattr(triton_scan, "_lb_zero_ws",
+                        lambda nargs: (seen.append((nargs["BT"], nargs["BV"], nargs["LR"], nargs["CUMMAX_SCAN"])),
+                                       zero(nargs)))
+    torch.manual_seed(5)
+    cu = torch.tensor([0, 1, 17, 18, 130, 131]) if varlen else None
+    B, T, H, V = (1, 131, 2, 20) if varlen else (2, 130, 2, 20)
+    N = len(cu) - 1 if varlen else B
+    s, v = torch.randn(B, T, H) * 4, torch.randn(B, T, H, V)
+    h0 = (torch.randn(N, H) * 3, torch.randn(N, H, V), torch.rand(N, H) + 0.5)
+    o, mT, uT, wT, lse = triton_scan.prefix_attention_fwd(s, v, *h0, cu)
+    bt, bv, warps, _, scan = (int(x) for x in cfg.split(","))
+    assert seen == [(bt, bv, max(1, 32 * warps // bv), bool(scan))], seen
+    bounds = cu.tolist() if varlen else None
+    for n in range(N):
+        a, b = (bounds[n], bounds[n + 1]) if varlen else (0, T)
+        bi = 0 if varlen else n
+        h0n = tuple(x[n:n + 1].double() for x in h0)
+        on, stn = prefix_attention_naive(s[bi:bi + 1, a:b].double(), v[bi:bi + 1, a:b].double(), h0n, True)
+        check_close(f"o[{n}]", o[bi:bi + 1, a:b], on, 1e-5)
+        check_close(f"lse[{n}]", lse[bi:bi + 1, a:b], _lse_ref(s[bi:bi + 1, a:b], h0n), 1e-6)
+        for name, x, ref in zip("muw", (mT, uT, wT), stn):
+            check_close(f"{name}[{n}]", x[n:n + 1], ref, 1e-5)
