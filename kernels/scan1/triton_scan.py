@@ -84,14 +84,20 @@ def _look_back(ws_ptr, cid, o_d, m_d, D, STEP: tl.constexpr):
     go = 1
     while go == 1:
         base = ws_ptr + k * 3 * D
+        # The values are re-loaded after the readiness test: a [BD] vector may be held by several threads, and a
+        # reduction need not read every copy, so a copy loaded before the word was written could pass unseen.
+        # Once the test passed the words are in L2, and the second volatile load sees them in every thread.
         wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
         if _ready(wi) == 1:
+            wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
             h_in = acc_a * _unpack(wi) + acc_b
             go = 0
         else:
             wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
             wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
             if (_ready(wa) + _ready(wb)) == 2:
+                wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+                wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
                 acc_b = acc_a * _unpack(wb) + acc_b
                 acc_a = acc_a * _unpack(wa)
                 k = k - STEP
