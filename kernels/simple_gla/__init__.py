@@ -4,6 +4,7 @@ g = 0 gives causal linear attention, a constant g per head RetNet, a data-depend
 Forms: ``"chunk"`` (training / prefill: tensor-core matmuls inside 64-step chunks, a state pass between
 chunks), ``"fused_recurrent"`` (token by token, for decoding) and ``"naive"`` (the PyTorch oracle).
 Peer: fla ``chunk_simple_gla`` (github.com/fla-org/flash-linear-attention, ``fla/ops/simple_gla``).
+q and k may have fewer heads than v (GQA, Mamba-2 ``ngroups``): value head ``h`` uses q/k head ``h // (H // HK)``.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def _fwd_op(
 @_fwd_op.register_fake
 def _(q, k, v, g, h0, cu_seqlens, scale, reverse, output_final_state, mode, backend):
     n = q.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
-    shape = (n, q.shape[2], q.shape[3], v.shape[3])
+    shape = (n, v.shape[2], q.shape[3], v.shape[3])  # value heads H (q/k may have HK < H)
     return torch.empty_like(v), (v.new_empty(shape, dtype=torch.float32) if output_final_state else _empty_state(v))
 
 
@@ -134,8 +135,9 @@ def simple_gla(
     """Linear attention with a scalar log-decay per head and step.
 
     Args:
-        q: queries ``[B, T, H, K]``.
-        k: keys ``[B, T, H, K]``.
+        q: queries ``[B, T, HK, K]``; ``HK`` (q/k heads) must divide ``H`` (value heads): grouped heads (GQA,
+            Mamba-2 ``ngroups``), value head ``h`` uses q/k head ``h // (H // HK)``. ``HK == H`` is plain.
+        k: keys ``[B, T, HK, K]``; gradients of q and k come back in their own shape.
         v: values ``[B, T, H, V]``; ``o`` comes back in this dtype.
         g: log-decay ``[B, T, H]`` (``<= 0`` for a decay; float32 recommended).
         scale: multiplier of ``q``; default ``K ** -0.5``.
@@ -150,14 +152,19 @@ def simple_gla(
         ``(o, final_state)``: ``o`` ``[B, T, H, V]`` and the final state or None.
 
     Raises:
-        ValueError: on shape / dtype / device / layout mismatch, bad ``cu_seqlens`` or an unknown mode.
+        ValueError: on shape / dtype / device / layout mismatch, q/k heads not dividing the value heads, bad
+            ``cu_seqlens`` or an unknown mode.
     """
     check_choice(mode, "mode", MODES)
     dims = Dims()
-    check_tensor(q, "q", "B T H K", dims)
-    check_tensor(k, "k", "B T H K", dims)
+    check_tensor(q, "q", "B T HK K", dims)
+    check_tensor(k, "k", "B T HK K", dims)
     check_tensor(v, "v", "B T H V", dims)
     check_tensor(g, "g", "B T H", dims)
+    HK, H = dims["HK"], dims["H"]
+    if not (H % HK == 0 if HK else H == 0):
+        raise ValueError(f"q/k heads HK must divide the value heads H: q, k [B, T, HK, K], v [B, T, H, V], "
+                         f"g [B, T, H], got HK = {HK} (q, k), H = {H} (v)")
     if q.dtype != k.dtype or q.dtype != v.dtype:
         raise ValueError(f"q, k and v must share one dtype, got q {q.dtype}, k {k.dtype}, v {v.dtype}")
     n = check_cu_seqlens_meta(cu_seqlens, dims)

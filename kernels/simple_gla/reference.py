@@ -14,8 +14,10 @@ g = 0 is causal linear attention, a constant g per head RetNet, a data-dependent
   ``S_out = e^(G_last) S_in + (k e^(G_last - G))^T v`` to the next chunk. Decays stay in log space and every
   exponent is <= 0 (masked entries are set to -inf before ``exp``), so nothing overflows.
 
-Inputs ``[B, T, H, K]`` / ``[B, T, H, V]`` / ``[B, T, H]``; state ``[B, H, K, V]``. Computation is float32
+Inputs ``[B, T, HK, K]`` / ``[B, T, H, V]`` / ``[B, T, H]``; state ``[B, H, K, V]``. Computation is float32
 (float64 stays float64). ``reverse=True`` runs right to left: ``S_t = exp(g_t) S_{t+1} + k_t v_t^T``.
+Grouped q/k heads (GQA, Mamba-2 ``ngroups``): ``HK`` divides ``H`` and value head ``h`` uses q/k head
+``h // (H // HK)``; ``HK == H`` is the ungrouped case.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def simple_gla_naive(
     """Token-by-token oracle.
 
     Args:
-        q, k: ``[B, T, H, K]``.
+        q, k: ``[B, T, HK, K]`` with ``HK`` dividing ``H`` (value head ``h`` uses q/k head ``h // (H // HK)``).
         v: ``[B, T, H, V]``.
         g: log-decay ``[B, T, H]``.
         scale: multiplier of ``q``.
@@ -46,15 +48,19 @@ def simple_gla_naive(
         ``o`` ``[B, T, H, V]`` in ``v.dtype`` and the final state ``[B, H, K, V]`` in the accumulation dtype.
     """
     acc = _acc(v)
-    B, T, H, K = q.shape
-    V = v.shape[-1]
+    B, T, HK, K = q.shape
+    H, V = v.shape[2:]
+    G = H // HK
+    # state per (q/k head n, member j of its group): [B, HK, G, K, V], i.e. value head n * G + j
     S = torch.zeros(B, H, K, V, dtype=acc, device=v.device) if h0 is None else h0.to(acc)
+    S = S.reshape(B, HK, G, K, V)
     out = [None] * T
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        S = S * g[:, t].to(acc).exp()[..., None, None] + k[:, t].to(acc)[..., None] * v[:, t].to(acc)[..., None, :]
-        out[t] = scale * torch.einsum("bhk,bhkv->bhv", q[:, t].to(acc), S)
+        kv = k[:, t].to(acc)[:, :, None, :, None] * v[:, t].to(acc).reshape(B, HK, G, 1, V)
+        S = S * g[:, t].to(acc).exp().reshape(B, HK, G, 1, 1) + kv
+        out[t] = scale * torch.einsum("bnk,bngkv->bngv", q[:, t].to(acc), S).reshape(B, H, V)
     o = torch.stack(out, 1) if T else v.new_zeros(B, 0, H, V, dtype=acc)
-    return o.to(v.dtype), S
+    return o.to(v.dtype), S.reshape(B, H, K, V)
 
 
 def simple_gla_chunked(
@@ -73,6 +79,9 @@ def simple_gla_chunked(
     if reverse:
         o, S = simple_gla_chunked(q.flip(1), k.flip(1), v.flip(1), g.flip(1), scale, h0, False, chunk_size)
         return o.flip(1), S
+    if q.shape[2] != v.shape[2]:  # grouped q/k heads: value head h uses q/k head h // G
+        G = v.shape[2] // q.shape[2]
+        q, k = q.repeat_interleave(G, 2), k.repeat_interleave(G, 2)
     acc = _acc(v)
     B, T, H, K = q.shape
     V = v.shape[-1]

@@ -23,7 +23,12 @@ backward (the states are recomputed by kernel 2 instead of kept from the forward
        and cancel, so bf16 rounding errors random-walk over T (about 1e-2 relative at T = 4096 in bf16,
        vs 1.6e-3 for the chunk-local sum: emulated in PyTorch with the kernel's bf16 operand rounding).
 
-Layouts: q, k ``[B, T, H, K]``, v ``[B, T, H, V]``, g ``[B, T, H]``, states ``[N, H, K, V]`` float32.
+Layouts: q, k ``[B, T, HK, K]``, v ``[B, T, H, V]``, g ``[B, T, H]``, states ``[N, H, K, V]`` float32.
+Grouped q/k heads (GQA, Mamba-2 ``ngroups``; fla indexes shared keys the same way, ``i_h // (H // Hg)`` in
+``fla/ops/common/chunk_delta_h.py`` and ``chunk_o.py``): ``HK`` divides ``H`` and value head ``h`` reads q/k head
+``h // (H // HK)`` in place (``HK`` is a constexpr, so ``HK == H`` compiles to the ungrouped kernels).
+``_bwd_dqk_kernel`` writes per-value-head ``dq, dk`` partials ``[B, T, H, K]`` (float32 when ``G = H // HK > 1``)
+and the host sums each group of ``G`` heads.
 Varlen: ``chunk_indices[i] = (sequence, chunk in sequence)`` and ``chunk_offsets[n]`` come from the host.
 Right-to-left scans flip the time axis around the kernels (``reverse`` in :func:`chunk_simple_gla_fwd`).
 """
@@ -80,15 +85,17 @@ def _cumsum_kernel(g_ptr, gc_ptr, cu_ptr, cidx_ptr, T, H: tl.constexpr, IS_VARLE
     tl.store(gc_ptr + (bos + o_t) * H + i_h, tl.cumsum(b_g, axis=0), mask=m)
 
 
-@triton.autotune(configs=_cfg(BK=[64], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
+@triton.autotune(configs=_cfg(BK=[64], BV=[64, 128]), key=["H", "HK", "K", "V", "IS_VARLEN", "PREC"])
 @triton.jit
 def _fwd_h_kernel(
     k_ptr, v_ptr, gc_ptr, h_ptr, h0_ptr, ht_ptr, cu_ptr, coff_ptr, T,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr,
-    IS_VARLEN: tl.constexpr, PREC: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    H: tl.constexpr, HK: tl.constexpr, K: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
+    STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr, PREC: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
+    BV: tl.constexpr,
 ):
     i_k, i_v, i_nh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_n, i_h = i_nh // H, i_nh % H
+    i_hk = i_h // (H // HK)  # q/k head of value head i_h (GQA)
     if IS_VARLEN:
         bos = tl.load(cu_ptr + i_n).to(tl.int64)
         L = (tl.load(cu_ptr + i_n + 1).to(tl.int64) - bos).to(tl.int32)
@@ -107,7 +114,8 @@ def _fwd_h_kernel(
         p_h = tl.make_block_ptr(h_ptr + ((boh + i_t) * H + i_h) * K * V, (K, V), (V, 1),
                                 (i_k * BK, i_v * BV), (BK, BV), (1, 0))
         tl.store(p_h, b_h.to(p_h.dtype.element_ty), boundary_check=(0, 1))
-        p_k = tl.make_block_ptr(k_ptr + (bos * H + i_h) * K, (K, L), (1, H * K), (i_k * BK, i_t * BT), (BK, BT), (0, 1))
+        p_k = tl.make_block_ptr(k_ptr + (bos * HK + i_hk) * K, (K, L), (1, HK * K),
+                                (i_k * BK, i_t * BT), (BK, BT), (0, 1))
         p_v = tl.make_block_ptr(v_ptr + (bos * H + i_h) * V, (L, V), (H * V, 1), (i_t * BT, i_v * BV), (BT, BV), (1, 0))
         b_k = tl.load(p_k, boundary_check=(0, 1))
         b_v = tl.load(p_v, boundary_check=(0, 1))
@@ -123,22 +131,25 @@ def _fwd_h_kernel(
         tl.store(p_ht, b_h, boundary_check=(0, 1))
 
 
-@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
+@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "HK", "K", "V", "IS_VARLEN", "PREC"])
 @triton.jit
 def _fwd_o_kernel(
     q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, o_ptr, cu_ptr, cidx_ptr, scale, T,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, IS_VARLEN: tl.constexpr, PREC: tl.constexpr,
+    H: tl.constexpr, HK: tl.constexpr, K: tl.constexpr, V: tl.constexpr, IS_VARLEN: tl.constexpr, PREC: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
 ):
     i_v, i_tg, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
+    i_hk = i_h // (H // HK)  # q/k head of value head i_h (GQA)
     bos, L, i_n, i_t = _seq_bounds(i_tg, i_b, cu_ptr, cidx_ptr, T, IS_VARLEN, BT)
     i_hc = tl.cast(i_tg, tl.int64) if IS_VARLEN else i_n * tl.cdiv(T, BT) + i_t  # global chunk of the states
     b_o = tl.zeros([BT, BV], dtype=tl.float32)
     b_A = tl.zeros([BT, BT], dtype=tl.float32)
     for i_k in range(0, tl.cdiv(K, BK)):
-        p_q = tl.make_block_ptr(q_ptr + (bos * H + i_h) * K, (L, K), (H * K, 1), (i_t * BT, i_k * BK), (BT, BK), (1, 0))
-        p_k = tl.make_block_ptr(k_ptr + (bos * H + i_h) * K, (K, L), (1, H * K), (i_k * BK, i_t * BT), (BK, BT), (0, 1))
+        p_q = tl.make_block_ptr(q_ptr + (bos * HK + i_hk) * K, (L, K), (HK * K, 1),
+                                (i_t * BT, i_k * BK), (BT, BK), (1, 0))
+        p_k = tl.make_block_ptr(k_ptr + (bos * HK + i_hk) * K, (K, L), (1, HK * K),
+                                (i_k * BK, i_t * BT), (BK, BT), (0, 1))
         p_h = tl.make_block_ptr(h_ptr + (i_hc * H + i_h) * K * V, (K, V), (V, 1), (i_k * BK, i_v * BV), (BK, BV), (1, 0))
         b_q = tl.load(p_q, boundary_check=(0, 1))
         b_k = tl.load(p_k, boundary_check=(0, 1))
@@ -157,15 +168,16 @@ def _fwd_o_kernel(
     tl.store(p_o, b_o.to(p_o.dtype.element_ty), boundary_check=(0, 1))
 
 
-@triton.autotune(configs=_cfg(BK=[64], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
+@triton.autotune(configs=_cfg(BK=[64], BV=[64, 128]), key=["H", "HK", "K", "V", "IS_VARLEN", "PREC"])
 @triton.jit
 def _bwd_dh_kernel(
     q_ptr, do_ptr, gc_ptr, dh_ptr, dht_ptr, dh0_ptr, cu_ptr, coff_ptr, scale, T,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, HAS_DHT: tl.constexpr, STORE_DH0: tl.constexpr,
+    H: tl.constexpr, HK: tl.constexpr, K: tl.constexpr, V: tl.constexpr, HAS_DHT: tl.constexpr, STORE_DH0: tl.constexpr,
     IS_VARLEN: tl.constexpr, PREC: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
 ):
     i_k, i_v, i_nh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_n, i_h = i_nh // H, i_nh % H
+    i_hk = i_h // (H // HK)  # q/k head of value head i_h (GQA)
     if IS_VARLEN:
         bos = tl.load(cu_ptr + i_n).to(tl.int64)
         L = (tl.load(cu_ptr + i_n + 1).to(tl.int64) - bos).to(tl.int32)
@@ -184,7 +196,8 @@ def _bwd_dh_kernel(
         p_dh = tl.make_block_ptr(dh_ptr + ((boh + i_t) * H + i_h) * K * V, (K, V), (V, 1),
                                  (i_k * BK, i_v * BV), (BK, BV), (1, 0))
         tl.store(p_dh, b_dh.to(p_dh.dtype.element_ty), boundary_check=(0, 1))
-        p_q = tl.make_block_ptr(q_ptr + (bos * H + i_h) * K, (K, L), (1, H * K), (i_k * BK, i_t * BT), (BK, BT), (0, 1))
+        p_q = tl.make_block_ptr(q_ptr + (bos * HK + i_hk) * K, (K, L), (1, HK * K),
+                                (i_k * BK, i_t * BT), (BK, BT), (0, 1))
         p_do = tl.make_block_ptr(do_ptr + (bos * H + i_h) * V, (L, V), (H * V, 1), (i_t * BT, i_v * BV), (BT, BV), (1, 0))
         b_q = tl.load(p_q, boundary_check=(0, 1))
         b_do = tl.load(p_do, boundary_check=(0, 1))
@@ -199,22 +212,25 @@ def _bwd_dh_kernel(
         tl.store(p_dh0, b_dh, boundary_check=(0, 1))
 
 
-@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
+@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "HK", "K", "V", "IS_VARLEN", "PREC"])
 @triton.jit
 def _bwd_dv_kernel(
     q_ptr, k_ptr, gc_ptr, do_ptr, dh_ptr, dv_ptr, cu_ptr, cidx_ptr, scale, T,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, IS_VARLEN: tl.constexpr, PREC: tl.constexpr,
+    H: tl.constexpr, HK: tl.constexpr, K: tl.constexpr, V: tl.constexpr, IS_VARLEN: tl.constexpr, PREC: tl.constexpr,
     BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
 ):
     i_v, i_tg, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
+    i_hk = i_h // (H // HK)  # q/k head of value head i_h (GQA)
     bos, L, i_n, i_t = _seq_bounds(i_tg, i_b, cu_ptr, cidx_ptr, T, IS_VARLEN, BT)
     i_hc = tl.cast(i_tg, tl.int64) if IS_VARLEN else i_n * tl.cdiv(T, BT) + i_t
     b_A = tl.zeros([BT, BT], dtype=tl.float32)  # [j, i] = k_j . q_i
     b_dv = tl.zeros([BT, BV], dtype=tl.float32)
     for i_k in range(0, tl.cdiv(K, BK)):
-        p_k = tl.make_block_ptr(k_ptr + (bos * H + i_h) * K, (L, K), (H * K, 1), (i_t * BT, i_k * BK), (BT, BK), (1, 0))
-        p_q = tl.make_block_ptr(q_ptr + (bos * H + i_h) * K, (K, L), (1, H * K), (i_k * BK, i_t * BT), (BK, BT), (0, 1))
+        p_k = tl.make_block_ptr(k_ptr + (bos * HK + i_hk) * K, (L, K), (HK * K, 1),
+                                (i_t * BT, i_k * BK), (BT, BK), (1, 0))
+        p_q = tl.make_block_ptr(q_ptr + (bos * HK + i_hk) * K, (K, L), (1, HK * K),
+                                (i_k * BK, i_t * BT), (BK, BT), (0, 1))
         p_dh = tl.make_block_ptr(dh_ptr + (i_hc * H + i_h) * K * V, (K, V), (V, 1), (i_k * BK, i_v * BV), (BK, BV), (1, 0))
         b_k = tl.load(p_k, boundary_check=(0, 1))
         b_q = tl.load(p_q, boundary_check=(0, 1))
@@ -235,15 +251,16 @@ def _bwd_dv_kernel(
     tl.store(p_dv, b_dv.to(p_dv.dtype.element_ty), boundary_check=(0, 1))
 
 
-@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "K", "V", "IS_VARLEN", "PREC"])
+@triton.autotune(configs=_cfg(BK=[64, 128], BV=[64, 128]), key=["H", "HK", "K", "V", "IS_VARLEN", "PREC"])
 @triton.jit
 def _bwd_dqk_kernel(
     q_ptr, k_ptr, v_ptr, gc_ptr, h_ptr, do_ptr, dh_ptr, dq_ptr, dk_ptr, dgp_ptr, cu_ptr, cidx_ptr, scale, T,
-    TOTAL, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, IS_VARLEN: tl.constexpr, PREC: tl.constexpr,
-    BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    TOTAL, H: tl.constexpr, HK: tl.constexpr, K: tl.constexpr, V: tl.constexpr, IS_VARLEN: tl.constexpr,
+    PREC: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
 ):
     i_k, i_tg, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     i_b, i_h = i_bh // H, i_bh % H
+    i_hk = i_h // (H // HK)  # q/k head of value head i_h (GQA)
     bos, L, i_n, i_t = _seq_bounds(i_tg, i_b, cu_ptr, cidx_ptr, T, IS_VARLEN, BT)
     i_hc = tl.cast(i_tg, tl.int64) if IS_VARLEN else i_n * tl.cdiv(T, BT) + i_t
     b_dq = tl.zeros([BT, BK], dtype=tl.float32)
@@ -274,8 +291,8 @@ def _bwd_dqk_kernel(
     b_dk = b_dk * tl.exp(g_last - b_g)[:, None]
     causal = o_t[:, None] >= o_t[None, :]
     b_ds = b_ds * tl.exp(tl.where(causal, b_g[:, None] - b_g[None, :], float("-inf"))) * scale
-    p_q = tl.make_block_ptr(q_ptr + (bos * H + i_h) * K, (L, K), (H * K, 1), (i_t * BT, i_k * BK), (BT, BK), (1, 0))
-    p_k = tl.make_block_ptr(k_ptr + (bos * H + i_h) * K, (L, K), (H * K, 1), (i_t * BT, i_k * BK), (BT, BK), (1, 0))
+    p_q = tl.make_block_ptr(q_ptr + (bos * HK + i_hk) * K, (L, K), (HK * K, 1), (i_t * BT, i_k * BK), (BT, BK), (1, 0))
+    p_k = tl.make_block_ptr(k_ptr + (bos * HK + i_hk) * K, (L, K), (HK * K, 1), (i_t * BT, i_k * BK), (BT, BK), (1, 0))
     b_q = tl.load(p_q, boundary_check=(0, 1))
     b_k = tl.load(p_k, boundary_check=(0, 1))
     # gradient of the chunk's total log decay G_last (state carry e^{G_last} h_i and the inter-chunk key decay)
@@ -297,11 +314,12 @@ def _bwd_dqk_kernel(
 @triton.jit
 def _fused_recurrent_kernel(
     q_ptr, k_ptr, v_ptr, g_ptr, o_ptr, h0_ptr, ht_ptr, cu_ptr, scale, T,
-    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr,
-    IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    H: tl.constexpr, HK: tl.constexpr, K: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
+    STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
 ):
     i_v, i_nh = tl.program_id(0), tl.program_id(1)
     i_n, i_h = i_nh // H, i_nh % H
+    i_hk = i_h // (H // HK)  # q/k head of value head i_h (GQA)
     if IS_VARLEN:
         bos = tl.load(cu_ptr + i_n).to(tl.int64)
         L = tl.load(cu_ptr + i_n + 1).to(tl.int64) - bos
@@ -320,8 +338,8 @@ def _fused_recurrent_kernel(
             t = bos + L - 1 - tl.cast(i, tl.int64)
         else:
             t = bos + tl.cast(i, tl.int64)
-        b_q = tl.load(q_ptr + (t * H + i_h) * K + o_k, mask=m_k, other=0.0).to(tl.float32)
-        b_k = tl.load(k_ptr + (t * H + i_h) * K + o_k, mask=m_k, other=0.0).to(tl.float32)
+        b_q = tl.load(q_ptr + (t * HK + i_hk) * K + o_k, mask=m_k, other=0.0).to(tl.float32)
+        b_k = tl.load(k_ptr + (t * HK + i_hk) * K + o_k, mask=m_k, other=0.0).to(tl.float32)
         b_v = tl.load(v_ptr + (t * H + i_h) * V + o_v, mask=m_v, other=0.0).to(tl.float32)
         b_g = tl.load(g_ptr + t * H + i_h).to(tl.float32)
         b_h = b_h * tl.exp(b_g) + b_k[:, None] * b_v[None, :]
@@ -368,12 +386,12 @@ def _cumsum(g: torch.Tensor, lay: _Layout) -> torch.Tensor:
 
 
 def _fwd_h(k, v, gc, h0, lay: _Layout, store_final: bool):
-    B, T, H, K = k.shape
-    V = v.shape[-1]
+    B, T, HK, K = k.shape
+    H, V = v.shape[2:]
     h = k.new_empty(lay.NT, H, K, V)
     ht = k.new_empty(lay.N, H, K, V, dtype=torch.float32) if store_final else None
     grid = lambda m: (triton.cdiv(K, m["BK"]), triton.cdiv(V, m["BV"]), lay.N * H)  # noqa: E731
-    _fwd_h_kernel[grid](k, v, gc, h, h0, ht, lay.cu, lay.coff, T, H=H, K=K, V=V, HAS_H0=h0 is not None,
+    _fwd_h_kernel[grid](k, v, gc, h, h0, ht, lay.cu, lay.coff, T, H=H, HK=HK, K=K, V=V, HAS_H0=h0 is not None,
                         STORE_FINAL=store_final, IS_VARLEN=lay.cu is not None, PREC=_prec(k), BT=BT)
     return h, ht
 
@@ -398,15 +416,15 @@ def chunk_simple_gla_fwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse, ou
         if cu_seqlens is not None and ht is not None:
             ht = ht.flip(0).contiguous()
         return o.flip(1), ht
-    B, T, H, K = q.shape
-    V = v.shape[-1]
+    B, T, HK, K = q.shape
+    H, V = v.shape[2:]
     lay = _Layout(B, T, cu_seqlens, offsets)
     gc = _cumsum(g, lay)
     h, ht = _fwd_h(k, v, gc, h0, lay, output_final_state)
     o = torch.empty_like(v)
     g0, g1 = _grid_chunks(lay, B, T, H)
     grid = lambda m: (triton.cdiv(V, m["BV"]), g0, g1)  # noqa: E731
-    _fwd_o_kernel[grid](q, k, v, gc, h, o, lay.cu, lay.cidx, scale, T, H=H, K=K, V=V,
+    _fwd_o_kernel[grid](q, k, v, gc, h, o, lay.cu, lay.cidx, scale, T, H=H, HK=HK, K=K, V=V,
                         IS_VARLEN=lay.cu is not None, PREC=_prec(q), BT=BT)
     return o, ht
 
@@ -423,8 +441,9 @@ def chunk_simple_gla_bwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse, do
         if cu_seqlens is not None and dh0 is not None:
             dh0 = dh0.flip(0).contiguous()
         return dq.flip(1), dk.flip(1), dv.flip(1), dg.flip(1), dh0
-    B, T, H, K = q.shape
-    V = v.shape[-1]
+    B, T, HK, K = q.shape
+    H, V = v.shape[2:]
+    G = H // HK
     lay = _Layout(B, T, cu_seqlens, offsets)
     varlen = lay.cu is not None
     gc = _cumsum(g, lay)
@@ -432,34 +451,41 @@ def chunk_simple_gla_bwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse, do
     dh = q.new_empty(lay.NT, H, K, V)
     dh0 = torch.empty(lay.N, H, K, V, dtype=torch.float32, device=q.device) if h0 is not None else None
     grid = lambda m: (triton.cdiv(K, m["BK"]), triton.cdiv(V, m["BV"]), lay.N * H)  # noqa: E731
-    _bwd_dh_kernel[grid](q, do, gc, dh, dht, dh0, lay.cu, lay.coff, scale, T, H=H, K=K, V=V,
+    _bwd_dh_kernel[grid](q, do, gc, dh, dht, dh0, lay.cu, lay.coff, scale, T, H=H, HK=HK, K=K, V=V,
                          HAS_DHT=dht is not None, STORE_DH0=h0 is not None, IS_VARLEN=varlen, PREC=_prec(q), BT=BT)
     g0, g1 = _grid_chunks(lay, B, T, H)
     dv = torch.empty_like(v)
     _bwd_dv_kernel[lambda m: (triton.cdiv(V, m["BV"]), g0, g1)](
-        q, k, gc, do, dh, dv, lay.cu, lay.cidx, scale, T, H=H, K=K, V=V, IS_VARLEN=varlen, PREC=_prec(q), BT=BT)
-    dq, dk = torch.empty_like(q), torch.empty_like(k)
+        q, k, gc, do, dh, dv, lay.cu, lay.cidx, scale, T, H=H, HK=HK, K=K, V=V, IS_VARLEN=varlen, PREC=_prec(q),
+        BT=BT)
+    if G == 1:
+        dq, dk = torch.empty_like(q), torch.empty_like(k)
+    else:  # GQA: per-value-head partials [B, T, H, K] in float32, summed over each group of G heads below
+        dq, dk = (torch.empty(B, T, H, K, dtype=torch.float32, device=q.device) for _ in range(2))
     # one dg partial per K block; the autotuner benchmarks every BK on this buffer, so only the slices of the
     # chosen BK are valid afterwards (a stale slice from a BK = 64 trial once made bf16 dg wrong on GPU)
     dgp = torch.empty(triton.cdiv(K, 64), B, T, H, dtype=torch.float32, device=q.device)
     _bwd_dqk_kernel[lambda m: (triton.cdiv(K, m["BK"]), g0, g1)](
-        q, k, v, gc, h, do, dh, dq, dk, dgp, lay.cu, lay.cidx, scale, T, B * T, H=H, K=K, V=V,
+        q, k, v, gc, h, do, dh, dq, dk, dgp, lay.cu, lay.cidx, scale, T, B * T, H=H, HK=HK, K=K, V=V,
         IS_VARLEN=varlen, PREC=_prec(q), BT=BT)
     nk = triton.cdiv(K, _bwd_dqk_kernel.best_config.kwargs["BK"])
     dg = dgp[0] if nk == 1 else dgp[:nk].sum(0)
+    if G > 1:  # value head h used q/k head h // G
+        dq = dq.view(B, T, HK, G, K).sum(3).to(q.dtype)
+        dk = dk.view(B, T, HK, G, K).sum(3).to(k.dtype)
     return dq, dk, dv, dg.to(g.dtype), dh0
 
 
 def fused_recurrent_simple_gla_fwd(q, k, v, g, scale, h0, cu_seqlens, reverse, output_final_state):
     """Token-by-token forward (decoding): one program per (sequence, head, V-block) holds a ``[K, BV]`` state."""
-    B, T, H, K = q.shape
-    V = v.shape[-1]
+    B, T, HK, K = q.shape
+    H, V = v.shape[2:]
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     BK = max(16, triton.next_power_of_2(K))
     BV = min(max(16, triton.next_power_of_2(V)), 32 if BK <= 128 else 16)
     o = torch.empty_like(v)
     ht = q.new_empty(N, H, K, V, dtype=torch.float32) if output_final_state else None
     _fused_recurrent_kernel[(triton.cdiv(V, BV), N * H)](
-        q, k, v, g, o, h0, ht, cu_seqlens, scale, T, H=H, K=K, V=V, HAS_H0=h0 is not None,
+        q, k, v, g, o, h0, ht, cu_seqlens, scale, T, H=H, HK=HK, K=K, V=V, HAS_H0=h0 is not None,
         STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None, REVERSE=reverse, BK=BK, BV=BV)
     return o, ht

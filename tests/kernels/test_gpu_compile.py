@@ -71,6 +71,15 @@ def _linear_attn(op, dt, gated_vec):
 def _simple_gla(dt):
     from seqlab.kernels import simple_gla
     _linear_attn(simple_gla, dt, False)
+    # grouped q/k heads (GQA): HK = 1 q/k head shared by H = 2 value heads (constexpr HK != H, grouped dq/dk sum)
+    K, V = 16, 16
+    mk = lambda B, t: (torch.randn(B, t, 1, K).to(dt), torch.randn(B, t, 1, K).to(dt), torch.randn(B, t, 2, V).to(dt),
+                       (-torch.rand(B, t, 2)).to(dt))
+    for mode in ("chunk", "fused_recurrent"):
+        _run(lambda q_, k_, v_, g_, h: simple_gla(q_, k_, v_, g_, initial_state=h, output_final_state=True,
+                                                  mode=mode, backend="triton"), *mk(2, T), torch.randn(2, 2, K, V))
+    _run(lambda q_, k_, v_, g_, h: simple_gla(q_, k_, v_, g_, initial_state=h, output_final_state=True, cu_seqlens=CU,
+                                              reverse=True, backend="triton"), *mk(1, TV), torch.randn(3, 2, K, V))
 
 
 def _gla(dt):

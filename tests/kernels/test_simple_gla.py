@@ -1,6 +1,8 @@
-"""simple_gla: chunked PyTorch form, Triton chunk / fused_recurrent kernels (interpreter, fp32) vs the oracle."""
+"""simple_gla: chunked PyTorch form, Triton chunk / fused_recurrent kernels (interpreter, fp32) vs the oracle; grouped
+q/k heads (GQA) vs the same op on q/k repeated to the value heads."""
 from __future__ import annotations
 
+import importlib
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
@@ -114,8 +116,12 @@ def test_defaults_no_state():
 def _bad_calls():
     q, k, v, g, h0 = _inputs(2, 8)
     one = _inputs(1, 8)
+    q3, v4, g4 = torch.randn(2, 8, 3, 16), torch.randn(2, 8, 4, 16), -torch.rand(2, 8, 4)
     return [
-        (dict(k=k[..., :8]), r"k must have shape \[B, T, H, K\]"),
+        (dict(k=k[..., :8]), r"k must have shape \[B, T, HK, K\]"),
+        (dict(k=k[:, :, :1].contiguous()), r"k must have shape \[B, T, HK, K\]"),  # q and k share HK
+        (dict(q=q3, k=q3, v=v4, g=g4), r"q/k heads HK must divide the value heads H: .*HK = 3 \(q, k\), H = 4"),
+        (dict(v=v4, g=g4, initial_state=h0), r"initial_state must have shape \[N, H, K, V\]"),  # H from v, not q
         (dict(v=v[:, :7]), r"v must have shape \[B, T, H, V\]"),
         (dict(g=g[..., None]), r"g must have 3 dims \[B, T, H\]"),
         (dict(q=q.transpose(1, 2).contiguous().transpose(1, 2)), "q must be contiguous"),
@@ -139,6 +145,120 @@ def test_bad_input_raises_value_error(override, match):
     args.update(override)
     with pytest.raises(ValueError, match=match):
         simple_gla(args.pop("q"), args.pop("k"), args.pop("v"), args.pop("g"), backend="torch", **args)
+
+
+# ---------------------------------------------------------------- grouped q/k heads (GQA, Mamba-2 ngroups)
+
+H_GQA = 4
+
+
+def _gqa_inputs(B, T, HK, N=None, seed=0, dtype=torch.float32):
+    """q, k with ``HK`` heads; v, g, h0 with ``H_GQA`` heads, all different (so a wrong group mapping shows)."""
+    q, k, v, g, h0 = _inputs(B, T, H=H_GQA, N=N, seed=seed, dtype=dtype)
+    return q[:, :, :HK].contiguous(), k[:, :, :HK].contiguous(), v, g, h0
+
+
+def _repeated(fn):
+    """``fn`` on q, k repeated to the value heads (value head h uses q/k head h // G): the reference for GQA."""
+    def run(q, k, v, g, h0):
+        G = v.shape[2] // q.shape[2]
+        return fn(q.repeat_interleave(G, 2), k.repeat_interleave(G, 2), v, g, h0)
+    return run
+
+
+@pytest.mark.parametrize("HK", [1, 2])
+@pytest.mark.parametrize("T", TS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gqa_chunked_equals_naive_float64(T, reverse, HK):
+    q, k, v, g, h0 = _gqa_inputs(2, T, HK, seed=T, dtype=torch.float64)
+    o_ref, s_ref = simple_gla_naive(q, k, v, g, SCALE, h0, reverse)  # grouped loop, no repeat_interleave
+    o, s = simple_gla_chunked(q, k, v, g, SCALE, h0, reverse, chunk_size=16)
+    torch.testing.assert_close(o, o_ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(s, s_ref, rtol=1e-10, atol=1e-10)
+    o_rep, s_rep = _repeated(lambda *x: simple_gla_naive(*x[:4], SCALE, x[4], reverse))(q, k, v, g, h0)
+    torch.testing.assert_close(o_ref, o_rep, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(s_ref, s_rep, rtol=1e-12, atol=1e-12)
+
+
+GQA_CASES = (
+    [("triton", "chunk", T, False) for T in TS]
+    + [("triton", "chunk", T, True) for T in (65, 130)]
+    + [("triton", "fused_recurrent", 1, True), ("triton", "fused_recurrent", 65, False)]
+    + [("torch", "chunk", T, False) for T in TS]
+    + [("torch", "chunk", 130, True), ("torch", "naive", 63, True), ("torch", "naive", 65, False)]
+)
+
+
+@pytest.mark.parametrize("HK", [1, 2])
+@pytest.mark.parametrize("backend,mode,T,reverse", GQA_CASES)
+def test_gqa_equals_repeated_heads(backend, mode, T, reverse, HK, check_close):
+    """Every form with q, k of HK heads equals the same form on q, k repeated to H = 4 heads: o, final state and
+    the gradients of q, k (summed over each group), v, g and the initial state."""
+    if backend == "triton" and not triton_available():
+        pytest.skip("triton not importable")
+    inputs = _gqa_inputs(2, T, HK, seed=T + HK)
+
+    def ours(q, k, v, g, h0):
+        return simple_gla(q, k, v, g, SCALE, initial_state=h0, output_final_state=True, reverse=reverse,
+                          mode=mode, backend=backend)
+
+    got, ref = _run(ours, inputs), _run(_repeated(ours), inputs)
+    assert got[2].shape == got[3].shape == (2, T, HK, 16)
+    for name, x, r in zip(NAMES, got, ref):
+        check_close(f"GQA HK={HK} {backend}/{mode} {name}", x, r, 1e-6)
+
+
+@pytest.mark.parametrize("HK", [1, 2])
+@pytest.mark.parametrize("backend,mode,reverse", [
+    pytest.param("triton", "chunk", False, marks=needs_triton),
+    pytest.param("triton", "chunk", True, marks=needs_triton),
+    pytest.param("triton", "fused_recurrent", True, marks=needs_triton),
+    ("torch", "chunk", True),
+])
+def test_gqa_varlen_equals_repeated_heads(backend, mode, reverse, HK, check_close):
+    lens = [1, 66, 1, 3]
+    offs = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int64)
+    inputs = _gqa_inputs(1, sum(lens), HK, N=len(lens), seed=11)
+
+    def packed(q, k, v, g, h0):
+        return simple_gla(q, k, v, g, SCALE, initial_state=h0, cu_seqlens=offs, output_final_state=True,
+                          reverse=reverse, mode=mode, backend=backend)
+
+    for name, x, r in zip(NAMES, _run(packed, inputs), _run(_repeated(packed), inputs)):
+        check_close(f"GQA varlen HK={HK} {backend}/{mode} {name}", x, r, 1e-6)
+
+
+def test_gqa_compile_fullgraph_matches_eager():
+    """torch.compile(fullgraph=True) through both custom ops with HK = 1 < H = 4: the fake implementations give
+    the final state [B, H, K, V] and dq, dk shaped like q, k."""
+    q, k, v, g, h0 = _gqa_inputs(2, 20, 1, seed=5)
+
+    def f(q, k, v, g, h0):
+        o, ht = simple_gla(q, k, v, g, initial_state=h0, output_final_state=True, backend="torch")
+        return o, ht
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    got, ref = _run(compiled, (q, k, v, g, h0)), _run(f, (q, k, v, g, h0))
+    for name, x, r in zip(NAMES, got, ref):
+        assert x.shape == r.shape, name
+        torch.testing.assert_close(x, r, msg=name)
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("triton", marks=needs_triton)])
+def test_gqa_fake_shapes_match_real(backend):
+    """The custom ops' fake (meta) implementations against the real ones with HK = 1 < H = 4 (opcheck's fake-tensor
+    test): final state [N, H, K, V], dq / dk shaped like q / k, dv / dg / dh0 like v / g / h0. The PyTorch backward
+    is checked with Triton only: its ``torch.func.vjp`` cannot run under opcheck's tensor wrappers."""
+    sg = importlib.import_module("seqlab.kernels.simple_gla")  # the package; the attribute is the function
+
+    q, k, v, g, h0 = _gqa_inputs(2, 20, 1, seed=9)
+    fwd_args = (q, k, v, g, h0, None, SCALE, False, True, "chunk", backend)
+    torch.library.opcheck(sg._fwd_op, fwd_args, test_utils=("test_faketensor",))
+    if backend == "triton":
+        do, dht = torch.randn_like(v), torch.randn_like(h0)
+        bwd_args = (q, k, v, g, h0, None, do, dht, SCALE, False, "chunk", backend)
+        torch.library.opcheck(sg._bwd_op, bwd_args, test_utils=("test_faketensor",))
 
 
 def _half_grads(T, K=128, V=128, seed=0):
