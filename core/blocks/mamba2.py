@@ -83,9 +83,10 @@ class Mamba2(nn.Module):
         dt = F.softplus(dt.to(acc) + self.dt_bias.to(acc))  # [B, T, H]
         A = -torch.exp(self.A_log.to(acc))  # [H]
         xs = xs.view(b, t, self.nheads, self.headdim)
-        rep = self.nheads // self.ngroups
-        B = B.view(b, t, self.ngroups, self.d_state).repeat_interleave(rep, dim=2)  # [B, T, H, N]
-        C = C.view(b, t, self.ngroups, self.d_state).repeat_interleave(rep, dim=2)
+        # [B, T, ngroups, N]: simple_gla's grouped q/k heads (head h uses group h // (H / ngroups)), as the
+        # reference SSD kernels take ngroups; nothing is copied per head
+        B = B.reshape(b, t, self.ngroups, self.d_state)
+        C = C.reshape(b, t, self.ngroups, self.d_state)
         v = torch.mul(xs, dt[..., None]).to(x.dtype)  # the product in float32 (type promotion), one rounding
         y, ssm = _ops.simple_gla(C, B, v, dt * A, 1.0, None if state is None else state["ssm"])
         y = torch.addcmul(y, xs, self.D.to(x.dtype)[:, None])  # y + D x in one kernel

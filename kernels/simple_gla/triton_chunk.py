@@ -27,7 +27,7 @@ Layouts: q, k ``[B, T, HK, K]``, v ``[B, T, H, V]``, g ``[B, T, H]``, states ``[
 Grouped q/k heads (GQA, Mamba-2 ``ngroups``; fla indexes shared keys the same way, ``i_h // (H // Hg)`` in
 ``fla/ops/common/chunk_delta_h.py`` and ``chunk_o.py``): ``HK`` divides ``H`` and value head ``h`` reads q/k head
 ``h // (H // HK)`` in place (``HK`` is a constexpr, so ``HK == H`` compiles to the ungrouped kernels).
-``_bwd_dqk_kernel`` writes per-value-head ``dq, dk`` partials ``[B, T, H, K]`` (float32 when ``G = H // HK > 1``)
+``_bwd_dqk_kernel`` writes per-value-head ``dq, dk`` partials ``[B, T, H, K]`` (in q's dtype when ``G = H // HK > 1``)
 and the host sums each group of ``G`` heads.
 Varlen: ``chunk_indices[i] = (sequence, chunk in sequence)`` and ``chunk_offsets[n]`` come from the host.
 Right-to-left scans flip the time axis around the kernels (``reverse`` in :func:`chunk_simple_gla_fwd`).
@@ -460,8 +460,9 @@ def chunk_simple_gla_bwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse, do
         BT=BT)
     if G == 1:
         dq, dk = torch.empty_like(q), torch.empty_like(k)
-    else:  # GQA: per-value-head partials [B, T, H, K] in float32, summed over each group of G heads below
-        dq, dk = (torch.empty(B, T, H, K, dtype=torch.float32, device=q.device) for _ in range(2))
+    else:  # GQA: per-value-head partials [B, T, H, K] in q's dtype, summed over each group of G heads below (the
+        # traffic and rounding of the repeat_interleave path's backward, without its forward copies)
+        dq, dk = q.new_empty(B, T, H, K), k.new_empty(B, T, H, K)
     # one dg partial per K block; the autotuner benchmarks every BK on this buffer, so only the slices of the
     # chosen BK are valid afterwards (a stale slice from a BK = 64 trial once made bf16 dg wrong on GPU)
     dgp = torch.empty(triton.cdiv(K, 64), B, T, H, dtype=torch.float32, device=q.device)

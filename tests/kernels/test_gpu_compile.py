@@ -103,7 +103,7 @@ def _delta_rule(dt):
 def _prefix_attention(dt, monkeypatch):
     from seqlab.kernels import prefix_attention
     V = 16
-    for form in ("fused", "chunked"):
+    for form in ("fused", "chunked", "lookback"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", form)
         s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, V).to(dt)
         _run(lambda s_, v_: prefix_attention(s_, v_, output_final_state=True, backend="triton"), s, v)
