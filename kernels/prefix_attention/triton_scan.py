@@ -329,17 +329,21 @@ def _pa_fused_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.cons
         tl.store(wT + i_nh64, b_w)
 
 
+def _fwd_outputs(v: torch.Tensor, N: int):
+    """The forward's outputs for ``v`` ``[B, T, H, V]`` and ``N`` sequences: ``o`` like ``v``, float32 ``lse``
+    ``[B, T, H]`` and final state ``m_T, u_T, w_T`` (``[N, H]``, ``[N, H, V]``, ``[N, H]``)."""
+    B, T, H, V = v.shape
+    f32 = dict(device=v.device, dtype=torch.float32)
+    return (torch.empty_like(v), torch.empty(B, T, H, **f32), torch.empty(N, H, **f32), torch.empty(N, H, V, **f32),
+            torch.empty(N, H, **f32))
+
+
 def prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens):
     """Forward in one launch reading ``v`` once (see :func:`_pa_fused_fwd_kernel`); returns
     (o, m_T, u_T, w_T, lse) like :func:`prefix_attention_fwd`."""
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
-    dev = v.device
-    o = torch.empty_like(v)
-    lse = torch.empty(B, T, H, device=dev, dtype=torch.float32)
-    mT = torch.empty(N, H, device=dev, dtype=torch.float32)
-    wT = torch.empty_like(mT)
-    uT = torch.empty(N, H, V, device=dev, dtype=torch.float32)
+    o, lse, mT, uT, wT = _fwd_outputs(v, N)
     grid = lambda meta: (triton.cdiv(V, meta["BV"]), N * H)  # noqa: E731
     _pa_fused_fwd_kernel[grid](s.contiguous(), v, o, lse, m0, u0, w0, mT, uT, wT, cu_seqlens, T, H=H, V=V,
                                HAS_H0=m0 is not None, VARLEN=cu_seqlens is not None)
@@ -621,11 +625,7 @@ def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     dev = v.device
-    o = torch.empty_like(v)
-    lse = torch.empty(B, T, H, device=dev, dtype=torch.float32)
-    mT = torch.empty(N, H, device=dev, dtype=torch.float32)
-    wT = torch.empty_like(mT)
-    uT = torch.empty(N, H, V, device=dev, dtype=torch.float32)
+    o, lse, mT, uT, wT = _fwd_outputs(v, N)
     if T == 0:  # no chunks: every sequence keeps its initial state
         if m0 is None:
             mT.fill_(float("-inf")), uT.zero_(), wT.zero_()
@@ -671,11 +671,7 @@ def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
     s = s.contiguous()
     dev = v.device
     NT, NTS, cidx, coff = _chunk_table(B, T, cu_seqlens, BT, dev)
-    o = torch.empty_like(v)
-    lse = torch.empty(B, T, H, device=dev, dtype=torch.float32)
-    mT = torch.empty(N, H, device=dev, dtype=torch.float32)
-    wT = torch.empty_like(mT)
-    uT = torch.empty(N, H, V, device=dev, dtype=torch.float32)
+    o, lse, mT, uT, wT = _fwd_outputs(v, N)
     sm, sw, cm, cw = (torch.empty(max(NT, 1), H, device=dev, dtype=torch.float32) for _ in range(4))
     su, cuv = (torch.empty(max(NT, 1), H, V, device=dev, dtype=torch.float32) for _ in range(2))
     varlen = cu_seqlens is not None
