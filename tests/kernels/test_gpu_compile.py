@@ -5,6 +5,8 @@ not execute (``record_launches(execute=False)``); the interpreter tests check th
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -148,7 +150,7 @@ def test_kernels_compile_for_sm90(op, monkeypatch):
     assert not errors, f"{op}: {len(errors)} of {len(specs)} launches do not compile for sm_90:\n" + "\n".join(errors)
 
 
-def test_the_compile_check_catches_a_shape_rebinding(tmp_path):
+def test_the_compile_check_catches_a_shape_rebinding(tmp_path, monkeypatch):
     """The check itself: the defect fixed in commit 9710d0e (a tile name rebound to another shape inside a runtime
     ``if``) fails to compile here, and the fixed kernel compiles."""
     src = '''
@@ -175,13 +177,9 @@ def good(x, y, BT: tl.constexpr, BK: tl.constexpr):
 '''
     mod = tmp_path / "sm90_probe_kernels.py"
     mod.write_text(src)
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + ":" + __import__("os").environ.get("PYTHONPATH", ""))
-    try:
-        spec = {"module": "sm90_probe_kernels", "signature": {"x": "*fp32", "y": "*fp32", "BT": "constexpr",
-                                                             "BK": "constexpr"},
-                "constexprs": {"BT": 64, "BK": 4}, "options": {"num_warps": 4}}
-        errors = gc.compile_specs([{**spec, "name": "bad"}, {**spec, "name": "good"}], workers=1)
-    finally:
-        monkeypatch.undo()
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    spec = {"module": "sm90_probe_kernels", "signature": {"x": "*fp32", "y": "*fp32", "BT": "constexpr",
+                                                         "BK": "constexpr"},
+            "constexprs": {"BT": 64, "BK": 4}, "options": {"num_warps": 4}}
+    errors = gc.compile_specs([{**spec, "name": "bad"}, {**spec, "name": "good"}], workers=1)
     assert len(errors) == 1 and "sm90_probe_kernels.bad" in errors[0] and "redefines" in errors[0], errors
