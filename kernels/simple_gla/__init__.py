@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from seqlab.kernels._checks import (
-    FLOAT_DTYPES,
     STATE_DTYPES,
     Dims,
     check_choice,
