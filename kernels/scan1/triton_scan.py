@@ -38,6 +38,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import interpret_mode
+from seqlab.kernels.scan1.triton_serial import scan1_serial_bwd, scan1_serial_fwd
 
 _FLAG = 1 << 32
 _LOW = 0xFFFFFFFF
@@ -262,14 +263,18 @@ def _scan1_bwd_kernel(
         tl.store(dh0_ptr + seq[:, None] * D + o_d[None, :], a_s * g, mask=m_s)
 
 
-def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
-    """``(CT, BD, num_warps)``. Defaults from the H100 tile sweep (``benchmarks/scan1_sweep.py``): 64-channel
-    blocks with 4 warps, 64-step chunks forward and 32-step chunks backward were the fastest of 19 tiles in
-    both fp32 and bf16. ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides (for tuning sweeps)."""
+def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, ...]:
+    """``(CT, BD, num_warps)`` for the look-back form, or ``(CT, BD, num_warps, stages)`` for the serial form
+    (``triton_serial.py``). Defaults from the H100 tile sweep (``benchmarks/scan1_sweep.py``): 64-channel
+    blocks with 4 warps, 64-step chunks forward and 32-step chunks backward were the fastest of 19 look-back
+    tiles in both fp32 and bf16. ``SEQLAB_SCAN1_CFG=CT,BD,W`` (look-back) or ``CT,BD,W,S`` (serial) overrides,
+    for tuning sweeps."""
     env = os.environ.get("SEQLAB_SCAN1_CFG")
     if env:
-        ct, bd, w = (int(x) for x in env.split(","))
-        return ct, bd, w
+        cfg = tuple(int(x) for x in env.split(","))
+        if len(cfg) not in (3, 4):
+            raise ValueError(f"SEQLAB_SCAN1_CFG must be CT,BD,W or CT,BD,W,S, got {env!r}")
+        return cfg
     if interpret_mode():
         return 16, 32, 1
     bd = min(64, max(16, triton.next_power_of_2(D)))
@@ -313,7 +318,10 @@ def scan1_fwd(
         if ht is not None:
             ht.copy_(h0 if h0 is not None else torch.zeros_like(ht))
         return h, ht
-    ct, bd, warps = _config(b.dtype, D, T)
+    cfg = _config(b.dtype, D, T)
+    if len(cfg) == 4:
+        return scan1_serial_fwd(a, b, h0, cu_seqlens, log_a, reverse, output_final_state, cfg)
+    ct, bd, warps = cfg
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd)
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
@@ -336,7 +344,10 @@ def scan1_bwd(
         if dh0 is not None and dht is not None:
             dh0.copy_(dht)
         return da, db, dh0
-    ct, bd, warps = _config(h.dtype, D, T, backward=True)
+    cfg = _config(h.dtype, D, T, backward=True)
+    if len(cfg) == 4:
+        return scan1_serial_bwd(a, h0, h, do, dht, cu_seqlens, log_a, reverse, cfg)
+    ct, bd, warps = cfg
     nseq, L, nch, nd, seq_idx, ws = _geometry(h, cu_seqlens, ct, bd)
     _scan1_bwd_kernel[(nseq * nch * nd,)](
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,

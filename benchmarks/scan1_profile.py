@@ -1,0 +1,82 @@
+"""Where scan1's GPU time goes: torch.profiler over the forward and the forward+backward of ``seqlab.kernels.scan1``
+at the issue-3 shape (B=8 T=8192 D=1024, log gates), one table of CUDA kernels (memsets included) per tile config.
+
+It separates the scan kernels from their host-side helpers (the look-back form's zeroed workspace), which
+``benchmarks/scan1_sweep.py``'s wall-clock rows cannot. Usage on the lent GPU::
+
+    source benchmarks/device_env.sh && python3 benchmarks/scan1_profile.py --configs "default;32,32,1,2" \
+        --json $OUT/scan1_profile.json
+
+``--configs`` takes ``default`` or ``SEQLAB_SCAN1_CFG`` values (``CT,BD,W`` look-back, ``CT,BD,W,S`` serial).
+On a machine without CUDA it profiles a tiny shape on the CPU as a smoke test of the script.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+
+
+def profile(cfg: str, dtype: torch.dtype, B: int, T: int, D: int, reps: int = 5) -> list[dict]:
+    """Kernel table (name, calls, device microseconds per call) of ``reps`` forward and fwd+bwd calls."""
+    from seqlab.kernels import scan1
+
+    if cfg == "default":
+        os.environ.pop("SEQLAB_SCAN1_CFG", None)
+    else:
+        os.environ["SEQLAB_SCAN1_CFG"] = cfg
+    cuda = torch.cuda.is_available()
+    dev = "cuda" if cuda else "cpu"
+    x = torch.randn(B, T, D, device=dev, dtype=dtype, requires_grad=True)
+    g = F.logsigmoid(torch.randn(B, T, D, device=dev)).to(dtype).requires_grad_()
+    do = torch.randn_like(x)
+    backend = "triton" if cuda else "torch"
+
+    def step():
+        scan1(None, x, log_a=g, backend=backend)[0].backward(do)
+
+    for _ in range(3):
+        step()
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    with torch.profiler.profile(activities=acts) as prof:
+        for _ in range(reps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        us = getattr(e, "device_time_total", 0.0) if cuda else e.self_cpu_time_total
+        if us > 0 and (not cuda or e.device_type == torch.autograd.DeviceType.CUDA):
+            rows.append(dict(kernel=e.key[:70], calls=e.count // reps, us_per_step=us / reps))
+    rows.sort(key=lambda r: -r["us_per_step"])
+    return rows[:12]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--configs", default="default")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    cuda = torch.cuda.is_available()
+    B, T, D = (8, 8192, 1024) if cuda else (1, 64, 32)
+    out = {}
+    for dtype in ((torch.bfloat16, torch.float32) if cuda else (torch.float32,)):
+        for cfg in args.configs.split(";"):
+            rows = profile(cfg, dtype, B, T, D)
+            key = f"{cfg} {str(dtype)[6:]}"
+            out[key] = rows
+            print(f"\n{key}: B{B} T{T} D{D}, device time per fwd+bwd step")
+            print(f"| kernel | calls | us |\n|---|---|---|")
+            for r in rows:
+                print(f"| {r['kernel']} | {r['calls']} | {r['us_per_step']:.1f} |")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(dict(device=torch.cuda.get_device_name() if cuda else "cpu", tables=out), fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
