@@ -7,12 +7,10 @@ set -u
 out=${1:-/tmp}
 source benchmarks/device_env.sh || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader
-echo "== scan1: serial-in-time form (CT,BD,W,S) vs the look-back form and the peers (issue 3)"
-timeout 180 python3 benchmarks/scan1_sweep.py \
-    --configs "32,32,1,1;32,32,1,2;16,32,1,2;64,32,1,1;64,32,1,2;32,64,2,2;16,16,1,2;16,32,1,1" \
-    --json "$out/scan1.json" 2>&1 | grep -v Warn | grep -v "^correct" | tail -50
-echo "== scan1: kernel time breakdown, look-back default vs serial"
-timeout 80 python3 benchmarks/scan1_profile.py --configs "default;32,32,1;32,32,1,2" --json "$out/scan1_prof.json" \
-    2>&1 | grep -v Warn | tail -60
-echo "== gla kernel vs fla chunk_gla, fwd and fwd+bwd in one run (issue 4)"
-timeout 280 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 | grep -v Warn | tail -20
+echo "== scan1: windowed look-back (CT,BD,W/LW) vs one-predecessor look-back (/1) and the peers (issue 3)"
+timeout 170 python3 benchmarks/scan1_sweep.py \
+    --configs "64,64,4/1;32,32,1/16;32,32,1/32;64,32,1/16;32,64,2/16;64,64,4/32;128,64,4/16;16,32,1/16" \
+    --json "$out/scan1.json" 2>&1 | grep -v Warn | grep -v "^correct.*ok=True" | tail -50
+echo "== blocks: every issue-5 throughput row in one run"
+timeout 330 python3 benchmarks/blocks.py --rows "ours gla,fla GatedLinearAttention,ours deltanet,fla DeltaNet,ours \
+mamba2,fla SimpleGatedLinearAttention,ours mamba,torch-loop mamba" --budget 290 --json "$out/blocks_i5.json" 2>&1 | tail -16

@@ -144,12 +144,15 @@ def test_bad_input_raises_value_error(kwargs, match):
 
 
 @needs_triton
+@pytest.mark.parametrize("lw", [1, 2, 8])
 @pytest.mark.parametrize("varlen", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_look_back_through_aggregates(varlen, reverse, monkeypatch, check_close):
+def test_look_back_through_aggregates(varlen, reverse, lw, monkeypatch, check_close):
     """Chunks publish only aggregates, so every carry-in is composed over the look-back chain (the path
-    concurrent GPU programs take); several channel blocks and chunks per sequence; linear gates of any sign."""
+    concurrent GPU programs take); several channel blocks and chunks per sequence; linear gates of any sign;
+    look-back windows of 1, 2 and 8 predecessors (full and partial windows, several windows per look-back)."""
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
+    monkeypatch.setenv("SEQLAB_SCAN1_LW", str(lw))
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
     gen = torch.Generator().manual_seed(7)
     if varlen:
