@@ -4,10 +4,10 @@ at the issue-3 shape (B=8 T=8192 D=1024, log gates), one table of CUDA kernels (
 It separates the scan kernels from their host-side helpers (the look-back form's zeroed workspace), which
 ``benchmarks/scan1_sweep.py``'s wall-clock rows cannot. Usage on the lent GPU::
 
-    source benchmarks/device_env.sh && python3 benchmarks/scan1_profile.py --configs "default;32,32,1,2" \
+    source benchmarks/device_env.sh && python3 benchmarks/scan1_profile.py --configs "default;32,32,1" \
         --json $OUT/scan1_profile.json
 
-``--configs`` takes ``default`` or ``SEQLAB_SCAN1_CFG`` values (``CT,BD,W`` look-back, ``CT,BD,W,S`` serial).
+``--configs`` takes ``default`` or ``SEQLAB_SCAN1_CFG`` values (``CT,BD,W``).
 On a machine without CUDA it profiles a tiny shape on the CPU as a smoke test of the script.
 """
 from __future__ import annotations

@@ -74,12 +74,11 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--configs", help="semicolon list of CT,BD,num_warps tiles instead of the built-in sweep, "
-                    "e.g. '64,32,1;64,64,2' (1-2 warps keep each channel's time steps in one thread); "
-                    "CT,BD,W,S is the serial form with S stages; a '/LW' suffix sets the look-back window "
-                    "(SEQLAB_SCAN1_LW), e.g. '32,32,1/16'")
+                    "e.g. '64,32,1;64,64,2' (1-2 warps keep each channel's time steps in one thread)")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list of torch dtype names")
     args = ap.parse_args()
-    configs = ([tuple(c.split("/")[0].split(",")) + tuple("/" + x for x in c.split("/")[1:])
-                for c in args.configs.split(";")] if args.configs else CONFIGS)
+    configs = ([tuple(int(v) for v in c.split(",")) for c in args.configs.split(";")] if args.configs
+               else CONFIGS)
     from accelerated_scan.scalar import scan as acc_scan
     from fla.ops.hgrn import chunk_hgrn
 
@@ -95,7 +94,7 @@ def main() -> int:
     torch.cuda.empty_cache()
     B, T, D = 8, 8192, 1024
     n = B * T * D
-    for dt in (torch.float32, torch.bfloat16):
+    for dt in (getattr(torch, name) for name in args.dtypes.split(",")):
         correctness(ctx, dt, B, T, D)
         es = torch.tensor([], dtype=dt).element_size()
         tag = f"B{B} T{T} D{D} {str(dt)[6:]}"
@@ -113,22 +112,16 @@ def main() -> int:
         ctx.bench(f"fwd+bwd accelerated_scan {tag}", lambda: acc_scan(far, xar).backward(doa), bytes_moved=f8)
         cfgs = [None] + ([] if args.no_sweep else configs)
         for cfg in cfgs:
-            os.environ.pop("SEQLAB_SCAN1_LW", None)
             if cfg is None:
                 os.environ.pop("SEQLAB_SCAN1_CFG", None)
                 label = "default"
             else:
-                tile = [str(v) for v in cfg if not str(v).startswith("/")]
-                lw = [str(v)[1:] for v in cfg if str(v).startswith("/")]
-                os.environ["SEQLAB_SCAN1_CFG"] = ",".join(tile)
-                if lw:
-                    os.environ["SEQLAB_SCAN1_LW"] = lw[0]
-                label = "cfg " + ",".join(tile) + (f" lw {lw[0]}" if lw else "")
+                os.environ["SEQLAB_SCAN1_CFG"] = ",".join(map(str, cfg))
+                label = "cfg " + ",".join(map(str, cfg))
             ctx.bench(f"fwd ours {label} {tag}", lambda: scan1(None, xs, log_a=gs), bytes_moved=f3)
             ctx.bench(f"fwd+bwd ours {label} {tag}", lambda: scan1(None, xr, log_a=gr)[0].backward(do),
                       bytes_moved=f8)
         os.environ.pop("SEQLAB_SCAN1_CFG", None)
-        os.environ.pop("SEQLAB_SCAN1_LW", None)
         for mode in ("fwd", "fwd+bwd"):
             ctx.ratio(f"{mode} ours(default) vs accelerated_scan {tag}", f"{mode} ours default {tag}",
                       f"{mode} accelerated_scan {tag}")

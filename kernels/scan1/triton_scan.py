@@ -38,7 +38,6 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import interpret_mode
-from seqlab.kernels.scan1.triton_serial import scan1_serial_bwd, scan1_serial_fwd
 
 _FLAG = 1 << 32
 _LOW = 0xFFFFFFFF
@@ -72,64 +71,36 @@ def _last_row(x, rows, CT: tl.constexpr):
 
 
 @triton.jit
-def _rows_ready(w):
-    """Per row of a ``[W, BD]`` tile of words: 1 when every word of the row carries its flag."""
-    return tl.min(((w >> 32) != 0).to(tl.int32), axis=1)
-
-
-@triton.jit
-def _look_back(ws_ptr, cid, nvalid, o_d, m_d, D, STEP: tl.constexpr, LW: tl.constexpr):
-    """Carry-in of chunk ``cid``: compose the aggregates of its predecessors (chunks ``cid - STEP d`` for
-    distances ``d = 1 .. nvalid``; ``STEP = 1`` forward, ``-1`` backward, whose predecessors are the following
-    chunks) back to the nearest one whose inclusive state is published.
-
-    The look-back reads a window of ``LW`` predecessors at once, as CUB's warp-wide look-back does, instead of
-    one predecessor per round trip: tile row ``i`` holds distance ``base + LW - i`` (the last row is the nearest).
-    A window resolves when every predecessor nearer than its nearest inclusive one has published its aggregate;
-    the window's rows then compose in one ``tl.associative_scan`` (the inclusive row enters as a reset,
-    ``A = 0, B = inclusive``), else the whole window is composed and the next one is read. Rows past the
-    sequence's first chunk are masked (read as an inclusive 0); they are never reached, since a sequence's first
-    chunk always publishes an inclusive state.
+def _look_back(ws_ptr, cid, o_d, m_d, D, STEP: tl.constexpr):
+    """Carry-in of chunk ``cid``: compose aggregates of chunks ``cid - STEP, cid - 2 STEP, ...`` up to an
+    inclusive one (``STEP = 1`` forward; ``-1`` backward, whose predecessors are the following chunks).
 
     Workspace layout per chunk: three rows of ``D`` words: aggregate A, aggregate B, inclusive state.
     """
-    ri = tl.arange(0, LW)
+    k = cid - STEP
     acc_a = tl.full(o_d.shape, 1.0, tl.float32)
     acc_b = tl.zeros(o_d.shape, tl.float32)
     h_in = tl.zeros(o_d.shape, tl.float32)
-    base = 0
     go = 1
     while go == 1:
-        dist = base + LW - ri
-        k = cid - STEP * dist
-        ptr = ws_ptr + k[:, None] * 3 * D + o_d[None, :]
-        m2 = (dist <= nvalid)[:, None] & m_d[None, :]
-        wi = tl.load(ptr + 2 * D, mask=m2, other=4294967296, volatile=True)
-        wa = tl.load(ptr, mask=m2, other=4294967296, volatile=True)
-        wb = tl.load(ptr + D, mask=m2, other=4294967296, volatile=True)
-        i_inc = tl.max(tl.where(_rows_ready(wi) == 1, ri, -1), axis=0)  # nearest inclusive row, -1 if none
-        agg_ok = _rows_ready(wa) * _rows_ready(wb)
-        if tl.min(tl.where(ri > i_inc, agg_ok, 1), axis=0) == 1:
-            # Re-load: a tile element may be held by several threads and a reduction need not read every copy,
-            # so a copy loaded before its word was written could have passed unseen. The test above proved the
-            # words needed (rows i_inc and nearer) are written; the volatile re-load sees them in every thread.
-            wi = tl.load(ptr + 2 * D, mask=m2, other=4294967296, volatile=True)
-            wa = tl.load(ptr, mask=m2, other=4294967296, volatile=True)
-            wb = tl.load(ptr + D, mask=m2, other=4294967296, volatile=True)
-            far = ri[:, None] < i_inc  # beyond the inclusive row: identity (their words may be unwritten)
-            at = ri[:, None] == i_inc
-            ta = tl.where(far | at, tl.where(at, 0.0, 1.0), _unpack(wa))
-            tb = tl.where(far, 0.0, tl.where(at, _unpack(wi), _unpack(wb)))
-            ca, cb = tl.associative_scan((ta, tb), 0, _combine)
-            comp_a = tl.sum(tl.where(ri[:, None] == LW - 1, ca, 0.0), axis=0)
-            comp_b = tl.sum(tl.where(ri[:, None] == LW - 1, cb, 0.0), axis=0)
-            acc_b = acc_a * comp_b + acc_b
-            acc_a = acc_a * comp_a
-            if i_inc >= 0:
-                h_in = acc_b
-                go = 0
-            else:
-                base += LW
+        base = ws_ptr + k * 3 * D
+        # The values are re-loaded after the readiness test: a [BD] vector may be held by several threads, and a
+        # reduction need not read every copy, so a copy loaded before the word was written could pass unseen.
+        # Once the test passed the words are in L2, and the second volatile load sees them in every thread.
+        wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+        if _ready(wi) == 1:
+            wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+            h_in = acc_a * _unpack(wi) + acc_b
+            go = 0
+        else:
+            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+            if (_ready(wa) + _ready(wb)) == 2:
+                wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+                wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+                acc_b = acc_a * _unpack(wb) + acc_b
+                acc_a = acc_a * _unpack(wa)
+                k = k - STEP
     return h_in
 
 
@@ -169,7 +140,7 @@ def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr):
 def _scan1_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, LW: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False)
     rows = tl.arange(0, CT)
@@ -207,7 +178,7 @@ def _scan1_fwd_kernel(
         tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
     h_in = tl.zeros([BD], tl.float32)
     if first_is_start == 0:
-        h_in = _look_back(ws_ptr, cid, j, o_d, m_d, D, 1, LW)
+        h_in = _look_back(ws_ptr, cid, o_d, m_d, D, 1)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b), mask=m_d)
     hs = ca * h_in[None, :] + cb
@@ -221,7 +192,7 @@ def _scan1_bwd_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
     L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, LW: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True)
     rows = tl.arange(0, CT)
@@ -267,7 +238,7 @@ def _scan1_bwd_kernel(
     g_in = tl.zeros([BD], tl.float32)
     if (first_is_end == 0) & (j < NCH - 1):
         # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
-        g_in = _look_back(ws_ptr, cid, NCH - 1 - j, o_d, m_d, D, -1, LW)
+        g_in = _look_back(ws_ptr, cid, o_d, m_d, D, -1)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b), mask=m_d)
     g = ca * g_in[None, :] + cb
@@ -291,30 +262,20 @@ def _scan1_bwd_kernel(
         tl.store(dh0_ptr + seq[:, None] * D + o_d[None, :], a_s * g, mask=m_s)
 
 
-def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, ...]:
-    """``(CT, BD, num_warps)`` for the look-back form, or ``(CT, BD, num_warps, stages)`` for the serial form
-    (``triton_serial.py``). Defaults from the H100 tile sweep (``benchmarks/scan1_sweep.py``): 64-channel
-    blocks with 4 warps, 64-step chunks forward and 32-step chunks backward were the fastest of 19 look-back
-    tiles in both fp32 and bf16. ``SEQLAB_SCAN1_CFG=CT,BD,W`` (look-back) or ``CT,BD,W,S`` (serial) overrides,
-    for tuning sweeps."""
+def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
+    """``(CT, BD, num_warps)``. Defaults from the H100 tile sweep (``benchmarks/scan1_sweep.py``): 64-channel
+    blocks with 4 warps, 64-step chunks forward and 32-step chunks backward were the fastest of 19 tiles in
+    both fp32 and bf16. ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides (for tuning sweeps)."""
     env = os.environ.get("SEQLAB_SCAN1_CFG")
     if env:
-        cfg = tuple(int(x) for x in env.split(","))
-        if len(cfg) not in (3, 4):
-            raise ValueError(f"SEQLAB_SCAN1_CFG must be CT,BD,W or CT,BD,W,S, got {env!r}")
-        return cfg
+        ct, bd, w = (int(x) for x in env.split(","))
+        return ct, bd, w
     if interpret_mode():
         return 16, 32, 1
     bd = min(64, max(16, triton.next_power_of_2(D)))
     ct = (2048 if backward else 4096) // bd
     ct = max(16, min(ct, triton.next_power_of_2(max(L, 1))))
     return ct, bd, 4
-
-
-def _lw() -> int:
-    """Predecessors read per look-back round trip (a power of two); ``SEQLAB_SCAN1_LW`` overrides (sweeps, tests).
-    1 is the one-at-a-time look-back."""
-    return int(os.environ.get("SEQLAB_SCAN1_LW", "4" if interpret_mode() else "16"))
 
 
 def _lookback_test() -> bool:
@@ -352,15 +313,12 @@ def scan1_fwd(
         if ht is not None:
             ht.copy_(h0 if h0 is not None else torch.zeros_like(ht))
         return h, ht
-    cfg = _config(b.dtype, D, T)
-    if len(cfg) == 4:
-        return scan1_serial_fwd(a, b, h0, cu_seqlens, log_a, reverse, output_final_state, cfg)
-    ct, bd, warps = cfg
+    ct, bd, warps = _config(b.dtype, D, T)
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd)
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), LW=_lw(), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
     )
     return h, ht
 
@@ -378,14 +336,11 @@ def scan1_bwd(
         if dh0 is not None and dht is not None:
             dh0.copy_(dht)
         return da, db, dh0
-    cfg = _config(h.dtype, D, T, backward=True)
-    if len(cfg) == 4:
-        return scan1_serial_bwd(a, h0, h, do, dht, cu_seqlens, log_a, reverse, cfg)
-    ct, bd, warps = cfg
+    ct, bd, warps = _config(h.dtype, D, T, backward=True)
     nseq, L, nch, nd, seq_idx, ws = _geometry(h, cu_seqlens, ct, bd)
     _scan1_bwd_kernel[(nseq * nch * nd,)](
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), LW=_lw(), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
     )
     return da, db, dh0
