@@ -32,7 +32,7 @@ def _grads(fn, leaves, w):
     return [h.detach(), ht.detach(), *torch.autograd.grad(loss, leaves)]
 
 
-def correctness(ctx: Ctx, dt: torch.dtype, B: int, T: int, D: int) -> None:
+def correctness(ctx: Ctx, dt: torch.dtype, B: int, T: int, D: int, tag: str = "") -> None:
     from seqlab.kernels import scan1
     from seqlab.kernels.scan1 import scan1_chunked
 
@@ -48,7 +48,7 @@ def correctness(ctx: Ctx, dt: torch.dtype, B: int, T: int, D: int) -> None:
                      [la.float(), b.float(), h0], w)
         for name, x, r in zip(["h", "hT", "dlog_a", "db", "dh0"], ours, ref):
             e = rel_rmse(x, r)
-            ctx.add(name=f"correct scan1 {str(dt)[6:]} rev={reverse} {name}", rel_rmse=e, ok=e < tol)
+            ctx.add(name=f"correct scan1{tag} {str(dt)[6:]} rev={reverse} {name}", rel_rmse=e, ok=e < tol)
     # varlen: uneven packed lengths, h0 per sequence, against the per-sequence PyTorch form
     lens = [1, 4000, 37, 8192 * 3, 5, 12000]
     cu = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), device=ctx.dev, dtype=torch.int32)
@@ -65,7 +65,7 @@ def correctness(ctx: Ctx, dt: torch.dtype, B: int, T: int, D: int) -> None:
                      [lav.float(), bv.float(), h0v], wv)
         for name, x, r in zip(["h", "hT", "dlog_a", "db", "dh0"], ours, ref):
             e = rel_rmse(x, r)
-            ctx.add(name=f"correct scan1 varlen {str(dt)[6:]} rev={reverse} {name}", rel_rmse=e, ok=e < tol)
+            ctx.add(name=f"correct scan1{tag} varlen {str(dt)[6:]} rev={reverse} {name}", rel_rmse=e, ok=e < tol)
     torch.cuda.empty_cache()
 
 
@@ -74,11 +74,11 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--configs", help="semicolon list of CT,BD,num_warps tiles instead of the built-in sweep, "
-                    "e.g. '64,32,1;64,64,2' (1-2 warps keep each channel's time steps in one thread)")
+                    "e.g. '64,32,1;64,64,2' (1-2 warps keep each channel's time steps in one thread); "
+                    "'@NAME=V' suffixes set SEQLAB_SCAN1_NAME for that row, e.g. '32,32,1@TICKET=0@EARLY_POLL=1'")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list of torch dtype names")
     args = ap.parse_args()
-    configs = ([tuple(int(v) for v in c.split(",")) for c in args.configs.split(";")] if args.configs
-               else CONFIGS)
+    configs = args.configs.split(";") if args.configs else [",".join(map(str, c)) for c in CONFIGS]
     from accelerated_scan.scalar import scan as acc_scan
     from fla.ops.hgrn import chunk_hgrn
 
@@ -112,16 +112,25 @@ def main() -> int:
         ctx.bench(f"fwd+bwd accelerated_scan {tag}", lambda: acc_scan(far, xar).backward(doa), bytes_moved=f8)
         cfgs = [None] + ([] if args.no_sweep else configs)
         for cfg in cfgs:
+            for k in [k for k in os.environ if k.startswith("SEQLAB_SCAN1_")]:
+                del os.environ[k]
             if cfg is None:
-                os.environ.pop("SEQLAB_SCAN1_CFG", None)
                 label = "default"
             else:
-                os.environ["SEQLAB_SCAN1_CFG"] = ",".join(map(str, cfg))
-                label = "cfg " + ",".join(map(str, cfg))
+                tile, *flags = cfg.split("@")
+                if tile:
+                    os.environ["SEQLAB_SCAN1_CFG"] = tile
+                for f in flags:
+                    k, v = f.split("=")
+                    os.environ[f"SEQLAB_SCAN1_{k}"] = v
+                label = "cfg " + cfg
+                if flags:  # a change of algorithm, not only of tile: check it at this shape too
+                    correctness(ctx, dt, B, T, D, tag=f" [{cfg}]")
             ctx.bench(f"fwd ours {label} {tag}", lambda: scan1(None, xs, log_a=gs), bytes_moved=f3)
             ctx.bench(f"fwd+bwd ours {label} {tag}", lambda: scan1(None, xr, log_a=gr)[0].backward(do),
                       bytes_moved=f8)
-        os.environ.pop("SEQLAB_SCAN1_CFG", None)
+        for k in [k for k in os.environ if k.startswith("SEQLAB_SCAN1_")]:
+            del os.environ[k]
         for mode in ("fwd", "fwd+bwd"):
             ctx.ratio(f"{mode} ours(default) vs accelerated_scan {tag}", f"{mode} ours default {tag}",
                       f"{mode} accelerated_scan {tag}")

@@ -105,6 +105,28 @@ def _look_back(ws_ptr, cid, o_d, m_d, D, STEP: tl.constexpr):
 
 
 @triton.jit
+def _early_poll(ws_ptr, cid, o_d, m_d, D, valid, STEP: tl.constexpr):
+    """Inclusive word of the preceding chunk, loaded before the tile is scanned so that its round trip overlaps
+    the tile's (``EARLY``); a zero word (not ready, or ``valid`` false) means: take the look-back."""
+    return tl.load(ws_ptr + (cid - STEP) * 3 * D + 2 * D + o_d, mask=m_d & valid, other=0, volatile=True)
+
+
+@triton.jit
+def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.constexpr):
+    """Carry-in of chunk ``cid``: the early-polled inclusive word when it was ready (re-loaded, as in
+    :func:`_look_back`, so that every thread's copy is current), else the look-back."""
+    if EARLY:
+        if _ready(pre) == 1:
+            pre = tl.load(ws_ptr + (cid - STEP) * 3 * D + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+            h_in = _unpack(pre)
+        else:
+            h_in = _look_back(ws_ptr, cid, o_d, m_d, D, STEP)
+    else:
+        h_in = _look_back(ws_ptr, cid, o_d, m_d, D, STEP)
+    return h_in
+
+
+@triton.jit
 def _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr):
     """Per row: sequence index, whether the row starts its sequence in scan order, whether it ends it."""
     if IS_VARLEN:
@@ -125,8 +147,15 @@ def _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN: tl.constexpr, REV
 
 
 @triton.jit
-def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr):
-    t = tl.atomic_add(cnt_ptr, 1).to(tl.int64)
+def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr, TICKET: tl.constexpr):
+    """The program's tile, in launch order (chunk index slowest). ``TICKET``: from an atomic counter, so a chunk
+    only waits on chunks whose programs are already running whatever the scheduler does; else from the program
+    id, which relies on blocks being dispatched in increasing index order, as CUB's single-pass ``DeviceScan``
+    does, and saves one round trip to L2 per program."""
+    if TICKET:
+        t = tl.atomic_add(cnt_ptr, 1).to(tl.int64)
+    else:
+        t = tl.program_id(0).to(tl.int64)
     i_d = t % nD
     rest = t // nD
     i_n = rest % NSEQ
@@ -140,9 +169,10 @@ def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr):
 def _scan1_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
+    EARLY: tl.constexpr,
 ):
-    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False)
+    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET)
     rows = tl.arange(0, CT)
     pl = j * CT + rows  # scan positions within the sequence (the whole packed axis when varlen)
     m_t = pl < L
@@ -159,6 +189,10 @@ def _scan1_fwd_kernel(
     else:
         a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
     b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    cid = i_n * NCH + j
+    pre = tl.zeros([BD], tl.int64)
+    if EARLY:
+        pre = _early_poll(ws_ptr, cid, o_d, m_d, D, j > 0, 1)
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     if HAS_H0:
         h0 = tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=is_start[:, None] & m_d[None, :], other=0.0)
@@ -169,7 +203,6 @@ def _scan1_fwd_kernel(
     agg_b = _last_row(cb, rows, CT)
     has_reset = tl.max(is_start.to(tl.int32), axis=0)
     first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
-    cid = i_n * NCH + j
     wbase = ws_ptr + cid * 3 * D
     if has_reset == 1:  # the chunk's end state does not depend on its carry-in
         tl.store(wbase + 2 * D + o_d, _pack(agg_b), mask=m_d)
@@ -178,7 +211,7 @@ def _scan1_fwd_kernel(
         tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
     h_in = tl.zeros([BD], tl.float32)
     if first_is_start == 0:
-        h_in = _look_back(ws_ptr, cid, o_d, m_d, D, 1)
+        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, 1, EARLY)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b), mask=m_d)
     hs = ca * h_in[None, :] + cb
@@ -188,13 +221,31 @@ def _scan1_fwd_kernel(
 
 
 @triton.jit
+def _bwd_state_loads(a_ptr, h0_ptr, h_ptr, r_prev, offs, mask, m_t, o_d, m_d, seq, is_start, D,
+                     LOG_A: tl.constexpr, HAS_H0: tl.constexpr):
+    """The backward's loads that do not depend on the carry: ``h_{p-1}`` (h0 at a sequence start) and, for log
+    gates, ``a_p`` (else ``hp`` again, unused)."""
+    m_prev = (m_t & (is_start == 0))[:, None] & m_d[None, :]
+    hp = tl.load(h_ptr + r_prev[:, None] * D + o_d[None, :], mask=m_prev, other=0.0).to(tl.float32)
+    if HAS_H0:
+        m_s = is_start[:, None] & m_d[None, :]
+        hp += tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=m_s, other=0.0).to(tl.float32)
+    if LOG_A:
+        a_here = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
+    else:
+        a_here = hp
+    return hp, a_here
+
+
+@triton.jit
 def _scan1_bwd_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
     L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
+    EARLY: tl.constexpr,
 ):
-    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True)
+    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True, TICKET)
     rows = tl.arange(0, CT)
     pl = j * CT + CT - 1 - rows  # descending scan positions: tile row 0 is the chunk's last position
     m_t = pl < L
@@ -223,12 +274,17 @@ def _scan1_bwd_kernel(
     else:
         gate = tl.load(a_ptr + offs_next, mask=m_next, other=0.0).to(tl.float32)
         gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
+    cid = i_n * NCH + j
+    pre = tl.zeros([BD], tl.int64)
+    if EARLY:  # everything that does not depend on the carry goes out before the scan
+        pre = _early_poll(ws_ptr, cid, o_d, m_d, D, j < NCH - 1, -1)
+        hp, a_here = _bwd_state_loads(a_ptr, h0_ptr, h_ptr, r_prev, offs, mask, m_t, o_d, m_d, seq, is_start, D,
+                                      LOG_A, HAS_H0)
     ca, cb = tl.associative_scan((gate, do), 0, _combine)
     agg_a = _last_row(ca, rows, CT)
     agg_b = _last_row(cb, rows, CT)
     has_reset = tl.max(is_end.to(tl.int32), axis=0)
     first_is_end = tl.max((is_end & (rows == 0)).to(tl.int32), axis=0)
-    cid = i_n * NCH + j
     wbase = ws_ptr + cid * 3 * D
     if has_reset == 1:
         tl.store(wbase + 2 * D + o_d, _pack(agg_b), mask=m_d)
@@ -238,23 +294,20 @@ def _scan1_bwd_kernel(
     g_in = tl.zeros([BD], tl.float32)
     if (first_is_end == 0) & (j < NCH - 1):
         # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
-        g_in = _look_back(ws_ptr, cid, o_d, m_d, D, -1)
+        g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, -1, EARLY)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b), mask=m_d)
     g = ca * g_in[None, :] + cb
-    # state before each step: h_{p-1}, or h0 at a sequence start
-    m_prev = (m_t & (is_start == 0))[:, None] & m_d[None, :]
-    hp = tl.load(h_ptr + r_prev[:, None] * D + o_d[None, :], mask=m_prev, other=0.0).to(tl.float32)
-    m_s = is_start[:, None] & m_d[None, :]
-    if HAS_H0:
-        hp += tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=m_s, other=0.0).to(tl.float32)
+    if not EARLY:
+        hp, a_here = _bwd_state_loads(a_ptr, h0_ptr, h_ptr, r_prev, offs, mask, m_t, o_d, m_d, seq, is_start, D,
+                                      LOG_A, HAS_H0)
     da = g * hp
     if LOG_A:
-        a_here = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
         da = da * a_here
     tl.store(da_ptr + offs, da.to(da_ptr.dtype.element_ty), mask=mask)
     tl.store(db_ptr + offs, g.to(db_ptr.dtype.element_ty), mask=mask)
     if HAS_H0:
+        m_s = is_start[:, None] & m_d[None, :]
         if LOG_A:
             a_s = a_here
         else:
@@ -278,6 +331,14 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     bd = min(32, max(16, triton.next_power_of_2(D)))
     ct = max(16, min(32, triton.next_power_of_2(max(L, 1))))
     return ct, bd, 1
+
+
+def _flag(name: str, default: bool) -> bool:
+    """``SEQLAB_SCAN1_TICKET`` (default 1: atomic ticket order; 0: program-id order) and ``SEQLAB_SCAN1_EARLY_POLL``
+    (default 0; 1: poll the preceding chunk's inclusive state while the tile loads). Both are for GPU sweeps
+    (``benchmarks/scan1_sweep.py``); the defaults stay until a sweep times the alternatives."""
+    v = os.environ.get(f"SEQLAB_SCAN1_{name}")
+    return default if v is None else v == "1"
 
 
 def _lookback_test() -> bool:
@@ -320,7 +381,8 @@ def scan1_fwd(
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", True),
+        EARLY=_flag("EARLY_POLL", False), num_warps=warps,
     )
     return h, ht
 
@@ -343,6 +405,7 @@ def scan1_bwd(
     _scan1_bwd_kernel[(nseq * nch * nd,)](
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", True),
+        EARLY=_flag("EARLY_POLL", False), num_warps=warps,
     )
     return da, db, dh0

@@ -43,16 +43,18 @@ CU = torch.tensor([0, 1, 40, 70], dtype=torch.int32)
 T, TV = 70, 70  # dense length; packed length of CU
 
 
-def _scan1(dt):
-    B, D = 2, 16
-    a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
-    _run(lambda b_, la: __import__("seqlab.kernels", fromlist=["scan1"]).scan1(None, b_, log_a=la,
-                                                                               backend="triton"), b, a.float().log().to(dt))
+def _scan1(dt, monkeypatch):
     from seqlab.kernels import scan1
-    _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True, backend="triton"),
-         a, b, h0)
-    _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, cu_seqlens=CU,
-                                 backend="triton"), a[:1], b[:1], torch.randn(3, D))
+    B, D = 2, 16
+    for ticket, early in ((1, 0), (0, 1)):  # the defaults, then program-id order with the early poll
+        monkeypatch.setenv("SEQLAB_SCAN1_TICKET", str(ticket))
+        monkeypatch.setenv("SEQLAB_SCAN1_EARLY_POLL", str(early))
+        a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
+        _run(lambda b_, la: scan1(None, b_, log_a=la, backend="triton"), b, a.float().log().to(dt))
+        _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True,
+                                     backend="triton"), a, b, h0)
+        _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, cu_seqlens=CU,
+                                     backend="triton"), a[:1], b[:1], torch.randn(3, D))
 
 
 def _linear_attn(op, dt, gated_vec):
@@ -142,7 +144,7 @@ def test_kernels_compile_for_sm90(op, monkeypatch):
     with gc.record_launches(specs):
         for dt in (torch.float32, torch.float16):
             fn = OPS[op]
-            fn(dt, monkeypatch) if op == "prefix_attention" else fn(dt)
+            fn(dt, monkeypatch) if op in ("prefix_attention", "scan1") else fn(dt)
     assert specs, f"{op}: no Triton launch was recorded (did the op take the PyTorch path?)"
     half = [x for x in specs if "*fp16" in x["signature"].values()]
     specs = gc.gpu_options(gc.unique([x for x in specs if x not in half] + gc.half_to_bf16(half)))

@@ -243,3 +243,42 @@ def test_torch_path_wide_steps_take_the_loop_and_match_the_oracle(reverse, monke
     ref_ = _run(lambda la_, b_, h0_: scan1_naive(la_.exp(), b_, h0_, reverse), la, b, h0, w)
     for name, x, r in zip(NAMES, got, ref_):
         check_close(f"loop {name}", x, r, 1e-5)
+
+
+ORDER_CASES = [(t, e, nl) for t, e in ((0, 0), (0, 1), (1, 1)) for nl in (False, True)]
+
+
+@needs_triton
+@pytest.mark.parametrize("ticket,early,no_inclusive", ORDER_CASES)
+@pytest.mark.parametrize("varlen,reverse", [(False, False), (True, True)])
+def test_program_order_and_early_poll(varlen, reverse, ticket, early, no_inclusive, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_TICKET=0`` (tiles in program-id order) and ``SEQLAB_SCAN1_EARLY_POLL=1`` (the preceding
+    chunk's inclusive state polled while the tile loads; the backward's state loads hoisted): forward and backward
+    against the PyTorch path, with predecessors' inclusive states published (the early poll's fast path) and
+    withheld (its fall-back to the look-back)."""
+    monkeypatch.setenv("SEQLAB_SCAN1_TICKET", str(ticket))
+    monkeypatch.setenv("SEQLAB_SCAN1_EARLY_POLL", str(early))
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1" if no_inclusive else "0")
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
+    gen = torch.Generator().manual_seed(5)
+    if varlen:
+        lens = [3, 29, 1, 20]
+        B, T = 1, sum(lens)
+        offs = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32)
+    else:
+        B, T, offs = 2, 45, None
+    D = 40
+    N = B if offs is None else len(offs) - 1
+    la = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1)
+    b = torch.randn(B, T, D, generator=gen)
+    h0 = torch.randn(N, D, generator=gen)
+    w = torch.randn(B, T, D, generator=gen)
+
+    def fn(backend):
+        def f(la_, b_, h0_):
+            return scan1(None, b_, log_a=la_, initial_state=h0_, output_final_state=True, cu_seqlens=offs,
+                         reverse=reverse, backend=backend)
+        return f
+
+    for name, x, r in zip(NAMES, _run(fn("triton"), la, b, h0, w), _run(fn("torch"), la, b, h0, w)):
+        check_close(f"order {name}", x, r, 1e-5)
