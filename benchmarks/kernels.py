@@ -222,16 +222,16 @@ def section_scan1(ctx: Ctx) -> None:
         h0r = h0.clone().requires_grad_()
         xvr, gvr = xr.detach().reshape(1, B * T, D).requires_grad_(), gr.detach().reshape(1, B * T, D).requires_grad_()
         dov = do.reshape(1, B * T, D)
-        ctx.bench(f"scan fwd+bwd ours log_a {tag}", lambda: scan1(None, xr, log_a=gr)[0].backward(do), bytes_moved=f8)
-        ctx.bench(f"scan fwd+bwd ours a {tag}", lambda: scan1(ar, xr)[0].backward(do), bytes_moved=f8)
+        ctx.bench(f"scan fwd+bwd ours log_a {tag}", lambda: torch.autograd.grad(scan1(None, xr, log_a=gr)[0], (xr, gr), do), bytes_moved=f8)
+        ctx.bench(f"scan fwd+bwd ours a {tag}", lambda: torch.autograd.grad(scan1(ar, xr)[0], (ar, xr), do), bytes_moved=f8)
         ctx.bench(f"scan fwd+bwd ours log_a+h0 {tag}",
-                  lambda: scan1(None, xr, log_a=gr, initial_state=h0r)[0].backward(do), bytes_moved=f8)
+                  lambda: torch.autograd.grad(scan1(None, xr, log_a=gr, initial_state=h0r)[0], (xr, gr, h0r), do), bytes_moved=f8)
         ctx.bench(f"scan fwd+bwd ours log_a varlen(8x{T}) {tag}",
-                  lambda: scan1(None, xvr, log_a=gvr, cu_seqlens=cu)[0].backward(dov), bytes_moved=f8)
-        ctx.bench(f"scan fwd+bwd fla.chunk_hgrn {tag}", lambda: chunk_hgrn(xr, gr)[0].backward(do), bytes_moved=f8)
+                  lambda: torch.autograd.grad(scan1(None, xvr, log_a=gvr, cu_seqlens=cu)[0], (xvr, gvr), dov), bytes_moved=f8)
+        ctx.bench(f"scan fwd+bwd fla.chunk_hgrn {tag}", lambda: torch.autograd.grad(chunk_hgrn(xr, gr)[0], (xr, gr), do), bytes_moved=f8)
         xar, far = xa.clone().requires_grad_(), fa.clone().requires_grad_()
         doa = do.transpose(1, 2).contiguous()
-        ctx.bench(f"scan fwd+bwd accelerated_scan.scalar {tag}", lambda: acc_scan(far, xar).backward(doa),
+        ctx.bench(f"scan fwd+bwd accelerated_scan.scalar {tag}", lambda: torch.autograd.grad(acc_scan(far, xar), (far, xar), doa),
                   bytes_moved=f8)
         for mode in ("fwd", "fwd+bwd"):
             ctx.ratio(f"scan {mode} ours(log_a) vs accelerated_scan {tag}", f"scan {mode} ours log_a {tag}",

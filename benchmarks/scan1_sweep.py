@@ -3,7 +3,10 @@
 For each dtype at B=8 T=8192 D=1024: correctness of ours (log_a + h0 + final state, all grads; and varlen
 + reverse) against the fp32 chunked PyTorch form, then forward and forward+backward ms for every tile
 config ``(CT, BD, num_warps)`` (``SEQLAB_SCAN1_CFG``), the default config, accelerated-scan 0.3.1 and fla
-``chunk_hgrn``, and the device copy bandwidth. Prints a table; ``--json PATH`` writes the rows.
+``chunk_hgrn``, and the device copy bandwidth. Forward+backward rows take the gradients with
+``torch.autograd.grad`` for every kernel, so no ``.grad`` accumulation into the leaves is timed (until the fifth
+session of 2026-12-03 it was, for ours and the peers alike: ~0.18 ms per step in bf16 at this shape). Prints a
+table; ``--json PATH`` writes the rows.
 
     source benchmarks/device_env.sh && python benchmarks/scan1_sweep.py --json /tmp/scan1.json
 """
@@ -104,12 +107,12 @@ def main() -> int:
         xr, gr = xs.clone().requires_grad_(), gs.clone().requires_grad_()
         f3, f8 = 3 * n * es, 8 * n * es
         ctx.bench(f"fwd fla.chunk_hgrn {tag}", lambda: chunk_hgrn(xs, gs), bytes_moved=f3)
-        ctx.bench(f"fwd+bwd fla.chunk_hgrn {tag}", lambda: chunk_hgrn(xr, gr)[0].backward(do), bytes_moved=f8)
+        ctx.bench(f"fwd+bwd fla.chunk_hgrn {tag}", lambda: torch.autograd.grad(chunk_hgrn(xr, gr)[0], (xr, gr), do), bytes_moved=f8)
         xa, fa = xs.transpose(1, 2).contiguous(), gs.exp().transpose(1, 2).contiguous()
         xar, far = xa.clone().requires_grad_(), fa.clone().requires_grad_()
         doa = do.transpose(1, 2).contiguous()
         ctx.bench(f"fwd accelerated_scan {tag}", lambda: acc_scan(fa, xa), bytes_moved=f3)
-        ctx.bench(f"fwd+bwd accelerated_scan {tag}", lambda: acc_scan(far, xar).backward(doa), bytes_moved=f8)
+        ctx.bench(f"fwd+bwd accelerated_scan {tag}", lambda: torch.autograd.grad(acc_scan(far, xar), (far, xar), doa), bytes_moved=f8)
         cfgs = [None] + ([] if args.no_sweep else configs)
         for cfg in cfgs:
             for k in [k for k in os.environ if k.startswith("SEQLAB_SCAN1_")]:
@@ -127,7 +130,7 @@ def main() -> int:
                 if flags:  # a change of algorithm, not only of tile: check it at this shape too
                     correctness(ctx, dt, B, T, D, tag=f" [{cfg}]")
             ctx.bench(f"fwd ours {label} {tag}", lambda: scan1(None, xs, log_a=gs), bytes_moved=f3)
-            ctx.bench(f"fwd+bwd ours {label} {tag}", lambda: scan1(None, xr, log_a=gr)[0].backward(do),
+            ctx.bench(f"fwd+bwd ours {label} {tag}", lambda: torch.autograd.grad(scan1(None, xr, log_a=gr)[0], (xr, gr), do),
                       bytes_moved=f8)
         for k in [k for k in os.environ if k.startswith("SEQLAB_SCAN1_")]:
             del os.environ[k]
