@@ -151,29 +151,39 @@ def test_look_back_through_aggregates(varlen, reverse, monkeypatch, check_close)
     concurrent GPU programs take); several channel blocks and chunks per sequence; linear gates of any sign."""
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
-    gen = torch.Generator().manual_seed(7)
+    _triton_vs_torch(varlen, reverse, [3, 37, 1, 20], 7, False, "look-back", check_close)
+
+
+def _triton_vs_torch(varlen, reverse, lens, seed, log_gate, label, check_close):
+    """Triton against the PyTorch path on 40 channels (three blocks of 16 at ``CT,BD = 8,16``), h0, the final
+    state and all gradients: packed ``lens`` when ``varlen``, else two sequences of 45 steps. Linear gates of any
+    sign, or log gates."""
+    gen = torch.Generator().manual_seed(seed)
     if varlen:
-        lens = [3, 37, 1, 20]
         B, T = 1, sum(lens)
         offs = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32)
     else:
         B, T, offs = 2, 45, None
-    D = 40  # three channel blocks of 16
+    D = 40
     N = B if offs is None else len(offs) - 1
-    a = torch.rand(B, T, D, generator=gen) * 2 - 1
+    if log_gate:
+        g = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1)
+    else:
+        g = torch.rand(B, T, D, generator=gen) * 2 - 1
     b = torch.randn(B, T, D, generator=gen)
     h0 = torch.randn(N, D, generator=gen)
     w = torch.randn(B, T, D, generator=gen)
 
     def fn(backend):
-        def f(a_, b_, h0_):
-            return scan1(a_, b_, initial_state=h0_, output_final_state=True, cu_seqlens=offs, reverse=reverse,
-                         backend=backend)
+        def f(g_, b_, h0_):
+            gates = dict(log_a=g_) if log_gate else dict(a=g_)
+            return scan1(gates.pop("a", None), b_, initial_state=h0_, output_final_state=True, cu_seqlens=offs,
+                         reverse=reverse, backend=backend, **gates)
         return f
 
-    for name, x, r in zip(["h", "final_state", "da", "db", "dh0"], _run(fn("triton"), a, b, h0, w),
-                          _run(fn("torch"), a, b, h0, w)):
-        check_close(f"look-back {name}", x, r, 1e-5)
+    for name, x, r in zip(["h", "final_state", "dgate", "db", "dh0"], _run(fn("triton"), g, b, h0, w),
+                          _run(fn("torch"), g, b, h0, w)):
+        check_close(f"{label} {name}", x, r, 1e-5)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -260,25 +270,4 @@ def test_program_order_and_early_poll(varlen, reverse, ticket, early, no_inclusi
     monkeypatch.setenv("SEQLAB_SCAN1_EARLY_POLL", str(early))
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1" if no_inclusive else "0")
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
-    gen = torch.Generator().manual_seed(5)
-    if varlen:
-        lens = [3, 29, 1, 20]
-        B, T = 1, sum(lens)
-        offs = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32)
-    else:
-        B, T, offs = 2, 45, None
-    D = 40
-    N = B if offs is None else len(offs) - 1
-    la = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1)
-    b = torch.randn(B, T, D, generator=gen)
-    h0 = torch.randn(N, D, generator=gen)
-    w = torch.randn(B, T, D, generator=gen)
-
-    def fn(backend):
-        def f(la_, b_, h0_):
-            return scan1(None, b_, log_a=la_, initial_state=h0_, output_final_state=True, cu_seqlens=offs,
-                         reverse=reverse, backend=backend)
-        return f
-
-    for name, x, r in zip(NAMES, _run(fn("triton"), la, b, h0, w), _run(fn("torch"), la, b, h0, w)):
-        check_close(f"order {name}", x, r, 1e-5)
+    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 5, True, "order", check_close)
