@@ -16,7 +16,7 @@ from __future__ import annotations
 if __name__ == "kernels":  # imported under the bare name (benchmarks/ on sys.path): see seqlab/kernels/_toplevel.py
     from seqlab.kernels._toplevel import hand_over
 
-    hand_over(__name__, __file__)
+    hand_over(__name__)
 
 import argparse
 import json

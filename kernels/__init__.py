@@ -2,7 +2,7 @@
 if __name__ != "seqlab.kernels":  # a bare ``import kernels`` with the repo root on sys.path: see _toplevel.py
     from seqlab.kernels._toplevel import hand_over
 
-    hand_over(__name__, __file__)
+    hand_over(__name__)
 else:
     from seqlab.kernels._dispatch import choose_backend, triton_available
     from seqlab.kernels.causal_conv1d import causal_conv1d

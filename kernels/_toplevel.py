@@ -2,33 +2,52 @@
 
 DESIGN.md puts ``seqlab.kernels`` in a top-level ``kernels/`` folder (and the GPU benchmark in
 ``benchmarks/kernels.py``). When the repository root, or ``benchmarks/``, is on ``sys.path`` (``python -m ...`` or
-``python benchmarks/x.py`` from a checkout), ``import kernels`` finds those files first. Since transformers 5.25,
-``import transformers`` imports Hugging Face's ``kernels`` package (PyPI ``kernels``) when ``find_spec("kernels")``
-succeeds, and then failed on our folder (ImportError ``CUDAProperties``; fourth session of 2026-12-03).
+``python benchmarks/x.py`` from a checkout, or pytest), ``import kernels`` finds those files first. transformers
+imports a ``kernels`` module whenever ``find_spec("kernels")`` succeeds (5.24 to read its version; 5.25, which
+depends on Hugging Face's ``kernels`` package, to use it), and 5.25 then failed on our folder (ImportError
+``CUDAProperties``; fourth session of 2026-12-03).
 
-:func:`hand_over` runs instead of the module body when one of those files is imported under the bare name: it
-loads the next ``kernels`` on ``sys.path`` outside this checkout into ``sys.modules`` (the import statement then
-returns it), or raises ``ModuleNotFoundError`` as if the name did not exist.
+:func:`hand_over` runs instead of the module body when one of those files is imported under the bare name:
+``sys.modules[name]`` becomes the first ``kernels`` on ``sys.path`` that lives outside this checkout (the import
+statement returns it), or, when there is none, ``seqlab.kernels`` itself (what the bare import gave before).
 """
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
 
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-def hand_over(name: str, file: str) -> None:
-    """Replace ``sys.modules[name]`` with the first ``name`` found on ``sys.path`` away from ``file``'s folder."""
-    own = os.path.dirname(os.path.abspath(file))
-    if os.path.basename(file) == "__init__.py":
-        own = os.path.dirname(own)  # a package: skip the folder that holds it
-    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != own]
-    spec = importlib.machinery.PathFinder.find_spec(name, path)
+
+def _inside_checkout(origin: str | None) -> bool:
+    if not origin:
+        return False
+    origin = os.path.abspath(origin)
+    return os.path.commonpath([origin, _CHECKOUT]) == _CHECKOUT
+
+
+def foreign_spec(name: str):
+    """The spec of the first ``name`` on ``sys.path`` that is not a file of this checkout, or None."""
+    for entry in sys.path:
+        spec = importlib.machinery.PathFinder.find_spec(name, [entry or os.curdir])
+        if spec is None:
+            continue
+        places = [spec.origin] if spec.origin else list(spec.submodule_search_locations or [])  # namespace pkgs
+        if not any(_inside_checkout(p) for p in places):
+            return spec
+    return None
+
+
+def hand_over(name: str) -> None:
+    """Replace ``sys.modules[name]`` (the module being imported) with the foreign ``name`` or with
+    ``seqlab.kernels``."""
+    spec = foreign_spec(name)
     if spec is None:
-        raise ModuleNotFoundError(
-            f"No module named {name!r} (found {file}, which is seqlab's own and not importable as {name!r}: "
-            f"its folder {own} is on sys.path; import seqlab.kernels instead)", name=name)
+        sys.modules[name] = importlib.import_module("seqlab.kernels")
+        return
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
