@@ -71,11 +71,18 @@ def _last_row(x, rows, CT: tl.constexpr):
 
 
 @triton.jit
-def _look_back(ws_ptr, cid, o_d, m_d, D, STEP: tl.constexpr):
+def _look_back(ws_ptr, cid, o_d, m_d, D, STEP: tl.constexpr, RELOAD: tl.constexpr):
     """Carry-in of chunk ``cid``: compose aggregates of chunks ``cid - STEP, cid - 2 STEP, ...`` up to an
     inclusive one (``STEP = 1`` forward; ``-1`` backward, whose predecessors are the following chunks).
 
     Workspace layout per chunk: three rows of ``D`` words: aggregate A, aggregate B, inclusive state.
+
+    ``RELOAD``: the ``[BD]`` vectors may be held by several threads (more threads than channels in the tile), and
+    a reduction need not read every copy, so a copy loaded before the word was written could pass unseen; the
+    words are then re-loaded after the readiness test (once it passed they are in L2 and every thread's second
+    volatile load sees them). Without replication (``BD >= 32 * num_warps``: each thread owns whole channels,
+    ``threadsPerWarp = [1, 32]``, checked in the sm_90 TTGIR by ``tests/kernels/test_gpu_compile.py``) the
+    reduction reads every copy, so a step is one round trip: inclusive word and aggregates loaded together.
     """
     k = cid - STEP
     acc_a = tl.full(o_d.shape, 1.0, tl.float32)
@@ -84,23 +91,33 @@ def _look_back(ws_ptr, cid, o_d, m_d, D, STEP: tl.constexpr):
     go = 1
     while go == 1:
         base = ws_ptr + k * 3 * D
-        # The values are re-loaded after the readiness test: a [BD] vector may be held by several threads, and a
-        # reduction need not read every copy, so a copy loaded before the word was written could pass unseen.
-        # Once the test passed the words are in L2, and the second volatile load sees them in every thread.
-        wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
-        if _ready(wi) == 1:
+        if RELOAD:
             wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
-            h_in = acc_a * _unpack(wi) + acc_b
-            go = 0
-        else:
-            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
-            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
-            if (_ready(wa) + _ready(wb)) == 2:
+            if _ready(wi) == 1:
+                wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+                h_in = acc_a * _unpack(wi) + acc_b
+                go = 0
+            else:
                 wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
                 wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
-                acc_b = acc_a * _unpack(wb) + acc_b
-                acc_a = acc_a * _unpack(wa)
-                k = k - STEP
+                if (_ready(wa) + _ready(wb)) == 2:
+                    wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+                    wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+                    acc_b = acc_a * _unpack(wb) + acc_b
+                    acc_a = acc_a * _unpack(wa)
+                    k = k - STEP
+        else:
+            wi = tl.load(base + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+            wa = tl.load(base + o_d, mask=m_d, other=4294967296, volatile=True)
+            wb = tl.load(base + D + o_d, mask=m_d, other=4294967296, volatile=True)
+            if _ready(wi) == 1:
+                h_in = acc_a * _unpack(wi) + acc_b
+                go = 0
+            else:
+                if (_ready(wa) + _ready(wb)) == 2:
+                    acc_b = acc_a * _unpack(wb) + acc_b
+                    acc_a = acc_a * _unpack(wa)
+                    k = k - STEP
     return h_in
 
 
@@ -112,17 +129,19 @@ def _early_poll(ws_ptr, cid, o_d, m_d, D, valid, STEP: tl.constexpr):
 
 
 @triton.jit
-def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.constexpr):
-    """Carry-in of chunk ``cid``: the early-polled inclusive word when it was ready (re-loaded, as in
-    :func:`_look_back`, so that every thread's copy is current), else the look-back."""
+def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr):
+    """Carry-in of chunk ``cid``: the early-polled inclusive word when it was ready (re-loaded under ``RELOAD``,
+    as in :func:`_look_back`, so that every thread's copy is current), else the look-back."""
     if EARLY:
         if _ready(pre) == 1:
-            pre = tl.load(ws_ptr + (cid - STEP) * 3 * D + 2 * D + o_d, mask=m_d, other=4294967296, volatile=True)
+            if RELOAD:
+                pre = tl.load(ws_ptr + (cid - STEP) * 3 * D + 2 * D + o_d, mask=m_d, other=4294967296,
+                              volatile=True)
             h_in = _unpack(pre)
         else:
-            h_in = _look_back(ws_ptr, cid, o_d, m_d, D, STEP)
+            h_in = _look_back(ws_ptr, cid, o_d, m_d, D, STEP, RELOAD)
     else:
-        h_in = _look_back(ws_ptr, cid, o_d, m_d, D, STEP)
+        h_in = _look_back(ws_ptr, cid, o_d, m_d, D, STEP, RELOAD)
     return h_in
 
 
@@ -147,15 +166,15 @@ def _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN: tl.constexpr, REV
 
 
 @triton.jit
-def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr, TICKET: tl.constexpr):
-    """The program's tile, in launch order (chunk index slowest). ``TICKET``: from an atomic counter, so a chunk
-    only waits on chunks whose programs are already running whatever the scheduler does; else from the program
-    id, which relies on blocks being dispatched in increasing index order, as CUB's single-pass ``DeviceScan``
-    does, and saves one round trip to L2 per program."""
-    if TICKET:
-        t = tl.atomic_add(cnt_ptr, 1).to(tl.int64)
+def _tile_of(t, nD, NSEQ, NCH, BACKWARD: tl.constexpr, I64: tl.constexpr):
+    """Tile ``(channel block, sequence, chunk)`` of ticket ``t``, in launch order (chunk index slowest; the backward
+    walks chunks from the last). Index arithmetic is int32 unless ``I64`` (tensors of >= 2**31 elements): 64-bit
+    offsets cost the 32-step tile ~50 registers a thread (211 against 160, sm_90 ``ptxas -v``), and registers bound
+    how many tiles an SM keeps in flight."""
+    if I64:
+        t = t.to(tl.int64)
     else:
-        t = tl.program_id(0).to(tl.int64)
+        t = t.to(tl.int32)
     i_d = t % nD
     rest = t // nD
     i_n = rest % NSEQ
@@ -166,13 +185,20 @@ def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr, TICKET: tl.constexpr
 
 
 @triton.jit
-def _scan1_fwd_kernel(
-    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
-    LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
-    EARLY: tl.constexpr,
-):
-    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET)
+def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr, TICKET: tl.constexpr, I64: tl.constexpr):
+    """The program's tile, in launch order (chunk index slowest). ``TICKET``: from an atomic counter, so a chunk
+    only waits on chunks whose programs are already running whatever the scheduler does; else from the program
+    id, which relies on blocks being dispatched in increasing index order, as CUB's single-pass ``DeviceScan``
+    does, and saves one round trip to L2 per program."""
+    if TICKET:
+        t = tl.atomic_add(cnt_ptr, 1)
+    else:
+        t = tl.program_id(0)
+    return _tile_of(t, nD, NSEQ, NCH, BACKWARD, I64)
+
+
+@triton.jit
+def _fwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr):
     rows = tl.arange(0, CT)
     pl = j * CT + rows  # scan positions within the sequence (the whole packed axis when varlen)
     m_t = pl < L
@@ -184,15 +210,34 @@ def _scan1_fwd_kernel(
     m_d = o_d < D
     offs = r[:, None] * D + o_d[None, :]
     mask = m_t[:, None] & m_d[None, :]
+    return rows, pl, m_t, r, o_d, m_d, offs, mask
+
+
+@triton.jit
+def _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A: tl.constexpr):
+    """The tile's raw ``a`` (or ``log a``) and ``b``, in their storage dtype (masked rows: identity steps)."""
     if LOG_A:
-        a = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
+        a = tl.load(a_ptr + offs, mask=mask, other=0.0)
     else:
-        a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-    b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        a = tl.load(a_ptr + offs, mask=mask, other=1.0)
+    b = tl.load(b_ptr + offs, mask=mask, other=0.0)
+    return a, b
+
+
+@triton.jit
+def _fwd_tile(
+    a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
+    h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
+    LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr,
+):
+    """Scan one loaded tile, publish its aggregate, resolve its carry-in, publish its inclusive state, store h."""
+    if LOG_A:
+        a = tl.exp(a_raw.to(tl.float32))
+    else:
+        a = a_raw.to(tl.float32)
+    b = b_raw.to(tl.float32)
     cid = i_n * NCH + j
-    pre = tl.zeros([BD], tl.int64)
-    if EARLY:
-        pre = _early_poll(ws_ptr, cid, o_d, m_d, D, j > 0, 1)
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     if HAS_H0:
         h0 = tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=is_start[:, None] & m_d[None, :], other=0.0)
@@ -209,9 +254,9 @@ def _scan1_fwd_kernel(
     else:
         tl.store(wbase + o_d, _pack(agg_a), mask=m_d)
         tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
-    h_in = tl.zeros([BD], tl.float32)
+    h_in = tl.zeros(o_d.shape, tl.float32)
     if first_is_start == 0:
-        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, 1, EARLY)
+        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, 1, EARLY, RELOAD)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b), mask=m_d)
     hs = ca * h_in[None, :] + cb
@@ -221,31 +266,25 @@ def _scan1_fwd_kernel(
 
 
 @triton.jit
-def _bwd_state_loads(a_ptr, h0_ptr, h_ptr, r_prev, offs, mask, m_t, o_d, m_d, seq, is_start, D,
-                     LOG_A: tl.constexpr, HAS_H0: tl.constexpr):
-    """The backward's loads that do not depend on the carry: ``h_{p-1}`` (h0 at a sequence start) and, for log
-    gates, ``a_p`` (else ``hp`` again, unused)."""
-    m_prev = (m_t & (is_start == 0))[:, None] & m_d[None, :]
-    hp = tl.load(h_ptr + r_prev[:, None] * D + o_d[None, :], mask=m_prev, other=0.0).to(tl.float32)
-    if HAS_H0:
-        m_s = is_start[:, None] & m_d[None, :]
-        hp += tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=m_s, other=0.0).to(tl.float32)
-    if LOG_A:
-        a_here = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
-    else:
-        a_here = hp
-    return hp, a_here
+def _scan1_fwd_kernel(
+    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
+    LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
+    EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr,
+):
+    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
+    rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BD)
+    a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A)
+    pre = tl.zeros([BD], tl.int64)
+    if EARLY:
+        pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j > 0, 1)
+    _fwd_tile(a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
+              h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
+              LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD)
 
 
 @triton.jit
-def _scan1_bwd_kernel(
-    a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
-    L, D, NSEQ, NCH, nD,
-    LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
-    EARLY: tl.constexpr,
-):
-    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True, TICKET)
+def _bwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr):
     rows = tl.arange(0, CT)
     pl = j * CT + CT - 1 - rows  # descending scan positions: tile row 0 is the chunk's last position
     m_t = pl < L
@@ -261,25 +300,54 @@ def _scan1_bwd_kernel(
     m_d = o_d < D
     offs = r[:, None] * D + o_d[None, :]
     mask = m_t[:, None] & m_d[None, :]
+    return rows, pl, m_t, r, r_next, r_prev, o_d, m_d, offs, mask
+
+
+@triton.jit
+def _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A: tl.constexpr):
+    """Raw ``h_{p-1}`` and (log gates) ``log a_p`` of a backward tile: loads that need neither the carry nor the
+    sequence flags (rows outside the packed axis ``[0, NR)`` are masked; :func:`_bwd_tile` applies the flags)."""
+    hp = tl.load(h_ptr + r_prev[:, None] * D + o_d[None, :], mask=mask & ((r_prev >= 0) & (r_prev < NR))[:, None],
+                 other=0.0)
+    if LOG_A:
+        a_here = tl.load(a_ptr + offs, mask=mask, other=0.0)
+    else:
+        a_here = hp
+    return hp, a_here
+
+
+@triton.jit
+def _bwd_loads(a_ptr, do_ptr, r_next, offs, mask, o_d, NR, D):
+    """Raw ``do`` and next-position gate of a backward tile (sequence boundaries applied by :func:`_bwd_tile`)."""
+    do = tl.load(do_ptr + offs, mask=mask, other=0.0)
+    gate = tl.load(a_ptr + r_next[:, None] * D + o_d[None, :], mask=mask & ((r_next >= 0) & (r_next < NR))[:, None],
+                   other=0.0)
+    return do, gate
+
+
+@triton.jit
+def _bwd_tile(
+    do_raw, gate_raw, hp_raw, ah_raw, pre, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
+    a_ptr, h0_ptr, h_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH, NR,
+    LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr,
+    RELOAD: tl.constexpr, LATE_LOADS: tl.constexpr,
+):
+    """Reverse-scan one loaded backward tile (``g_p = do'_p + a'_{p+1} g_{p+1}``), publish, resolve the carry,
+    store ``da`` (or ``d log a``), ``db`` and ``dh0``. ``LATE_LOADS``: ``hp_raw`` / ``ah_raw`` are placeholders and
+    the state loads are issued after the scan (fewer live registers while it runs)."""
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
-    do = tl.load(do_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    do = do_raw.to(tl.float32)
     if HAS_DHT:
         do += tl.load(dht_ptr + seq[:, None] * D + o_d[None, :], mask=is_end[:, None] & m_d[None, :], other=0.0)
     # gate of the next scan position; zero where this row ends its sequence (the next row is a reset)
     m_next = (m_t & (is_end == 0))[:, None] & m_d[None, :]
-    offs_next = r_next[:, None] * D + o_d[None, :]
     if LOG_A:
-        gate = tl.exp(tl.load(a_ptr + offs_next, mask=m_next, other=0.0).to(tl.float32))
-        gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
+        gate = tl.exp(gate_raw.to(tl.float32))
     else:
-        gate = tl.load(a_ptr + offs_next, mask=m_next, other=0.0).to(tl.float32)
-        gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
+        gate = gate_raw.to(tl.float32)
+    gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
     cid = i_n * NCH + j
-    pre = tl.zeros([BD], tl.int64)
-    if EARLY:  # everything that does not depend on the carry goes out before the scan
-        pre = _early_poll(ws_ptr, cid, o_d, m_d, D, j < NCH - 1, -1)
-        hp, a_here = _bwd_state_loads(a_ptr, h0_ptr, h_ptr, r_prev, offs, mask, m_t, o_d, m_d, seq, is_start, D,
-                                      LOG_A, HAS_H0)
     ca, cb = tl.associative_scan((gate, do), 0, _combine)
     agg_a = _last_row(ca, rows, CT)
     agg_b = _last_row(cb, rows, CT)
@@ -291,28 +359,54 @@ def _scan1_bwd_kernel(
     else:
         tl.store(wbase + o_d, _pack(agg_a), mask=m_d)
         tl.store(wbase + D + o_d, _pack(agg_b), mask=m_d)
-    g_in = tl.zeros([BD], tl.float32)
+    g_in = tl.zeros(o_d.shape, tl.float32)
     if (first_is_end == 0) & (j < NCH - 1):
         # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
-        g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, -1, EARLY)
+        g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, -1, EARLY, RELOAD)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b), mask=m_d)
     g = ca * g_in[None, :] + cb
-    if not EARLY:
-        hp, a_here = _bwd_state_loads(a_ptr, h0_ptr, h_ptr, r_prev, offs, mask, m_t, o_d, m_d, seq, is_start, D,
-                                      LOG_A, HAS_H0)
+    if LATE_LOADS:
+        hp_raw, ah_raw = _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A)
+    hp = tl.where(is_start[:, None], 0.0, hp_raw.to(tl.float32))
+    m_s = is_start[:, None] & m_d[None, :]
+    if HAS_H0:
+        hp += tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=m_s, other=0.0).to(tl.float32)
     da = g * hp
     if LOG_A:
+        a_here = tl.exp(ah_raw.to(tl.float32))
         da = da * a_here
     tl.store(da_ptr + offs, da.to(da_ptr.dtype.element_ty), mask=mask)
     tl.store(db_ptr + offs, g.to(db_ptr.dtype.element_ty), mask=mask)
     if HAS_H0:
-        m_s = is_start[:, None] & m_d[None, :]
         if LOG_A:
             a_s = a_here
         else:
             a_s = tl.load(a_ptr + offs, mask=m_s, other=0.0).to(tl.float32)
         tl.store(dh0_ptr + seq[:, None] * D + o_d[None, :], a_s * g, mask=m_s)
+
+
+@triton.jit
+def _scan1_bwd_kernel(
+    a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
+    L, D, NSEQ, NCH, nD,
+    LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
+    EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr,
+):
+    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True, TICKET, I64)
+    NR = NSEQ * L
+    rows, pl, m_t, r, r_next, r_prev, o_d, m_d, offs, mask = _bwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BD)
+    do_raw, gate_raw = _bwd_loads(a_ptr, do_ptr, r_next, offs, mask, o_d, NR, D)
+    pre = tl.zeros([BD], tl.int64)
+    hp_raw = do_raw
+    ah_raw = do_raw
+    if EARLY:  # everything that does not depend on the carry goes out before the scan
+        pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j < NCH - 1, -1)
+        hp_raw, ah_raw = _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A)
+    _bwd_tile(do_raw, gate_raw, hp_raw, ah_raw, pre, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
+              a_ptr, h0_ptr, h_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH, NR,
+              LOG_A, HAS_H0, HAS_DHT, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD, not EARLY)
 
 
 def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
@@ -339,6 +433,30 @@ def _flag(name: str, default: bool) -> bool:
     (``benchmarks/scan1_sweep.py``); the defaults stay until a sweep times the alternatives."""
     v = os.environ.get(f"SEQLAB_SCAN1_{name}")
     return default if v is None else v == "1"
+
+
+def _reload(bd: int, warps: int) -> bool:
+    """Whether the look-back re-loads workspace words after its readiness test (see :func:`_look_back`): when a
+    ``[BD]`` vector can be replicated over threads (``BD < 32 * num_warps``), or when ``SEQLAB_SCAN1_RELOAD=1``
+    asks for it (GPU sweeps; ``0`` cannot turn it off where it is needed)."""
+    return bd < 32 * warps or os.environ.get("SEQLAB_SCAN1_RELOAD") == "1"
+
+
+def _i64(ws: torch.Tensor, x: torch.Tensor) -> bool:
+    """64-bit index arithmetic in the kernels when an int32 offset could overflow."""
+    return max(ws.numel(), x.numel()) >= 2**31 - 1
+
+
+def _persist() -> int:
+    """``SEQLAB_SCAN1_PERSIST=P``: persistent programs, ``P`` per SM, each looping over tiles with the next tile's
+    loads in flight (:mod:`seqlab.kernels.scan1.triton_persist`); 0 (default): one program per tile."""
+    return int(os.environ.get("SEQLAB_SCAN1_PERSIST", "0") or 0)
+
+
+def _num_sms(device: torch.device) -> int:
+    if device.type != "cuda" or interpret_mode():
+        return 2
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def _lookback_test() -> bool:
@@ -378,11 +496,22 @@ def scan1_fwd(
         return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd)
+    persist = _persist()
+    if persist:
+        from seqlab.kernels.scan1.triton_persist import _scan1_fwd_persist_kernel
+        nt = nseq * nch * nd
+        _scan1_fwd_persist_kernel[(min(nt, _num_sms(b.device) * persist),)](
+            a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, nt,
+            LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
+            REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), RELOAD=_reload(bd, warps),
+            I64=_i64(ws, h), num_warps=warps,
+        )
+        return h, ht
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", True),
-        EARLY=_flag("EARLY_POLL", False), num_warps=warps,
+        EARLY=_flag("EARLY_POLL", False), RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
     )
     return h, ht
 
@@ -402,10 +531,21 @@ def scan1_bwd(
         return da, db, dh0
     ct, bd, warps = _config(h.dtype, D, T, backward=True)
     nseq, L, nch, nd, seq_idx, ws = _geometry(h, cu_seqlens, ct, bd)
+    persist = _persist()
+    if persist:
+        from seqlab.kernels.scan1.triton_persist import _scan1_bwd_persist_kernel
+        nt = nseq * nch * nd
+        _scan1_bwd_persist_kernel[(min(nt, _num_sms(h.device) * persist),)](
+            a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, nt,
+            LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
+            REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), RELOAD=_reload(bd, warps),
+            I64=_i64(ws, h), num_warps=warps,
+        )
+        return da, db, dh0
     _scan1_bwd_kernel[(nseq * nch * nd,)](
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", True),
-        EARLY=_flag("EARLY_POLL", False), num_warps=warps,
+        EARLY=_flag("EARLY_POLL", False), RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
     )
     return da, db, dh0

@@ -46,9 +46,11 @@ T, TV = 70, 70  # dense length; packed length of CU
 def _scan1(dt, monkeypatch):
     from seqlab.kernels import scan1
     B, D = 2, 16
-    for ticket, early in ((1, 0), (0, 1)):  # the defaults, then program-id order with the early poll
+    # the defaults, program-id order with the early poll, persistent programs
+    for ticket, early, persist in ((1, 0, 0), (0, 1, 0), (1, 0, 2)):
         monkeypatch.setenv("SEQLAB_SCAN1_TICKET", str(ticket))
         monkeypatch.setenv("SEQLAB_SCAN1_EARLY_POLL", str(early))
+        monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", str(persist))
         a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
         _run(lambda b_, la: scan1(None, b_, log_a=la, backend="triton"), b, a.float().log().to(dt))
         _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True,
@@ -185,3 +187,59 @@ def good(x, y, BT: tl.constexpr, BK: tl.constexpr):
             "constexprs": {"BT": 64, "BK": 4}, "options": {"num_warps": 4}}
     errors = gc.compile_specs([{**spec, "name": "bad"}, {**spec, "name": "good"}], workers=1)
     assert len(errors) == 1 and "sm90_probe_kernels.bad" in errors[0] and "redefines" in errors[0], errors
+
+
+_LAYOUT_PROBE = r'''
+import re, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from seqlab.kernels.scan1 import triton_persist as tp, triton_scan as ts
+ct, bd, w = (int(x) for x in sys.argv[1].split(","))
+ptr = lambda n: {k: "*bf16" for k in n.split()}
+fwd = {**ptr("a_ptr b_ptr h_ptr"), "h0_ptr": "*fp32", "ht_ptr": "*fp32", "seq_ptr": "*i32", "cu_ptr": "*i32",
+       "ws_ptr": "*i64", "cnt_ptr": "*i64"}
+bwd = {**ptr("a_ptr h_ptr do_ptr da_ptr db_ptr"), "h0_ptr": "*fp32", "dht_ptr": "*fp32", "dh0_ptr": "*fp32",
+       "seq_ptr": "*i32", "cu_ptr": "*i32", "ws_ptr": "*i64", "cnt_ptr": "*i64"}
+ints = {k: "i32" for k in "L D NSEQ NCH nD".split()}
+common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BD=bd, NO_INCLUSIVE=False, RELOAD=False, I64=False)
+kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True)),
+        (tp._scan1_fwd_persist_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True)),
+        (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True)),
+        (tp._scan1_bwd_persist_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True))]
+for fn, sig, extra in kern:
+    names = fn.arg_names
+    full = {n: sig.get(n, ints.get(n, "i32" if n == "NT" else "constexpr")) for n in names}
+    src = ASTSource(fn, full, {**common, **extra})
+    k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=w, num_stages=1))
+    ttgir = k.asm["ttgir"]
+    defs = dict(re.findall(r"^(#\w+) = (#ttg\.\w+<.*>)$", ttgir, re.M))
+    for ln in ttgir.splitlines():
+        if "isVolatile = true" in ln:
+            shape, lay = re.search(r": tensor<(\d+)x!tt\.ptr<i64>, (#\w+)>", ln).groups()
+            print(fn.__name__, shape, defs[lay])
+'''
+
+
+@pytest.mark.parametrize("cfg", ["32,32,1", "16,32,1", "16,64,2"])
+def test_scan1_one_trip_look_back_layouts_hold_each_channel_once(cfg):
+    """The one-round-trip look-back (``RELOAD`` off, chosen when ``BD >= 32 * num_warps``) relies on every channel's
+    ``[BD]`` vector living in exactly one thread (see ``triton_scan._look_back``). Compile every scan1 kernel for
+    sm_90 at such tiles and check the layout of every workspace (volatile) load: its threads and warps cover no more
+    than the vector's length, so no element has two owners."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", _LAYOUT_PROBE, cfg], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    assert {ln.split()[0] for ln in lines} == {"_scan1_fwd_kernel", "_scan1_fwd_persist_kernel", "_scan1_bwd_kernel",
+                                                "_scan1_bwd_persist_kernel"}, out.stdout
+    for ln in lines:  # e.g. "_scan1_fwd_kernel 32 #ttg.blocked<{sizePerThread = [1], threadsPerWarp = [32], ...}>"
+        _, shape, lay = ln.split(" ", 2)
+        assert lay.startswith("#ttg.blocked<"), f"not a plain blocked layout, cannot rule out replication: {ln}"
+        per = [[int(x) for x in lay.split(f"{key} = [")[1].split("]")[0].split(",")]
+               for key in ("sizePerThread", "threadsPerWarp", "warpsPerCTA")]
+        assert all(len(p) == 1 for p in per) and per[0][0] * per[1][0] * per[2][0] <= int(shape), ln

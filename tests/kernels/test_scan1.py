@@ -271,3 +271,35 @@ def test_program_order_and_early_poll(varlen, reverse, ticket, early, no_inclusi
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1" if no_inclusive else "0")
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
     _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 5, True, "order", check_close)
+
+
+PERSIST_CASES = [("16,32,1", "0"), ("8,16,1", "1")]
+
+
+@needs_triton
+@pytest.mark.parametrize("cfg,no_inclusive", PERSIST_CASES)
+@pytest.mark.parametrize("log_gate", [False, True])
+@pytest.mark.parametrize("varlen,reverse", [(False, False), (False, True), (True, False), (True, True)])
+def test_persistent_programs(varlen, reverse, log_gate, cfg, no_inclusive, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_PERSIST=3``: programs loop over tiles with the next tile's loads in flight (forward and
+    backward), against the PyTorch path; ``16,32`` takes the one-round-trip look-back (no replicated channel
+    vectors), ``8,16`` the re-loading one; with inclusive states withheld every look-back walks aggregates."""
+    monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", "3")
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", no_inclusive)
+    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 11, log_gate, "persistent", check_close)
+
+
+@needs_triton
+@pytest.mark.parametrize("reload", ["0", "1"])
+def test_one_trip_and_reloading_look_back_agree(reload, monkeypatch, check_close):
+    """The look-back of a 32-channel one-warp tile loads inclusive word and aggregates in one round trip; the
+    re-loading form (``SEQLAB_SCAN1_RELOAD=1``) must give the same values, with every look-back walking aggregates."""
+    from seqlab.kernels.scan1 import triton_scan
+
+    monkeypatch.setenv("SEQLAB_SCAN1_RELOAD", reload)
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,32,1")
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
+    assert triton_scan._reload(32, 1) == (reload == "1")
+    assert triton_scan._reload(16, 1) and triton_scan._reload(32, 2)
+    _triton_vs_torch(True, True, [3, 29, 1, 20], 13, True, f"reload={reload}", check_close)
