@@ -19,13 +19,15 @@ import importlib.util
 import os
 import sys
 
-_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Real paths: the package may be reached through symlinks (``benchmarks/device_env.sh`` links this checkout's
+# folders under /tmp/sl/seqlab), and a symlinked path must still count as inside the checkout.
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def _inside_checkout(origin: str | None) -> bool:
     if not origin:
         return False
-    origin = os.path.abspath(origin)
+    origin = os.path.realpath(origin)
     return os.path.commonpath([origin, _CHECKOUT]) == _CHECKOUT
 
 
@@ -45,6 +47,9 @@ def hand_over(name: str) -> None:
     """Replace ``sys.modules[name]`` (the module being imported) with the foreign ``name`` or with
     ``seqlab.kernels``."""
     spec = foreign_spec(name)
+    here = getattr(sys.modules.get(name), "__file__", None)
+    if spec is not None and here and spec.origin and os.path.realpath(spec.origin) == os.path.realpath(here):
+        spec = None  # never hand a module over to itself (that recursed)
     if spec is None:
         sys.modules[name] = importlib.import_module("seqlab.kernels")
         return

@@ -52,3 +52,29 @@ def test_bare_import_without_another_package_is_seqlab_kernels(cwd, ours):
     p = _python("import kernels, seqlab.kernels as sk; print(kernels is sk, callable(kernels.scan1))", cwd, ours)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize("with_hub", [False, True])
+def test_symlinked_package_as_on_the_gpu_machine(tmp_path, with_hub, hub_kernels):
+    """``benchmarks/device_env.sh`` exposes the checkout as ``/tmp/sl/seqlab/<folder>`` symlinks; a benchmark run
+    from the root then has ``benchmarks/`` first on sys.path. The hand-over must still see ``benchmarks/kernels.py``
+    as ours (a path test on the symlinked name recursed there: RecursionError in every benchmark, first device call
+    of the sixth session of 2026-12-03)."""
+    sl = tmp_path / "sl" / "seqlab"
+    sl.mkdir(parents=True)
+    for d in ("core", "kernels"):
+        (sl / d).symlink_to(ROOT / d)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "sl")] + ([str(hub_kernels)] if with_hub else []))
+    code = ("import kernels, seqlab.kernels as sk; "
+            "print(getattr(kernels, 'FAKE_HUB', False), kernels is sk, sk.__file__.startswith(%r))" % str(sl))
+    # run as a script from benchmarks/ so that benchmarks/ is sys.path[0], as `python3 benchmarks/x.py` does
+    bench_copy = BENCH / "_probe_toplevel.py"
+    bench_copy.write_text(code)
+    try:
+        p = subprocess.run([sys.executable, str(bench_copy)], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+    finally:
+        bench_copy.unlink()
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == (["True", "False", "True"] if with_hub else ["False", "True", "True"])
