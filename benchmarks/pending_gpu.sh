@@ -13,12 +13,11 @@ sweep() {  # $1 limit, $2 json name, $3 dtypes, $4 configs
     timeout "$1" python3 benchmarks/scan1_sweep.py --json "$out/$2.json" --dtypes "$3" --configs "$4" 2>&1 \
         | grep -v Warn | grep -v "ok=True" | tail -40
 }
-step "scan1, one-tile programs: one-trip look-back (default) vs re-loading; program-id order + early poll"
-sweep 150 scan1_a bfloat16 "@RELOAD=1;@TICKET=0@EARLY_POLL=1;16,32,1@TICKET=0@EARLY_POLL=1"
-step "scan1, persistent programs (next tile's loads in flight)"
-sweep 170 scan1_b bfloat16 "@PERSIST=8;@PERSIST=16;16,32,1@PERSIST=16;16,32,1@PERSIST=24;16,64,2@PERSIST=8"
-step "scan1 fp32"
-sweep 120 scan1_c float32 "@TICKET=0@EARLY_POLL=1;@PERSIST=8;16,32,1@PERSIST=16"
-step "gla kernel breakdown, ours then fla chunk_gla"
-timeout 120 python3 benchmarks/gla_profile.py --peer --json "$out/gla_prof.json" 2>&1 | grep -v Warn | tail -80
+E="@TICKET=0@EARLY_POLL=1"
+step "scan1: program-id order + early poll, longer chunks split over warps (fewer look-back hops)"
+sweep 170 scan1_d bfloat16 "$E;64,32,2$E;128,32,4$E;256,32,8$E"
+sweep 170 scan1_e float32 "$E;64,32,2$E;128,32,4$E;256,32,8$E"
+step "gla vs fla chunk_gla (wider forward autotune space), then our kernel breakdown"
+timeout 280 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 | grep -v Warn | tail -14
+timeout 60 python3 benchmarks/gla_profile.py --json "$out/gla_prof.json" 2>&1 | grep -v Warn | tail -20
 step done
