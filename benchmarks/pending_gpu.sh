@@ -9,15 +9,9 @@ source benchmarks/device_env.sh || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0)) s] $*"; }
-sweep() {  # $1 limit, $2 json name, $3 dtypes, $4 configs
-    timeout "$1" python3 benchmarks/scan1_sweep.py --json "$out/$2.json" --dtypes "$3" --configs "$4" 2>&1 \
-        | grep -v Warn | grep -v "ok=True" | tail -40
-}
-E="@TICKET=0@EARLY_POLL=1"
-step "scan1: program-id order + early poll, longer chunks split over warps (fewer look-back hops)"
-sweep 170 scan1_d bfloat16 "$E;64,32,2$E;128,32,4$E;256,32,8$E"
-sweep 170 scan1_e float32 "$E;64,32,2$E;128,32,4$E;256,32,8$E"
-step "gla vs fla chunk_gla (wider forward autotune space), then our kernel breakdown"
-timeout 280 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 | grep -v Warn | tail -14
-timeout 60 python3 benchmarks/gla_profile.py --json "$out/gla_prof.json" 2>&1 | grep -v Warn | tail -20
+step "scan1 defaults (program-id order, early poll; fp32 forward 64x32x2) vs accelerated-scan and chunk_hgrn"
+timeout 130 python3 benchmarks/scan1_sweep.py --no-sweep --dtypes bfloat16,float32 --json "$out/scan1.json" 2>&1 \
+    | grep -v Warn | grep -v "ok=True" | grep -v "^{" | tail -30
+step "gla vs fla chunk_gla, fwd and fwd+bwd in one process (fla's fwd+bwd autotune takes minutes)"
+timeout 340 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 | grep -v Warn | tail -14
 step done

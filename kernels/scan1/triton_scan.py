@@ -410,12 +410,15 @@ def _scan1_bwd_kernel(
 
 
 def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
-    """``(CT, BD, num_warps)``: 32-step chunks of 32 channels, one warp, forward and backward. In that tile each
-    thread holds one channel's 32 steps, so the in-chunk scan needs no shuffles or barriers (sm_90 PTX). On an
-    H200 at B=8 T=8192 D=1024 it beat the earlier default (64x64 tiles, 4 warps, 32-step chunks backward; the
-    fastest of 19 tiles in an H100 sweep) in two sweeps of this session: bf16 forward 0.249 vs 0.312 ms,
-    forward+backward 0.84 vs 0.99 ms; fp32 forward 0.303 vs 0.339 ms, forward+backward equal (1.27 ms)
-    (``benchmarks/scan1_sweep.py``, docs/results.md). ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides (tuning sweeps)."""
+    """``(CT, BD, num_warps)``: 32-step chunks of 32 channels with one warp (each thread holds one channel's 32
+    steps, so the in-chunk scan needs no shuffles or barriers), except the float32 forward: 64-step chunks over two
+    warps (half the look-back hops; float32 loads fill the warp's registers at half the steps).
+
+    H200, B=8 T=8192 D=1024, program-id order with the early poll (``benchmarks/scan1_sweep.py``, sixth session of
+    2026-12-03, docs/results.md): bf16 forward 0.208 ms at 32x32x1 against 0.227 (64x32x2), 0.265 (128x32x4) and
+    0.352 ms (256x32x8); float32 forward 0.237 ms at 64x32x2 against 0.271 ms at 32x32x1, but its backward was
+    slower at 64x32x2 (fwd+bwd 1.059 against 0.775 ms), so the backward keeps 32x32x1. ``SEQLAB_SCAN1_CFG=CT,BD,W``
+    overrides both directions (tuning sweeps)."""
     env = os.environ.get("SEQLAB_SCAN1_CFG")
     if env:
         ct, bd, w = (int(x) for x in env.split(","))
@@ -423,14 +426,23 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     if interpret_mode():
         return 16, 32, 1
     bd = min(32, max(16, triton.next_power_of_2(D)))
+    if dtype == torch.float32 and not backward and L >= 64:
+        return 64, bd, 2
     ct = max(16, min(32, triton.next_power_of_2(max(L, 1))))
     return ct, bd, 1
 
 
 def _flag(name: str, default: bool) -> bool:
-    """``SEQLAB_SCAN1_TICKET`` (default 1: atomic ticket order; 0: program-id order) and ``SEQLAB_SCAN1_EARLY_POLL``
-    (default 0; 1: poll the preceding chunk's inclusive state while the tile loads). Both are for GPU sweeps
-    (``benchmarks/scan1_sweep.py``); the defaults stay until a sweep times the alternatives."""
+    """``SEQLAB_SCAN1_TICKET`` (default 0: tiles in program-id order; 1: from an atomic ticket counter) and
+    ``SEQLAB_SCAN1_EARLY_POLL`` (default 1: the preceding chunk's inclusive state is polled while the tile loads,
+    and the backward's state loads are issued before its scan; 0: polled after the scan).
+
+    Program-id order relies, as CUB's single-pass ``DeviceScan`` does, on thread blocks being dispatched in
+    increasing index order, so that a chunk only waits on chunks whose programs already run; the ticket takes one
+    more round trip to L2 per program but needs no such assumption. On an H200 (B=8 T=8192 D=1024, two runs each,
+    docs/results.md) the defaults gave a bf16 forward of 0.208 ms against 0.255 ms with the ticket and a late poll,
+    float32 0.271 against 0.309 ms; forward+backward bf16 0.911 / 0.808 against 0.938 / 0.764 ms (noisy), float32
+    0.801 / 0.775 against 1.143 / 0.800 ms."""
     v = os.environ.get(f"SEQLAB_SCAN1_{name}")
     return default if v is None else v == "1"
 
@@ -510,8 +522,8 @@ def scan1_fwd(
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", True),
-        EARLY=_flag("EARLY_POLL", False), RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", False),
+        EARLY=_flag("EARLY_POLL", True), RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
     )
     return h, ht
 
@@ -545,7 +557,7 @@ def scan1_bwd(
     _scan1_bwd_kernel[(nseq * nch * nd,)](
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", True),
-        EARLY=_flag("EARLY_POLL", False), RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
+        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=_flag("TICKET", False),
+        EARLY=_flag("EARLY_POLL", True), RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
     )
     return da, db, dh0
