@@ -9,9 +9,13 @@ source benchmarks/device_env.sh || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0)) s] $*"; }
-step "scan1 defaults (program-id order, early poll; fp32 forward 64x32x2) vs accelerated-scan and chunk_hgrn"
-timeout 130 python3 benchmarks/scan1_sweep.py --no-sweep --dtypes bfloat16,float32 --json "$out/scan1.json" 2>&1 \
-    | grep -v Warn | grep -v "ok=True" | grep -v "^{" | tail -30
-step "gla vs fla chunk_gla, fwd and fwd+bwd in one process (fla's fwd+bwd autotune takes minutes)"
-timeout 340 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 | grep -v Warn | tail -14
+sweep() {  # $1 limit, $2 json name, $3 dtypes, $4 configs
+    timeout "$1" python3 benchmarks/scan1_sweep.py --json "$out/$2.json" --dtypes "$3" --configs "$4" 2>&1 \
+        | grep -v Warn | grep -v "ok=True" | tail -40
+}
+step "scan1: reused workspace with launch tags (no memset), lean publishing (untimed options, sixth session)"
+sweep 170 scan1_bf16 bfloat16 "@EPOCH=1;@LEAN=1;@EPOCH=1@LEAN=1;32,64,1@EPOCH=1@LEAN=1"
+sweep 170 scan1_fp32 float32 "@EPOCH=1;@LEAN=1;@EPOCH=1@LEAN=1;32,32,1@EPOCH=1@LEAN=1"
+step "scan1 kernel breakdown (memsets included)"
+timeout 60 python3 benchmarks/scan1_profile.py --json "$out/scan1_prof.json" 2>&1 | grep -v Warn | tail -14
 step done

@@ -37,7 +37,7 @@ def _scan1_fwd_op(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     check_cu_seqlens_values(cu_seqlens, b.shape[1])
     if backend == "triton":
-        from seqlab.kernels.scan1.triton_scan import scan1_fwd
+        from seqlab.kernels.scan1.triton_launch import scan1_fwd
 
         h, ht = scan1_fwd(gate, b, h0, cu_seqlens, log_a, reverse, output_final_state)
     else:
@@ -61,7 +61,7 @@ def _scan1_bwd_op(
     h: torch.Tensor, dh: torch.Tensor, dht: torch.Tensor | None, log_a: bool, reverse: bool, backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     if backend == "triton":
-        from seqlab.kernels.scan1.triton_scan import scan1_bwd
+        from seqlab.kernels.scan1.triton_launch import scan1_bwd
 
         dgate, db, dh0 = scan1_bwd(gate, h0, h, dh.contiguous(), dht, cu_seqlens, log_a, reverse)
     else:  # analytic backward: one reverse chunked scan (about 2x faster than a vjp through the forward)

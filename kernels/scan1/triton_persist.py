@@ -24,13 +24,14 @@ from seqlab.kernels.scan1.triton_scan import (
 )
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["epoch"])
 def _scan1_fwd_persist_kernel(
-    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD, NT,
+    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD, NT, epoch,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, RELOAD: tl.constexpr,
     I64: tl.constexpr,
 ):
+    ep = (tl.program_id(0) * 0 + epoch).to(tl.int64)  # a tensor even where epoch == 1 was specialised
     t = tl.atomic_add(cnt_ptr, 1)
     t1 = tl.atomic_add(cnt_ptr, 1)
     i_d, i_n, j = _tile_of(t, nD, NSEQ, NCH, False, I64)
@@ -44,7 +45,7 @@ def _scan1_fwd_persist_kernel(
         n_a, n_b = _fwd_loads(a_ptr, b_ptr, n_offs, n_mask & (t1 < NT), LOG_A)
         i_d, i_n, j = _tile_of(t, nD, NSEQ, NCH, False, I64)
         rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BD)
-        _fwd_tile(a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
+        _fwd_tile(a_raw, b_raw, pre, ep, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
                   h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
                   LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, False, RELOAD)
         t = t1
@@ -53,15 +54,16 @@ def _scan1_fwd_persist_kernel(
         b_raw = n_b
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["epoch"])
 def _scan1_bwd_persist_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
-    L, D, NSEQ, NCH, nD, NT,
+    L, D, NSEQ, NCH, nD, NT, epoch,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, RELOAD: tl.constexpr,
     I64: tl.constexpr,
 ):
     NR = NSEQ * L
+    ep = (tl.program_id(0) * 0 + epoch).to(tl.int64)  # a tensor even where epoch == 1 was specialised
     t = tl.atomic_add(cnt_ptr, 1)
     t1 = tl.atomic_add(cnt_ptr, 1)
     i_d, i_n, j = _tile_of(t, nD, NSEQ, NCH, True, I64)
@@ -79,7 +81,7 @@ def _scan1_bwd_persist_kernel(
         n_hp, n_ah = _bwd_state_loads(a_ptr, h_ptr, n_prev, n_offs, n_mask, n_od, NR, D, LOG_A)
         i_d, i_n, j = _tile_of(t, nD, NSEQ, NCH, True, I64)
         rows, pl, m_t, r, r_next, r_prev, o_d, m_d, offs, mask = _bwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BD)
-        _bwd_tile(do_raw, gate_raw, hp_raw, ah_raw, pre, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
+        _bwd_tile(do_raw, gate_raw, hp_raw, ah_raw, pre, ep, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
                   a_ptr, h0_ptr, h_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH, NR,
                   LOG_A, HAS_H0, HAS_DHT, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, False, RELOAD, False)
         t = t1

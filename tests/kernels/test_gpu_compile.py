@@ -47,10 +47,12 @@ def _scan1(dt, monkeypatch):
     from seqlab.kernels import scan1
     B, D = 2, 16
     # the defaults, program-id order with the early poll, persistent programs
-    for ticket, early, persist in ((1, 0, 0), (0, 1, 0), (1, 0, 2)):
+    for ticket, early, persist, lean in ((1, 0, 0, 0), (0, 1, 0, 1), (1, 0, 2, 0)):
         monkeypatch.setenv("SEQLAB_SCAN1_TICKET", str(ticket))
         monkeypatch.setenv("SEQLAB_SCAN1_EARLY_POLL", str(early))
         monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", str(persist))
+        monkeypatch.setenv("SEQLAB_SCAN1_LEAN", str(lean))
+        monkeypatch.setenv("SEQLAB_SCAN1_EPOCH", str(lean))
         a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
         _run(lambda b_, la: scan1(None, b_, log_a=la, backend="triton"), b, a.float().log().to(dt))
         _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True,
@@ -201,15 +203,15 @@ fwd = {**ptr("a_ptr b_ptr h_ptr"), "h0_ptr": "*fp32", "ht_ptr": "*fp32", "seq_pt
        "ws_ptr": "*i64", "cnt_ptr": "*i64"}
 bwd = {**ptr("a_ptr h_ptr do_ptr da_ptr db_ptr"), "h0_ptr": "*fp32", "dht_ptr": "*fp32", "dh0_ptr": "*fp32",
        "seq_ptr": "*i32", "cu_ptr": "*i32", "ws_ptr": "*i64", "cnt_ptr": "*i64"}
-ints = {k: "i32" for k in "L D NSEQ NCH nD".split()}
+ints = {k: "i32" for k in "L D NSEQ NCH nD NT epoch".split()}
 common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BD=bd, NO_INCLUSIVE=False, RELOAD=False, I64=False)
-kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True)),
+kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, LEAN=True)),
         (tp._scan1_fwd_persist_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True)),
-        (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True)),
+        (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True, LEAN=True)),
         (tp._scan1_bwd_persist_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True))]
 for fn, sig, extra in kern:
     names = fn.arg_names
-    full = {n: sig.get(n, ints.get(n, "i32" if n == "NT" else "constexpr")) for n in names}
+    full = {n: sig.get(n, ints.get(n, "constexpr")) for n in names}
     src = ASTSource(fn, full, {**common, **extra})
     k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=w, num_stages=1))
     ttgir = k.asm["ttgir"]

@@ -295,11 +295,52 @@ def test_persistent_programs(varlen, reverse, log_gate, cfg, no_inclusive, monke
 def test_one_trip_and_reloading_look_back_agree(reload, monkeypatch, check_close):
     """The look-back of a 32-channel one-warp tile loads inclusive word and aggregates in one round trip; the
     re-loading form (``SEQLAB_SCAN1_RELOAD=1``) must give the same values, with every look-back walking aggregates."""
-    from seqlab.kernels.scan1 import triton_scan
+    from seqlab.kernels.scan1 import triton_launch
 
     monkeypatch.setenv("SEQLAB_SCAN1_RELOAD", reload)
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,32,1")
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
-    assert triton_scan._reload(32, 1) == (reload == "1")
-    assert triton_scan._reload(16, 1) and triton_scan._reload(32, 2)
+    assert triton_launch._reload(32, 1) == (reload == "1")
+    assert triton_launch._reload(16, 1) and triton_launch._reload(32, 2)
     _triton_vs_torch(True, True, [3, 29, 1, 20], 13, True, f"reload={reload}", check_close)
+
+
+@needs_triton
+@pytest.mark.parametrize("lean,lookback", [("0", "1"), ("1", "0")])
+def test_reused_workspace_with_launch_tags(lean, lookback, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_EPOCH=1``: one workspace per stream, reused across launches of different shapes and
+    directions, each launch tagging its words with the next tag. Before every launch the buffer is filled with
+    words of the previous tag (ready flags of the old protocol, wrong values), and with inclusive states withheld
+    (``lookback``) every look-back reads such stale words: they must read as unpublished. With
+    ``SEQLAB_SCAN1_LEAN=1`` chunks whose early poll found their carry-in publish no aggregate."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setenv("SEQLAB_SCAN1_EPOCH", "1")
+    monkeypatch.setenv("SEQLAB_SCAN1_LEAN", lean)
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", lookback)
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
+    monkeypatch.setattr(triton_launch, "_WS", {})
+    tags = []
+    real = triton_launch._workspace
+
+    def poisoned(*args):
+        ws, tag = real(*args)
+        if tag > 1:  # what the previous launch may have left: its tag, a float32 of 3.14
+            ws[:-2].fill_(((tag - 1) << 32) | 0x40490FDB)
+        tags.append((ws, tag))
+        return ws, tag
+
+    monkeypatch.setattr(triton_launch, "_workspace", poisoned)
+    for varlen, reverse, lens in ((False, False, None), (True, True, [3, 29, 1, 20]), (False, True, None),
+                                  (True, False, [40, 2, 9])):
+        _triton_vs_torch(varlen, reverse, lens or [1], 17, True, f"epoch lean={lean}", check_close)
+    assert [t for _, t in tags] == list(range(1, len(tags) + 1)) and len(tags) == 8  # fwd + bwd per case
+    assert len({ws.untyped_storage().data_ptr() for ws, _ in tags}) == 1  # one buffer, never re-allocated
+
+
+def test_workspace_is_fresh_without_the_flag(monkeypatch):
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.delenv("SEQLAB_SCAN1_EPOCH", raising=False)
+    ws, tag = triton_launch._workspace(10, torch.device("cpu"), True)
+    assert tag == 1 and ws.numel() == 10 and not ws.any()
