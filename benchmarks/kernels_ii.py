@@ -56,15 +56,19 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
     for name, (fn, ins) in cases.items():
         if not _selected(name):
             continue
-        for impl in ("fused", "lookback", "chunked"):  # prefix_attention's forward forms (SEQLAB_PREFIX_ATTN_FWD)
-            os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
+        # prefix_attention's forward forms (SEQLAB_PREFIX_ATTN_FWD); "lookback early": program-id order + early poll
+        for impl in ("fused", "lookback", "lookback early", "chunked"):
+            os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl.split()[0]
+            os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
+            os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
             try:
                 _compare(f"{name} {impl}", fn, ins, do, rows,
                          f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}")
             except Exception as e:  # keep going: one failure must not hide the rest
                 print(f"correctness {name} {impl}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
                 rows.append(dict(name=f"correctness {name} {impl}", error=str(e)[:300]))
-        os.environ.pop("SEQLAB_PREFIX_ATTN_FWD")
+        for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL"):
+            os.environ.pop(k)
         if dev == "cuda":
             torch.cuda.empty_cache()
 
@@ -115,8 +119,13 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     del vc
     # the forward forms (SEQLAB_PREFIX_ATTN_FWD): the fused single-pass default, the look-back single pass
     # (independent chunk programs) and the chunked three launches
-    for impl in ("fused", "lookback", "chunked"):
-        os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl
+    # "lookback early": program-id order with the early poll (SEQLAB_PREFIX_ATTN_TICKET=0, _EARLY_POLL=1);
+    # SEQLAB_BENCH_PA_FORMS="lookback,lookback early" times a subset
+    forms = os.environ.get("SEQLAB_BENCH_PA_FORMS", "fused,lookback,lookback early,chunked").split(",")
+    for impl in forms:
+        os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl.split()[0]
+        os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
+        os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
         ctx.bench(f"prefix_attention fwd seqlab triton {impl} {tag}", lambda: prefix_attention(s, v, backend="triton"),
                   bytes_moved=nbytes)
         # the same forward replayed from a CUDA graph: GPU time without the Python launch path
@@ -125,7 +134,8 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
         ctx.bench(f"prefix_attention fwd+bwd seqlab triton {impl} {tag}",
                   run(lambda: prefix_attention(s, v, backend="triton"), True),
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
-    os.environ.pop("SEQLAB_PREFIX_ATTN_FWD")
+    for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL"):
+        os.environ.pop(k)
     if dev == "cuda":
         from seqlab.kernels.prefix_attention.triton_scan import _pa_fused_fwd_kernel, _pa_lookback_fwd_kernel
         for impl, kern in (("fused", _pa_fused_fwd_kernel), ("lookback", _pa_lookback_fwd_kernel)):

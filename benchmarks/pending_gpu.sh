@@ -18,4 +18,7 @@ sweep 170 scan1_bf16 bfloat16 "@EPOCH=1;@LEAN=1;@EPOCH=1@LEAN=1;32,64,1@EPOCH=1@
 sweep 170 scan1_fp32 float32 "@EPOCH=1;@LEAN=1;@EPOCH=1@LEAN=1;32,32,1@EPOCH=1@LEAN=1"
 step "scan1 kernel breakdown (memsets included)"
 timeout 60 python3 benchmarks/scan1_profile.py --json "$out/scan1_prof.json" 2>&1 | grep -v Warn | tail -14
+step "prefix_attention look-back: ticket + late poll vs program-id order + early poll (untimed option)"
+SEQLAB_BENCH_PA_FORMS="lookback,lookback early" timeout 150 python3 benchmarks/kernels_ii.py --only prefix_attention \
+    --json "$out/pa.json" 2>&1 | grep -v Warn | tail -16
 step done

@@ -294,6 +294,18 @@ def test_lookback_varlen_equals_loop(with_state, walk, monkeypatch, check_close)
 
 
 @needs_triton
+@pytest.mark.parametrize("walk", [False, True])
+def test_lookback_program_order_and_early_poll(walk, monkeypatch, check_close):
+    """``SEQLAB_PREFIX_ATTN_TICKET=0`` (chunks in program-id order) with ``SEQLAB_PREFIX_ATTN_EARLY_POLL=1`` (the
+    preceding record loaded with the tile, the look-back's first step taken on it): dense (five chunks, initial
+    state) and packed cases against the oracle, with inclusive aggregates published and withheld."""
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_TICKET", "0")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_EARLY_POLL", "1")
+    test_lookback_matches_oracle(130, True, walk, monkeypatch, check_close)
+    test_lookback_varlen_equals_loop(True, walk, monkeypatch, check_close)
+
+
+@needs_triton
 @pytest.mark.parametrize("with_state", [False, True])
 def test_lookback_empty_sequences_keep_state(with_state, check_close):
     """Called directly (the op itself rejects empty sequences): an empty packed sequence's final state is its
