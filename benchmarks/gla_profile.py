@@ -13,29 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-
-def kernel_table(step, reps: int = 5) -> list[dict]:
-    """(kernel, calls per step, device us per step) of ``reps`` calls of ``step`` after 3 warm-up calls."""
-    cuda = torch.cuda.is_available()
-    for _ in range(3):
-        step()
-    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
-    with torch.profiler.profile(activities=acts) as prof:
-        for _ in range(reps):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-    rows = []
-    for e in prof.key_averages():
-        us = getattr(e, "device_time_total", 0.0) if cuda else e.self_cpu_time_total
-        if us > 0 and (not cuda or e.device_type == torch.autograd.DeviceType.CUDA):
-            rows.append(dict(kernel=e.key[:80], calls=e.count // reps, us_per_step=us / reps))
-    rows.sort(key=lambda r: -r["us_per_step"])
-    return rows[:16]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _profiling import kernel_table  # noqa: E402
 
 
 def main() -> int:

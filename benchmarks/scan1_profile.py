@@ -15,9 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _profiling import kernel_table  # noqa: E402
 
 
 def profile(cfg: str, dtype: torch.dtype, B: int, T: int, D: int, reps: int = 5) -> list[dict]:
@@ -38,21 +43,7 @@ def profile(cfg: str, dtype: torch.dtype, B: int, T: int, D: int, reps: int = 5)
     def step():  # gradients by autograd.grad: no .grad accumulation kernels in the profile
         torch.autograd.grad(scan1(None, x, log_a=g, backend=backend)[0], (x, g), do)
 
-    for _ in range(3):
-        step()
-    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
-    with torch.profiler.profile(activities=acts) as prof:
-        for _ in range(reps):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-    rows = []
-    for e in prof.key_averages():
-        us = getattr(e, "device_time_total", 0.0) if cuda else e.self_cpu_time_total
-        if us > 0 and (not cuda or e.device_type == torch.autograd.DeviceType.CUDA):
-            rows.append(dict(kernel=e.key[:70], calls=e.count // reps, us_per_step=us / reps))
-    rows.sort(key=lambda r: -r["us_per_step"])
-    return rows[:12]
+    return kernel_table(step, reps, top=12, width=70)
 
 
 def main() -> int:

@@ -1,0 +1,25 @@
+"""torch.profiler kernel tables shared by the ``*_profile.py`` benchmark scripts."""
+from __future__ import annotations
+
+import torch
+
+
+def kernel_table(step, reps: int = 5, top: int = 16, width: int = 80) -> list[dict]:
+    """(kernel, calls per step, device us per step) of ``reps`` calls of ``step`` after 3 warm-up calls, largest
+    first. Without CUDA the rows are CPU operators with their self CPU time (the scripts' smoke tests)."""
+    cuda = torch.cuda.is_available()
+    for _ in range(3):
+        step()
+    acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    with torch.profiler.profile(activities=acts) as prof:
+        for _ in range(reps):
+            step()
+        if cuda:
+            torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        us = getattr(e, "device_time_total", 0.0) if cuda else e.self_cpu_time_total
+        if us > 0 and (not cuda or e.device_type == torch.autograd.DeviceType.CUDA):
+            rows.append(dict(kernel=e.key[:width], calls=e.count // reps, us_per_step=us / reps))
+    rows.sort(key=lambda r: -r["us_per_step"])
+    return rows[:top]
