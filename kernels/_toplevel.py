@@ -20,15 +20,19 @@ import os
 import sys
 
 # Real paths: the package may be reached through symlinks (``benchmarks/device_env.sh`` links this checkout's
-# folders under /tmp/sl/seqlab), and a symlinked path must still count as inside the checkout.
+# folders under /tmp/sl/seqlab), and a symlinked path must still count as ours.
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+_OUR_PACKAGE = os.path.join(_CHECKOUT, "kernels")
+_OUR_SCRIPT = os.path.join(_CHECKOUT, "benchmarks", "kernels.py")
 
 
 def _inside_checkout(origin: str | None) -> bool:
+    """Whether ``origin`` is one of our two ``kernels`` (the top-level package or ``benchmarks/kernels.py``). Only
+    those count: a virtualenv inside the checkout (``make``'s ``.venv``) holds the foreign package we must reach."""
     if not origin:
         return False
     origin = os.path.realpath(origin)
-    return os.path.commonpath([origin, _CHECKOUT]) == _CHECKOUT
+    return origin == _OUR_SCRIPT or os.path.commonpath([origin, _OUR_PACKAGE]) == _OUR_PACKAGE
 
 
 def foreign_spec(name: str):

@@ -15,6 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 
 
+# Hide the installed packages (transformers >= 5.25 installs Hugging Face's ``kernels`` there) once torch and
+# seqlab are loaded, so that a test can see what the bare import does when no other ``kernels`` exists.
+NO_SITE = "import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p and 'dist-packages' not in p]; "
+
+
 def _python(code: str, cwd: Path, extra_path: list[Path]) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if extra_path:
@@ -49,7 +54,8 @@ def test_bare_import_reaches_the_later_package(cwd, ours, hub_kernels):
 def test_bare_import_without_another_package_is_seqlab_kernels(cwd, ours):
     """What the bare import gave before (transformers < 5.25 then reads no version from it), with no recursion
     between our two files."""
-    p = _python("import kernels, seqlab.kernels as sk; print(kernels is sk, callable(kernels.scan1))", cwd, ours)
+    code = "import seqlab.kernels as sk; " + NO_SITE + "import kernels; print(kernels is sk, callable(kernels.scan1))"
+    p = _python(code, cwd, ours)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split() == ["True", "True"]
 
@@ -66,7 +72,7 @@ def test_symlinked_package_as_on_the_gpu_machine(tmp_path, with_hub, hub_kernels
         (sl / d).symlink_to(ROOT / d)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "sl")] + ([str(hub_kernels)] if with_hub else []))
-    code = ("import kernels, seqlab.kernels as sk; "
+    code = ("import seqlab.kernels as sk; " + (NO_SITE if not with_hub else "") + "import kernels; "
             "print(getattr(kernels, 'FAKE_HUB', False), kernels is sk, sk.__file__.startswith(%r))" % str(sl))
     # run as a script from benchmarks/ so that benchmarks/ is sys.path[0], as `python3 benchmarks/x.py` does
     bench_copy = BENCH / "_probe_toplevel.py"
@@ -78,3 +84,21 @@ def test_symlinked_package_as_on_the_gpu_machine(tmp_path, with_hub, hub_kernels
         bench_copy.unlink()
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.split() == (["True", "False", "True"] if with_hub else ["False", "True", "True"])
+
+
+def test_foreign_package_in_a_virtualenv_inside_the_checkout(tmp_path):
+    """``make`` puts its ``.venv`` inside the checkout, so Hugging Face's ``kernels`` lives under the repo root
+    there. It is not one of ours and must be reached (a path test on the whole checkout aliased seqlab.kernels
+    instead, and transformers 5.25 failed: 6 Time-LLM tests of a fresh-clone ``make test``, sixth session)."""
+    site = ROOT / ".probe_venv_site"
+    pkg = site / "kernels"
+    pkg.mkdir(parents=True, exist_ok=False)
+    try:
+        (pkg / "__init__.py").write_text("FAKE_HUB = True\n")
+        p = _python("import kernels; print(getattr(kernels, 'FAKE_HUB', False))", ROOT, [site])
+    finally:
+        (pkg / "__init__.py").unlink()
+        pkg.rmdir()
+        site.rmdir()
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["True"]
