@@ -23,3 +23,21 @@ def kernel_table(step, reps: int = 5, top: int = 16, width: int = 80) -> list[di
             rows.append(dict(kernel=e.key[:width], calls=e.count // reps, us_per_step=us / reps))
     rows.sort(key=lambda r: -r["us_per_step"])
     return rows[:top]
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    """One markdown table of :func:`kernel_table` rows under ``title``."""
+    print(f"\n{title}")
+    print("| kernel | calls | us |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['kernel']} | {r['calls']} | {r['us_per_step']:.1f} |", flush=True)
+
+
+def write_tables(path: str | None, tables: dict) -> None:
+    """``{"device": ..., "tables": tables}`` as JSON at ``path`` (nothing when ``path`` is None)."""
+    if path:
+        import json
+
+        with open(path, "w") as fh:
+            json.dump(dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                           tables=tables), fh, indent=1)

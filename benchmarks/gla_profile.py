@@ -12,7 +12,6 @@ On a machine without CUDA it profiles a tiny shape of the PyTorch path on the CP
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _profiling import kernel_table  # noqa: E402
+from _profiling import kernel_table, print_table, write_tables  # noqa: E402
 
 
 def main() -> int:
@@ -55,13 +54,8 @@ def main() -> int:
             rows = kernel_table(step)
             out[key] = rows
             total = sum(r["us_per_step"] for r in rows)
-            print(f"\n{key}: B{B} T{T} H{H} K{K} V{V} {str(dt)[6:]}, device us per step (sum {total:.1f})")
-            print("| kernel | calls | us |\n|---|---|---|")
-            for r in rows:
-                print(f"| {r['kernel']} | {r['calls']} | {r['us_per_step']:.1f} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(dict(device=torch.cuda.get_device_name() if cuda else "cpu", tables=out), fh, indent=1)
+            print_table(f"{key}: B{B} T{T} H{H} K{K} V{V} {str(dt)[6:]}, device us per step (sum {total:.1f})", rows)
+    write_tables(args.json, out)
     return 0
 
 

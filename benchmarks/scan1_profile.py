@@ -13,7 +13,6 @@ On a machine without CUDA it profiles a tiny shape on the CPU as a smoke test of
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _profiling import kernel_table  # noqa: E402
+from _profiling import kernel_table, print_table, write_tables  # noqa: E402
 
 
 def profile(cfg: str, dtype: torch.dtype, B: int, T: int, D: int, reps: int = 5) -> list[dict]:
@@ -59,13 +58,8 @@ def main() -> int:
             rows = profile(cfg, dtype, B, T, D)
             key = f"{cfg} {str(dtype)[6:]}"
             out[key] = rows
-            print(f"\n{key}: B{B} T{T} D{D}, device time per fwd+bwd step")
-            print(f"| kernel | calls | us |\n|---|---|---|")
-            for r in rows:
-                print(f"| {r['kernel']} | {r['calls']} | {r['us_per_step']:.1f} |")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(dict(device=torch.cuda.get_device_name() if cuda else "cpu", tables=out), fh, indent=1)
+            print_table(f"{key}: B{B} T{T} D{D}, device time per fwd+bwd step", rows)
+    write_tables(args.json, out)
     return 0
 
 
