@@ -7,33 +7,41 @@ row is the identity, so no kernel needs sequence bounds; dense batches with ``T 
 build no index tensors). ``gc`` = in-chunk cumulative log decay (float32), ``h_c`` = state entering chunk ``c``,
 ``dh_c`` = gradient of the state leaving chunk ``c``.
 
-Forward (fla: cumsum, states, two intra-score launches, output = 5 launches; 2 here)
+Forward (fla: cumsum, states, two intra-score launches, output = 5 launches; 3 here)
     1. ``_gla_fwd_h_kernel`` (one program per sequence, head, key block, value block; sequential over the
        chunks): the chunk-local cumsum of ``g`` is taken in registers and written once (fla runs a separate
        ``chunk_local_cumsum`` pass), stores ``h_c`` in the input dtype (as fla) and the final state.
-    2. ``_gla_fwd_ao_kernel`` (one program per chunk, query sub-chunk of 16, head): that sub-chunk's rows of the
-       intra-chunk scores ``A_ij = scale sum_d q_id k_jd exp(gc_id - gc_jd)`` (j <= i), stored ``[B, T, H, 64]``
-       float32 for the backward (fla saves A too), then its outputs ``o = scale (q e^gc) h_c + A v``.
-       Secondary chunking (GLA paper, Sec. 4.2): the decay is split at the first step ``r`` of the query
-       sub-chunk, ``(q_i e^(gc_i - gc_r)) . (k_j e^(gc_r - gc_j))``; for keys in earlier sub-chunks both factors
-       are <= 1. fla forms the diagonal 16 x 16 blocks elementwise (``chunk_gla_fwd_A_kernel_intra_sub_intra``:
-       16 x 16 x K exponentials per sub-chunk); here they come out of the same tf32 matmul whenever the factors
-       stay in range, i.e. while the decay inside the sub-chunk spans at most ``e^60`` in every channel of the
-       key block (``|gc_i - gc_r| <= 60``), and only otherwise (a runtime branch per sub-chunk and key block)
-       elementwise in log space: exact for any decay.
+    2. ``_gla_fwd_ao64_kernel`` (default, ``SEQLAB_GLA_FWD=chunk``; one program per chunk and head, launched twice:
+       see below): the intra-chunk scores ``A_ij = scale sum_d q_id k_jd exp(gc_id - gc_jd)`` (j <= i), stored
+       ``[B, T, H, 64]`` float32 for the backward (fla saves A too), then ``o = scale (q e^gc) h_c + A v``, all
+       64-row matmuls. Where the decay spans at most ``e^60`` over the chunk in every key channel (fla's layer gate,
+       logsigmoid / 16, spans about e^3), each key block's scores are one matmul with the decay split at the
+       chunk's first row, ``(q_i e^(gc_i - gc_0)) . (k_j e^(gc_0 - gc_j))``, every factor in ``[e^-60, e^60]``.
+       Elsewhere, secondary chunking (GLA paper, Sec. 4.2): the decay split at the first step ``r`` of each
+       query's 16-row sub-chunk, ``(q_i e^(gc_i - gc_r)) . (k_j e^(gc_r - gc_j))``, both factors <= 1 for keys in
+       earlier sub-chunks; the diagonal 16 x 16 blocks (fla: ``chunk_gla_fwd_A_kernel_intra_sub_intra``,
+       elementwise) come out of the same matmul while the sub-chunk's span is at most ``e^60``, and otherwise
+       elementwise in log space: exact for any decay. The two cases are two compiled variants (``FAST``), each
+       launch skipping the other's chunks: one kernel with a runtime branch kept both paths' registers live.
+       ``SEQLAB_GLA_FWD=sub`` takes ``_gla_fwd_ao_kernel`` instead (one program per 16-row query sub-chunk, the
+       secondary chunking above for every chunk; slower on an H200, docs/results.md).
 Backward (fla: states, dh, dv, dA, intra dq/dk, inter dq/dk/dg + dtype casts = 6 launches and float32
-[B, T, H, K] intermediates for dq / dk; 3 here)
+[B, T, H, K] intermediates for dq / dk; 5 here)
     3. ``_gla_bwd_states_kernel``: the forward state pass (float32 states, writes ``gc``) and the reverse pass
        ``dh_{c-1} = e^(gc_last) dh_c + scale (q e^gc)^T do_c`` (from ``d h_T``; its last value is ``d h0``)
        run as the two halves of one launch (they are independent), so the two latency-bound sequential loops
        overlap.
     4. ``_gla_bwd_dv_kernel``: ``dv = A^T do + (k e^(gc_last - gc)) dh_c``; ``A^T do`` in 3xTF32 (fla: fp32
        without tf32, "important ... to maintain a good precision").
-    5. ``_gla_bwd_dqkg_kernel`` (one program per chunk, head, key block): ``dA = scale do v^T`` (causal) and
-       ``dA^T = scale v do^T`` in registers (fla stores dA in a separate launch), inter terms
-       ``dq = scale e^gc (do h_c^T)``, ``dk = e^(gc_last - gc) (v dh_c^T)``, intra terms with the sub-chunk
-       decay split (queries' factor split at the first step of their sub-chunk for dq, at the last step of the
-       key's sub-chunk for dk; same exact fallback), and
+    5. ``_gla_bwd_da_kernel`` (one program per chunk and head): ``dA = scale do v^T`` (causal), float32, once
+       (fla ``chunk_gla_bwd_kernel_dA``; until the seventh session of 2026-12-03 the dq/dk kernel formed ``dA``
+       and ``dA^T`` itself for each of its key blocks).
+    6. ``_gla_bwd_dqkg_kernel`` (one program per chunk, head, key block; launched twice like step 2): inter terms
+       ``dq = scale e^gc (do h_c^T)``, ``dk = e^(gc_last - gc) (v dh_c^T)``, intra terms from the loaded ``dA``
+       (``dA^T`` is the transpose of that loaded tile): one matmul each where the chunk's decay span is at most
+       ``e^60`` (decay split at the chunk's first row for dq, its last row for dk), else the sub-chunk split (the
+       queries' factor split at the first step of their sub-chunk for dq, at the last step of the key's sub-chunk
+       for dk; same exact fallback), and
        ``dg_t = sum_{s >= t in chunk} (q_s dq_s - k_s dk_s) + e^(gc_last) sum_v h_c dh_c + sum_s k_s dk^inter_s``
        (fla ``chunk_gla_bwd_kernel_inter``). dq / dk / dg are written once, in their final dtype.
 
@@ -70,14 +78,15 @@ SPAN = tl.constexpr(60.0)  # largest |log factor| inside a sub-chunk for the mat
 # ----------------------------------------------------------------------------------------------- autotune ---
 
 def _tune(space, key):
-    """``triton.autotune`` over ``space`` = [(meta, num_warps, num_stages)]. Under ``TRITON_INTERPRET=1`` one
+    """``triton.autotune`` over ``space`` = [(meta, num_warps, num_stages[, maxnreg])]. Under ``TRITON_INTERPRET=1`` one
     config with 16-wide blocks (so the tiny test shapes still cross block boundaries); with
     ``SEQLAB_GLA_AUTOTUNE=0`` only the first (default) config."""
     if interpret_mode():
         space = [({name: 16 for name in space[0][0]}, 1, 1)]
     elif os.environ.get("SEQLAB_GLA_AUTOTUNE", "1") == "0":
         space = space[:1]
-    configs = [triton.Config(dict(meta), num_warps=w, num_stages=s) for meta, w, s in space]
+    configs = [triton.Config(dict(meta), num_warps=w, num_stages=s, maxnreg=mr[0] if mr else None)
+               for meta, w, s, *mr in space]
 
     def bench(fn, quantiles):  # shorter than Triton's default (25 ms warm-up, 100 ms) per config
         from triton.testing import do_bench
@@ -105,11 +114,18 @@ _AO_SPACE = [({"BK": 64, "BV": 128}, 4, 2), ({"BK": 128, "BV": 128}, 4, 2), ({"B
              # no spills (sm_90a ptxas -v): 233, 168, 255 and 255 registers; BV = 64 tiles spilled, left out
              ({"BK": 64, "BV": 128}, 8, 2), ({"BK": 32, "BV": 128}, 4, 2), ({"BK": 32, "BV": 128}, 4, 3),
              ({"BK": 128, "BV": 128}, 8, 2)]
+_DA_BV = 128  # value block of the dA kernel (fixed; 4 warps: 64 registers, no spills, sm_90a ptxas -v)
+# the whole-chunk output kernel (SEQLAB_GLA_FWD=chunk; added in the seventh session of 2026-12-03, see there)
+_AO64_SPACE = [({"BK": 64, "BV": 128}, 8, 2), ({"BK": 64, "BV": 64}, 8, 2), ({"BK": 32, "BV": 128}, 4, 2),
+               ({"BK": 32, "BV": 128}, 8, 3), ({"BK": 32, "BV": 128}, 8, 2), ({"BK": 64, "BV": 128}, 8, 3)]
+# (sm_90a ptxas -v: 249, 253, 251, 128 registers, no spills; the last spills 8 bytes)
 _DV_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"BK": 64, "BV": 128}, 8, 2),
              ({"BK": 32, "BV": 64}, 4, 3), ({"BK": 32, "BV": 32}, 4, 2)]  # the last two added, not yet timed
-# 8 warps only: with 4 warps this kernel spills, and (BK=32, 4 warps) is the shape of triton issue 11366
-_DQK_SPACE = [({"BK": 32, "BV": 64}, 8, 2), ({"BK": 32, "BV": 32}, 8, 2),
-              ({"BK": 64, "BV": 64}, 8, 2)]  # the last spills ~240 bytes but halves the dA recomputation
+# 8 warps only: with 4 warps this kernel spills, and (BK=32, 4 warps) is the shape of triton issue 11366. Since the
+# seventh session (dA read from memory, whole-chunk intra matmuls): 231 registers and no spills for (32, 64, 8 warps);
+# capped at 128 registers (2 programs per SM) (32, 32) spills nothing and (32, 64) 260 bytes (sm_90a, ptxas -v)
+_DQK_SPACE = [({"BK": 32, "BV": 64}, 8, 2), ({"BK": 32, "BV": 32}, 8, 2, 128), ({"BK": 32, "BV": 64}, 8, 2, 128),
+              ({"BK": 32, "BV": 32}, 8, 2), ({"BK": 64, "BV": 64}, 8, 2)]  # the last spills 84 bytes
 
 
 # ------------------------------------------------------------------------------------------------ helpers ---
@@ -320,6 +336,97 @@ def _gla_fwd_ao_kernel(q, k, v, gc, h, A, o, scale, H: tl.constexpr, K: tl.const
         tl.store(o + (rows_q[:, None] * H + i_h) * V + o_v[None, :], b_o.to(o.dtype.element_ty), mask=m_v[None, :])
 
 
+@triton.jit
+def _a_block_sub(k, gc, b_q, b_k, b_g, c, i_h, o_t, o_k, m_k, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr,
+                 BC: tl.constexpr, PREC: tl.constexpr):
+    """One key block's share of the chunk's scores ``[BT, BT]`` (causal) for any decay: the decay split at the first
+    row ``r`` of each query's sub-chunk, ``(q_i e^(gc_i - gc_r)) . (k_j e^(gc_r - gc_j))`` (both factors <= 1 for keys
+    in earlier sub-chunks), the diagonal blocks in the same matmul while the sub-chunk's span is at most ``e^SPAN``,
+    else elementwise in log space. ``b_q`` is the scaled query block."""
+    NC: tl.constexpr = BT // BC
+    sub = o_t // BC
+    b_x = tl.zeros([BT, BT], dtype=tl.float32)
+    for s in tl.static_range(NC):
+        b_rs = tl.load(gc + ((c * BT + s * BC) * H + i_h) * K + o_k, mask=m_k, other=0.0)
+        in_s = sub[:, None] == s
+        span = tl.max(tl.where(in_s, tl.abs(b_g - b_rs[None, :]), 0.0))
+        b_qa = tl.where(in_s, b_q * tl.exp(tl.minimum(b_g - b_rs[None, :], SPAN)), 0.0)  # other rows: no inf
+        b_kb = b_k * tl.exp(tl.minimum(b_rs[None, :] - b_g, SPAN))
+        b_p = tl.dot(b_qa, tl.trans(b_kb), input_precision=PREC)
+        lim = s * BC + (span <= SPAN).to(tl.int32) * (o_t % BC + 1)
+        b_x += tl.where(in_s & (o_t[None, :] < lim[:, None]), b_p, 0.0)
+        if span > SPAN:
+            for j in range(BC):
+                col = s * BC + j
+                p = ((c * BT + col) * H + i_h) * K + o_k
+                b_kj = tl.load(k + p, mask=m_k, other=0.0).to(tl.float32)
+                b_gj = tl.load(gc + p, mask=m_k, other=0.0)
+                ok = in_s & (o_t[:, None] >= col)
+                b_val = tl.sum(b_q * b_kj[None, :] * tl.exp(tl.where(ok, b_g - b_gj[None, :], 0.0)), axis=1)
+                b_x += tl.where(ok & (o_t[None, :] == col), b_val[:, None], 0.0)
+    return b_x
+
+
+@_tune(_AO64_SPACE, key=["K", "V", "FAST"])
+@triton.jit
+def _gla_fwd_ao64_kernel(q, k, v, gc, h, A, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+                         BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, FAST: tl.constexpr,
+                         PREC: tl.constexpr):
+    """Scores and outputs of one whole chunk and head (``SEQLAB_GLA_FWD=chunk``): ``A`` (``[NT, BT, H, BT]``
+    float32, upper triangle zero) over the key blocks, then ``o = scale (q e^gc) h_c + A v`` per value block, all
+    64-row matmuls.
+
+    Launched twice over the same grid, like :func:`_gla_bwd_dqkg_kernel`: ``FAST=True`` takes the chunks whose decay
+    spans at most ``e^SPAN`` (``|gc - gc_first|``, every key channel), where each key block's scores are one matmul
+    with the decay split at the chunk's first row; ``FAST=False`` takes the others (:func:`_a_block_sub`)."""
+    i_c, i_h = tl.program_id(0), tl.program_id(1)
+    c = i_c.to(tl.int64)
+    o_t = tl.arange(0, BT)
+    rows = c * BT + o_t
+    cspan = 0.0
+    for i_k in range(tl.cdiv(K, BK)):
+        o_k = i_k * BK + tl.arange(0, BK)
+        m_k = o_k < K
+        b_g = tl.load(gc + (rows[:, None] * H + i_h) * K + o_k[None, :], mask=m_k[None, :], other=0.0)
+        b_g0 = tl.load(gc + (c * BT * H + i_h) * K + o_k, mask=m_k, other=0.0)
+        cspan = tl.maximum(cspan, tl.max(tl.abs(b_g - b_g0[None, :])))
+    if (cspan <= SPAN) == FAST:  # NaN spans go to the exact path
+        b_a = tl.zeros([BT, BT], dtype=tl.float32)
+        for i_k in range(tl.cdiv(K, BK)):
+            o_k = i_k * BK + tl.arange(0, BK)
+            m_k = o_k < K
+            p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
+            b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0).to(tl.float32) * scale
+            b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
+            b_g = tl.load(gc + p_k, mask=m_k[None, :], other=0.0)
+            if FAST:
+                b_g0 = tl.load(gc + (c * BT * H + i_h) * K + o_k, mask=m_k, other=0.0)
+                b_a += tl.dot(b_q * tl.exp(b_g - b_g0[None, :]), tl.trans(b_k * tl.exp(b_g0[None, :] - b_g)),
+                              input_precision=PREC)
+            else:
+                b_a += _a_block_sub(k, gc, b_q, b_k, b_g, c, i_h, o_t, o_k, m_k, H, K, BT, BC, PREC)
+        b_a = tl.where(o_t[:, None] >= o_t[None, :], b_a, 0.0)
+        tl.store(A + (rows[:, None] * H + i_h) * BT + o_t[None, :], b_a)
+        b_a = b_a.to(v.dtype.element_ty)
+        for i_v in range(tl.cdiv(V, BV)):
+            o_v = i_v * BV + tl.arange(0, BV)
+            m_v = o_v < V
+            b_o = tl.zeros([BT, BV], dtype=tl.float32)
+            for i_k in range(tl.cdiv(K, BK)):
+                o_k = i_k * BK + tl.arange(0, BK)
+                m_k = o_k < K
+                p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
+                b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0)
+                b_qg = (b_q * tl.exp(tl.load(gc + p_k, mask=m_k[None, :], other=0.0))).to(b_q.dtype)
+                b_h = tl.load(h + ((c * H + i_h) * K + o_k[:, None]) * V + o_v[None, :],
+                              mask=m_k[:, None] & m_v[None, :], other=0.0)
+                b_o += tl.dot(b_qg, b_h.to(b_q.dtype), input_precision=PREC)
+            p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
+            b_v = tl.load(v + p_v, mask=m_v[None, :], other=0.0)
+            b_o = b_o * scale + tl.dot(b_a, b_v, input_precision=PREC)
+            tl.store(o + p_v, b_o.to(o.dtype.element_ty), mask=m_v[None, :])
+
+
 @_tune(_DV_SPACE, key=["K", "V"])
 @triton.jit
 def _gla_bwd_dv_kernel(k, gc, A, do, dh, dv, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr,
@@ -349,59 +456,19 @@ def _gla_bwd_dv_kernel(k, gc, A, do, dh, dv, H: tl.constexpr, K: tl.constexpr, V
     tl.store(dv + p_v, b_dv.to(dv.dtype.element_ty), mask=m_v[None, :])
 
 
-@_tune(_DQK_SPACE, key=["K", "V"])
 @triton.jit
-def _gla_bwd_dqkg_kernel(q, k, v, gc, h, do, dh, dq, dk, dg, scale, H: tl.constexpr, K: tl.constexpr,
-                         V: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-                         PREC: tl.constexpr):
-    """dq, dk and dg of one chunk, head and key block (all terms; see the module docstring)."""
-    i_k, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+def _intra_grad_sub(q, k, gc, b_q, b_k, b_g, b_da, b_dat, b_dq, b_dk, c, i_h, o_t, o_k, m_k, H: tl.constexpr,
+                    K: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):
+    """Intra-chunk dq / dk terms added to ``b_dq`` / ``b_dk`` for any decay: the decay split at the first row of
+    each query's sub-chunk (dq) and at the last row of each key's sub-chunk (dk); the diagonal blocks inside the
+    matmuls while ``|log factor| <= SPAN``, else elementwise in log space."""
     NC: tl.constexpr = BT // BC
-    c = i_c.to(tl.int64)
-    o_t = tl.arange(0, BT)
-    o_k = i_k * BK + tl.arange(0, BK)
-    m_k = o_k < K
-    rows = c * BT + o_t
-    p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
-    p_s = (c * H + i_h) * K * V
-    # one pass over the value blocks: inter-chunk terms, dA and dA^T (a separate matmul: never the transpose of
-    # a dot result, fla issue 640)
-    b_dq = tl.zeros([BT, BK], dtype=tl.float32)
-    b_dk = tl.zeros([BT, BK], dtype=tl.float32)
-    b_da = tl.zeros([BT, BT], dtype=tl.float32)
-    b_dat = tl.zeros([BT, BT], dtype=tl.float32)
-    b_dgk = tl.zeros([BK], dtype=tl.float32)
-    for i_v in range(tl.cdiv(V, BV)):
-        o_v = i_v * BV + tl.arange(0, BV)
-        m_v = o_v < V
-        p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
-        b_v = tl.load(v + p_v, mask=m_v[None, :], other=0.0)
-        b_do = tl.load(do + p_v, mask=m_v[None, :], other=0.0)
-        p_h = p_s + o_k[:, None] * V + o_v[None, :]
-        b_h = tl.load(h + p_h, mask=m_k[:, None] & m_v[None, :], other=0.0)
-        b_dh = tl.load(dh + p_h, mask=m_k[:, None] & m_v[None, :], other=0.0)
-        b_dgk += tl.sum(b_h * b_dh, axis=1)
-        b_dq += tl.dot(b_do, tl.trans(b_h).to(b_do.dtype), input_precision=PREC)
-        b_dk += tl.dot(b_v, tl.trans(b_dh).to(b_v.dtype), input_precision=PREC)
-        b_da += tl.dot(b_do, tl.trans(b_v), input_precision=PREC)
-        b_dat += tl.dot(b_v, tl.trans(b_do), input_precision=PREC)
-    b_da = tl.where(o_t[:, None] >= o_t[None, :], b_da * scale, 0.0)  # dA[i, j], j <= i
-    b_dat = tl.where(o_t[:, None] <= o_t[None, :], b_dat * scale, 0.0)  # dA[j, i] at (i, j), i <= j
-    b_g = tl.load(gc + p_k, mask=m_k[None, :], other=0.0)
-    b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=m_k, other=0.0)
-    b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
-    b_dq = b_dq * (scale * tl.exp(b_g))
-    b_dk = b_dk * tl.exp(b_gl[None, :] - b_g)
-    b_dgk = b_dgk * tl.exp(b_gl) + tl.sum(b_dk * b_k, axis=0)
-    # intra-chunk terms: the decay split at the first row of each query's sub-chunk (dq) and at the last row of
-    # each key's sub-chunk (dk); the diagonal blocks inside the matmuls while |log factor| <= SPAN
     sub = o_t // BC
     p_first = ((c * BT + sub * BC)[:, None] * H + i_h) * K + o_k[None, :]
     b_gs = tl.load(gc + p_first, mask=m_k[None, :], other=0.0)
     b_ge = tl.load(gc + p_first + (BC - 1) * H * K, mask=m_k[None, :], other=0.0)
     span = tl.maximum(tl.max(tl.abs(b_g - b_gs)), tl.max(tl.abs(b_ge - b_g)))
     safe = (span <= SPAN).to(tl.int32)
-    b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
     b_xq = tl.zeros([BT, BK], dtype=tl.float32)
     b_xk = tl.zeros([BT, BK], dtype=tl.float32)
     for s in tl.static_range(NC):
@@ -419,10 +486,94 @@ def _gla_bwd_dqkg_kernel(q, k, v, gc, h, do, dh, dq, dk, dg, scale, H: tl.conste
     if span > SPAN:
         b_dq += _diag_grad_exact(b_da, k, gc, b_g, c * BT, i_h, o_t, o_k, m_k, H, K, BC, False)
         b_dk += _diag_grad_exact(b_dat, q, gc, b_g, c * BT, i_h, o_t, o_k, m_k, H, K, BC, True)
-    b_dg = tl.cumsum(b_q * b_dq - b_k * b_dk, axis=0, reverse=True) + b_dgk[None, :]
-    tl.store(dq + p_k, b_dq.to(dq.dtype.element_ty), mask=m_k[None, :])
-    tl.store(dk + p_k, b_dk.to(dk.dtype.element_ty), mask=m_k[None, :])
-    tl.store(dg + p_k, b_dg.to(dg.dtype.element_ty), mask=m_k[None, :])
+    return b_dq, b_dk
+
+
+@triton.jit
+def _gla_bwd_da_kernel(v, do, dA, scale, H: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+                       PREC: tl.constexpr):
+    """``dA = scale do v^T`` (causal, ``[NT, BT, H, BT]`` float32, upper triangle zero) of one chunk and head,
+    once (fla ``chunk_gla_bwd_kernel_dA``); the dq/dk kernel reads it instead of forming ``dA`` and ``dA^T``
+    itself for every key block."""
+    i_c, i_h = tl.program_id(0), tl.program_id(1)
+    c = i_c.to(tl.int64)
+    o_t = tl.arange(0, BT)
+    rows = c * BT + o_t
+    b_da = tl.zeros([BT, BT], dtype=tl.float32)
+    for i_v in range(tl.cdiv(V, BV)):
+        o_v = i_v * BV + tl.arange(0, BV)
+        m_v = o_v < V
+        p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
+        b_v = tl.load(v + p_v, mask=m_v[None, :], other=0.0)
+        b_do = tl.load(do + p_v, mask=m_v[None, :], other=0.0)
+        b_da += tl.dot(b_do, tl.trans(b_v), input_precision=PREC)
+    b_da = tl.where(o_t[:, None] >= o_t[None, :], b_da * scale, 0.0)
+    tl.store(dA + (rows[:, None] * H + i_h) * BT + o_t[None, :], b_da)
+
+
+@_tune(_DQK_SPACE, key=["K", "V", "FAST"])
+@triton.jit
+def _gla_bwd_dqkg_kernel(q, k, v, gc, h, do, dh, dA, dq, dk, dg, scale, H: tl.constexpr, K: tl.constexpr,
+                         V: tl.constexpr, BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                         FAST: tl.constexpr, PREC: tl.constexpr):
+    """dq, dk and dg of one chunk, head and key block (all terms; see the module docstring).
+
+    Launched twice over the same grid; each program first measures the span of the decay over its chunk and key
+    block, ``max |gc - gc_first|, |gc_last - gc|``. ``FAST=True`` handles the blocks with span ``<= SPAN``
+    (realistic gates: fla's logsigmoid / 16 spans about e^3): the intra-chunk dq / dk are one matmul each, the decay
+    split at the chunk's first row (dq) and last row (dk), every factor in ``[e^-SPAN, e^SPAN]``. ``FAST=False``
+    handles the others with :func:`_intra_grad_sub` and returns at once elsewhere. Two compiled variants rather
+    than a runtime branch: the branch kept both paths' registers live (spills, sm_90a ``ptxas -v``)."""
+    i_k, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    c = i_c.to(tl.int64)
+    o_t = tl.arange(0, BT)
+    o_k = i_k * BK + tl.arange(0, BK)
+    m_k = o_k < K
+    rows = c * BT + o_t
+    p_k = (rows[:, None] * H + i_h) * K + o_k[None, :]
+    b_g = tl.load(gc + p_k, mask=m_k[None, :], other=0.0)
+    b_g0 = tl.load(gc + (c * BT * H + i_h) * K + o_k, mask=m_k, other=0.0)
+    b_gl = tl.load(gc + ((c * BT + BT - 1) * H + i_h) * K + o_k, mask=m_k, other=0.0)
+    cspan = tl.maximum(tl.max(tl.abs(b_g - b_g0[None, :])), tl.max(tl.abs(b_gl[None, :] - b_g)))
+    if (cspan <= SPAN) == FAST:  # NaN spans go to the exact path
+        p_s = (c * H + i_h) * K * V
+        # one pass over the value blocks: the inter-chunk terms
+        b_dq = tl.zeros([BT, BK], dtype=tl.float32)
+        b_dk = tl.zeros([BT, BK], dtype=tl.float32)
+        b_dgk = tl.zeros([BK], dtype=tl.float32)
+        for i_v in range(tl.cdiv(V, BV)):
+            o_v = i_v * BV + tl.arange(0, BV)
+            m_v = o_v < V
+            p_v = (rows[:, None] * H + i_h) * V + o_v[None, :]
+            b_v = tl.load(v + p_v, mask=m_v[None, :], other=0.0)
+            b_do = tl.load(do + p_v, mask=m_v[None, :], other=0.0)
+            p_h = p_s + o_k[:, None] * V + o_v[None, :]
+            b_h = tl.load(h + p_h, mask=m_k[:, None] & m_v[None, :], other=0.0)
+            b_dh = tl.load(dh + p_h, mask=m_k[:, None] & m_v[None, :], other=0.0)
+            b_dgk += tl.sum(b_h * b_dh, axis=1)
+            b_dq += tl.dot(b_do, tl.trans(b_h).to(b_do.dtype), input_precision=PREC)
+            b_dk += tl.dot(b_v, tl.trans(b_dh).to(b_v.dtype), input_precision=PREC)
+        # dA[i, j] (j <= i) from _gla_bwd_da_kernel; dA^T as the transpose of that loaded tile (never the transpose
+        # of a dot result, fla issue 640)
+        b_da = tl.load(dA + (rows[:, None] * H + i_h) * BT + o_t[None, :])
+        b_dat = tl.trans(b_da)  # dA[j, i] at (i, j), i <= j
+        b_k = tl.load(k + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
+        b_q = tl.load(q + p_k, mask=m_k[None, :], other=0.0).to(tl.float32)
+        b_dq = b_dq * (scale * tl.exp(b_g))
+        b_dk = b_dk * tl.exp(b_gl[None, :] - b_g)
+        b_dgk = b_dgk * tl.exp(b_gl) + tl.sum(b_dk * b_k, axis=0)
+        if FAST:
+            b_dq += tl.dot(b_da, b_k * tl.exp(b_g0[None, :] - b_g), input_precision=PREC) * \
+                tl.exp(b_g - b_g0[None, :])
+            b_dk += tl.dot(b_dat, b_q * tl.exp(b_g - b_gl[None, :]), input_precision=PREC) * \
+                tl.exp(b_gl[None, :] - b_g)
+        else:
+            b_dq, b_dk = _intra_grad_sub(q, k, gc, b_q, b_k, b_g, b_da, b_dat, b_dq, b_dk, c, i_h, o_t, o_k, m_k,
+                                         H, K, BT, BC, BK, PREC)
+        b_dg = tl.cumsum(b_q * b_dq - b_k * b_dk, axis=0, reverse=True) + b_dgk[None, :]
+        tl.store(dq + p_k, b_dq.to(dq.dtype.element_ty), mask=m_k[None, :])
+        tl.store(dk + p_k, b_dk.to(dk.dtype.element_ty), mask=m_k[None, :])
+        tl.store(dg + p_k, b_dg.to(dg.dtype.element_ty), mask=m_k[None, :])
 
 
 # --------------------------------------------------------------------------------------------------- host ---
@@ -458,6 +609,16 @@ def _precisions(x: torch.Tensor) -> tuple[str, str]:
     return "tf32", "tf32x3"
 
 
+def _fwd_form() -> str:
+    """``SEQLAB_GLA_FWD``: ``chunk`` (default: one program per 64-row chunk, :func:`_gla_fwd_ao64_kernel`; on an
+    H200 at B4 T4096 H16 K=V=128 bf16 311 us against 383 us, docs/results.md) or ``sub`` (one program per 16-row
+    query sub-chunk, :func:`_gla_fwd_ao_kernel`)."""
+    form = os.environ.get("SEQLAB_GLA_FWD", "chunk")
+    if form not in ("sub", "chunk"):
+        raise ValueError(f"SEQLAB_GLA_FWD must be 'sub' or 'chunk', got {form!r}")
+    return form
+
+
 def _grid_kv(meta, K, V, N, H2):
     return (triton.cdiv(K, meta["BK"]) * triton.cdiv(V, meta["BV"]), N, H2)
 
@@ -481,7 +642,11 @@ def gla_fwd(q, k, v, g, h0, cu_seqlens, scale, mode):
         HAS_COFF=ch.coff is not None, PREC=prec)
     A = torch.empty(ch.NT, CHUNK, H, CHUNK, device=q.device, dtype=f32)
     oc = torch.empty_like(vc)
-    if ch.NT:
+    if ch.NT and _fwd_form() == "chunk":
+        for fast in (True, False):
+            _gla_fwd_ao64_kernel[(ch.NT, H)](qc, kc, vc, gc, hs, A, oc, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB,
+                                             FAST=fast, PREC=prec)
+    elif ch.NT:
         _gla_fwd_ao_kernel[(ch.NT * (CHUNK // SUB), H)](qc, kc, vc, gc, hs, A, oc, scale, H=H, K=K, V=V, BT=CHUNK,
                                                         BC=SUB, PREC=prec)
     return ch.back(oc), ht, ch.back(A)
@@ -508,6 +673,11 @@ def gla_bwd(q, k, v, g, h0, A, cu_seqlens, scale, do, dht):
     if ch.NT:
         _gla_bwd_dv_kernel[lambda m: (triton.cdiv(V, m["BV"]), ch.NT, H)](
             kc, gc, Ac, doc, dhs, dv, H=H, K=K, V=V, BT=CHUNK, PREC=prec, PREC_A=prec_a)
-        _gla_bwd_dqkg_kernel[lambda m: (triton.cdiv(K, m["BK"]), ch.NT, H)](
-            qc, kc, vc, gc, hs, doc, dhs, dq, dk, dg, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB, PREC=prec)
+        dA = torch.empty(ch.NT, CHUNK, H, CHUNK, device=q.device, dtype=f32)
+        _gla_bwd_da_kernel[(ch.NT, H)](vc, doc, dA, scale, H=H, V=V, BT=CHUNK, BV=_DA_BV if not interpret_mode() else 16,
+                                       PREC=prec, num_warps=4)
+        for fast in (True, False):
+            _gla_bwd_dqkg_kernel[lambda m: (triton.cdiv(K, m["BK"]), ch.NT, H)](
+                qc, kc, vc, gc, hs, doc, dhs, dA, dq, dk, dg, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB, FAST=fast,
+                PREC=prec)
     return ch.back(dq), ch.back(dk), ch.back(dv), ch.back(dg), dh0

@@ -129,12 +129,15 @@ def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int
     return nseq, L, nch, nd, seq_idx, ws, tag
 
 
-def _lean(early: bool) -> bool:
+def _lean(early: bool, reload: bool) -> bool:
     """``SEQLAB_SCAN1_LEAN=1``: a chunk whose early poll found its carry-in publishes only its inclusive state, no
     aggregate (two fewer 8-byte stores per channel; successors that miss it wait for the inclusive state, which
     depends on nothing else). Needs the early poll; off under ``SEQLAB_SCAN1_LOOKBACK_TEST`` (which withholds
-    inclusive states, so a lean chunk would publish nothing)."""
-    return os.environ.get("SEQLAB_SCAN1_LEAN") == "1" and early and not _lookback_test()
+    inclusive states, so a lean chunk would publish nothing). Off for tiles whose look-back reloads its words
+    (``RELOAD``, fewer channels than threads): on an H200 the float32 default tile (64 x 32, 2 warps) gave wrong
+    states with it (h rel-RMS 0.15, seventh session of 2026-12-03, docs/results.md); not diagnosed, and the option
+    was no faster where it was correct."""
+    return os.environ.get("SEQLAB_SCAN1_LEAN") == "1" and early and not reload and not _lookback_test()
 
 
 def scan1_fwd(
@@ -168,7 +171,7 @@ def scan1_fwd(
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, tag,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early), num_warps=warps,
+        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early, _reload(bd, warps)), num_warps=warps,
     )
     return h, ht
 
@@ -204,6 +207,6 @@ def scan1_bwd(
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, tag,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early), num_warps=warps,
+        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early, _reload(bd, warps)), num_warps=warps,
     )
     return da, db, dh0

@@ -344,3 +344,15 @@ def test_workspace_is_fresh_without_the_flag(monkeypatch):
     monkeypatch.delenv("SEQLAB_SCAN1_EPOCH", raising=False)
     ws, tag = triton_launch._workspace(10, torch.device("cpu"), True)
     assert tag == 1 and ws.numel() == 10 and not ws.any()
+
+
+def test_lean_publishing_is_off_for_reloading_tiles(monkeypatch):
+    """``SEQLAB_SCAN1_LEAN=1`` is ignored for tiles whose look-back reloads its words (wrong states on an H200 with
+    the float32 64 x 32 x 2 tile, docs/results.md), and taken otherwise (with the early poll)."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setenv("SEQLAB_SCAN1_LEAN", "1")
+    monkeypatch.delenv("SEQLAB_SCAN1_LOOKBACK_TEST", raising=False)
+    assert triton_launch._lean(True, reload=False)
+    assert not triton_launch._lean(True, reload=True)
+    assert not triton_launch._lean(False, reload=False)
