@@ -34,33 +34,6 @@ _T0 = time.time()
 _ONLY: set[str] | None = None  # ops named by ``--only a,b`` when run as a script (None: all)
 
 
-_PA_ENV = ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL",
-           "SEQLAB_PREFIX_ATTN_WINDOW")
-
-
-def _pa_forms() -> list[str]:
-    """prefix_attention forward forms to check and time: ``SEQLAB_BENCH_PA_FORMS`` (comma-separated), else all four.
-    A form is ``SEQLAB_PREFIX_ATTN_FWD``'s value plus options: ``early`` (program-id order with the early poll,
-    ``SEQLAB_PREFIX_ATTN_TICKET=0``, ``_EARLY_POLL=1``) and ``winN`` (``SEQLAB_PREFIX_ATTN_WINDOW=N``), e.g.
-    ``"lookback,lookback win8"``."""
-    return os.environ.get("SEQLAB_BENCH_PA_FORMS", "fused,lookback,lookback early,chunked").split(",")
-
-
-def _pa_form_env(impl: str | None) -> None:
-    """Set the environment of form ``impl`` (see :func:`_pa_forms`); ``None`` clears it."""
-    for k in _PA_ENV:
-        os.environ.pop(k, None)
-    if impl is None:
-        return
-    words = impl.split()
-    os.environ["SEQLAB_PREFIX_ATTN_FWD"] = words[0]
-    os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in words else "1"
-    os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in words else "0"
-    for w in words[1:]:
-        if w.startswith("win"):
-            os.environ["SEQLAB_PREFIX_ATTN_WINDOW"] = w[3:]
-
-
 def _selected(name: str) -> bool:
     return _ONLY is None or name in _ONLY or (name == "gated_delta_rule" and "delta_rule" in _ONLY)
 
@@ -84,15 +57,18 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
         if not _selected(name):
             continue
         # prefix_attention's forward forms (SEQLAB_PREFIX_ATTN_FWD); "lookback early": program-id order + early poll
-        for impl in _pa_forms():
-            _pa_form_env(impl)
+        for impl in ("fused", "lookback", "lookback early", "chunked"):
+            os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl.split()[0]
+            os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
+            os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
             try:
                 _compare(f"{name} {impl}", fn, ins, do, rows,
                          f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}")
             except Exception as e:  # keep going: one failure must not hide the rest
                 print(f"correctness {name} {impl}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
                 rows.append(dict(name=f"correctness {name} {impl}", error=str(e)[:300]))
-        _pa_form_env(None)
+        for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL"):
+            os.environ.pop(k)
         if dev == "cuda":
             torch.cuda.empty_cache()
 
@@ -145,8 +121,11 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     # (independent chunk programs) and the chunked three launches
     # "lookback early": program-id order with the early poll (SEQLAB_PREFIX_ATTN_TICKET=0, _EARLY_POLL=1);
     # SEQLAB_BENCH_PA_FORMS="lookback,lookback early" times a subset
-    for impl in _pa_forms():
-        _pa_form_env(impl)
+    forms = os.environ.get("SEQLAB_BENCH_PA_FORMS", "fused,lookback,lookback early,chunked").split(",")
+    for impl in forms:
+        os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl.split()[0]
+        os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
+        os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
         ctx.bench(f"prefix_attention fwd seqlab triton {impl} {tag}", lambda: prefix_attention(s, v, backend="triton"),
                   bytes_moved=nbytes)
         # the same forward replayed from a CUDA graph: GPU time without the Python launch path
@@ -155,7 +134,8 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
         ctx.bench(f"prefix_attention fwd+bwd seqlab triton {impl} {tag}",
                   run(lambda: prefix_attention(s, v, backend="triton"), True),
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
-    _pa_form_env(None)
+    for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL"):
+        os.environ.pop(k)
     if dev == "cuda":
         from seqlab.kernels.prefix_attention.triton_scan import _pa_fused_fwd_kernel, _pa_lookback_fwd_kernel
         for impl, kern in (("fused", _pa_fused_fwd_kernel), ("lookback", _pa_lookback_fwd_kernel)):

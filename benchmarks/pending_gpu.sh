@@ -9,7 +9,10 @@ source benchmarks/device_env.sh || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0)) s] $*"; }
-step "prefix_attention look-back over windows of 4 / 8 / 16 slots per step (untimed option, seventh session)"
-SEQLAB_BENCH_PA_FORMS="lookback,lookback win4,lookback win8,lookback win16" timeout 200 \
-    python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa.json" 2>&1 | grep -v Warn | tail -24
+step "gla vs fla chunk_gla (default forward form: whole chunks), one process"
+timeout 330 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 \
+    | grep -v Warn | tail -16
+step "gla bf16 correctness against the fp32 chunked form (benchmark shape, strong decays, packed sequences)"
+timeout 150 python3 benchmarks/kernels_ii.py --only gla --no-peer --json "$out/gla_check.json" 2>&1 \
+    | grep -v Warn | grep -i "correct" | tail -12
 step done

@@ -510,52 +510,6 @@ def _lb_look_back(ws, slot, first, i_h, i_v, pu, pm, pw, H: tl.constexpr, V: tl.
 
 
 @triton.jit
-def _lb_look_back_win(ws, slot, first, i_h, i_v, H: tl.constexpr, V: tl.constexpr, RW: tl.constexpr,
-                      BV: tl.constexpr, WIN: tl.constexpr):
-    """:func:`_lb_look_back` over a window of ``WIN`` preceding slots per step (``SEQLAB_PREFIX_ATTN_WINDOW``;
-    CUB's warp-wide look-back window): element ``(r, c)`` of a ``[WIN, BV]`` tile loads the words of slot
-    ``k_c - r`` for value column ``c`` and checks its own three flags. Per column, the rows before the first one
-    that is not a plain aggregate are merged, and that row too when it holds an inclusive aggregate (the walk then
-    ends); otherwise the column moves back past the merged rows and loads again (an unpublished slot is re-read).
-    One step covers up to ``WIN`` slots where :func:`_lb_look_back` covers one, so the inclusive front of a long
-    sequence moves up to ``WIN`` chunks per round trip instead of about two. The merge is commutative, so the
-    order inside a window does not matter; columns may take different paths (equal up to rounding)."""
-    o_c = i_v * BV + tl.arange(0, BV)[None, :]  # [1, BV]
-    o_r = tl.arange(0, WIN)[:, None]  # [WIN, 1]
-    done = tl.where(o_c < V, 0, 1)  # [1, BV]
-    kc = tl.zeros([1, BV], dtype=tl.int64) + (slot - 1)
-    acc_m = tl.full([1, BV], float("-inf"), tl.float32)
-    acc_u = tl.zeros([1, BV], dtype=tl.float32)
-    acc_w = tl.zeros([1, BV], dtype=tl.float32)
-    while tl.min(done) == 0:
-        kr = kc - o_r  # [WIN, BV]
-        ld = (done == 0) & (kr >= first)
-        rec = ws + (kr * H + i_h) * RW
-        wu = tl.load(rec + o_c, mask=ld, other=0, volatile=True)
-        wm = tl.load(rec + V + 2 * i_v, mask=ld, other=0, volatile=True)
-        ww = tl.load(rec + V + 2 * i_v + 1, mask=ld, other=0, volatile=True)
-        fu, fm, fw = wu >> 32, wm >> 32, ww >> 32
-        inc = (fu == 2) & (fm == 2) & (fw == 2)
-        agg = (fu == 1) & (fm == 1) & (fw == 1)
-        stop = tl.min(tl.where(inc | (agg == 0), o_r, WIN), 0)[None, :]  # [1, BV]: first row not an aggregate
-        take = (o_r < stop) | ((o_r == stop) & inc)
-        hit = tl.max(((o_r == stop) & inc).to(tl.int32), 0)[None, :]
-        m_r = tl.where(take, _lb_unpack(wm), float("-inf"))
-        mx = tl.maximum(tl.max(m_r, 0)[None, :], acc_m)
-        f_r = tl.where(take, tl.exp(tl.where(m_r == mx, 0.0, m_r - mx)), 0.0)
-        f_a = tl.exp(tl.where(acc_m == mx, 0.0, acc_m - mx))
-        acc_u = acc_u * f_a + tl.sum(f_r * _lb_unpack(wu), 0)[None, :]
-        acc_w = acc_w * f_a + tl.sum(f_r * _lb_unpack(ww), 0)[None, :]
-        acc_m = mx
-        kc = kc - stop
-        done = tl.where((hit > 0) | (kc < first), 1, done)
-    b_m = tl.max(tl.max(acc_m, 1), 0)
-    b_u = tl.sum(acc_u, 0)
-    b_w = tl.sum(tl.sum(tl.where(o_c == i_v * BV, acc_w, 0.0), 1), 0)
-    return b_m, b_u, b_w
-
-
-@triton.jit
 def _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, m, u, w, V: tl.constexpr):
     tl.store(uT + i_nh * V + o_v, u, mask=mask_v)
     if i_v == 0:
@@ -563,13 +517,13 @@ def _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, m, u, w, V: tl.constexpr
         tl.store(wT + i_nh, w)
 
 
-@triton.autotune(configs=_lb_configs(), key=["V", "TICKET", "EARLY", "WIN"])
+@triton.autotune(configs=_lb_configs(), key=["V", "TICKET", "EARLY"])
 @triton.jit
 def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSEQ, H: tl.constexpr,
                             V: tl.constexpr, RW: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
                             LR: tl.constexpr, CUMMAX_SCAN: tl.constexpr, HAS_H0: tl.constexpr,
                             VARLEN: tl.constexpr, IEEE: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
-                            TICKET: tl.constexpr = True, EARLY: tl.constexpr = False, WIN: tl.constexpr = 1):
+                            TICKET: tl.constexpr = True, EARLY: tl.constexpr = False):
     """One program per (chunk of ``BT`` steps, head, value block), all independent: load the chunk's scores and
     values once, publish the chunk's own aggregate (max ``M_c``, ``W_c = sum exp(s - M_c)``,
     ``L_c = sum exp(s - M_c) v``; inclusive of the initial state at once when the chunk starts its sequence),
@@ -632,7 +586,7 @@ def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSE
         pu = tl.zeros([LR, BV], dtype=tl.int64)
         pm = pu
         pw = pu
-        if EARLY and WIN == 1:
+        if EARLY:
             if j > 0:
                 pu, pm, pw = _lb_early_poll(rws, slot, i_h, i_v, H, V, RW, BV, LR)
         if IEEE:
@@ -656,11 +610,7 @@ def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSE
         else:
             _lb_publish(rec, o_v, mask_v, i_v, b_mc, b_lc, b_wc, V, _LB_AGG)
             # 2. exclusive prefix by look-back
-            if WIN > 1:
-                b_mp, b_up, b_wp = _lb_look_back_win(rws, slot, slot - j, i_h, i_v, H, V, RW, BV, WIN)
-            else:
-                b_mp, b_up, b_wp = _lb_look_back(rws, slot, slot - j, i_h, i_v, pu, pm, pw, H, V, RW, BV, LR,
-                                                 EARLY)
+            b_mp, b_up, b_wp = _lb_look_back(rws, slot, slot - j, i_h, i_v, pu, pm, pw, H, V, RW, BV, LR, EARLY)
             b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
             if not NO_INCLUSIVE:  # the inclusive aggregate ends the look-backs of the chunks after this one
                 _lb_publish(rec, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V, _LB_INC)
@@ -708,15 +658,6 @@ def _lookback_test() -> bool:
     return os.environ.get("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST") == "1"
 
 
-def _lb_window() -> int:
-    """``SEQLAB_PREFIX_ATTN_WINDOW=W`` (a power of two, default 1): look back over ``W`` slots per step
-    (:func:`_lb_look_back_win`); 1 walks one slot per step (:func:`_lb_look_back`, the early poll applies)."""
-    w = int(os.environ.get("SEQLAB_PREFIX_ATTN_WINDOW", "1"))
-    if w < 1 or w & (w - 1):
-        raise ValueError(f"SEQLAB_PREFIX_ATTN_WINDOW must be a power of two >= 1, got {w}")
-    return w
-
-
 def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     """Forward in one launch of independent programs joined by a decoupled look-back (see
     :func:`_pa_lookback_fwd_kernel`): reads ``v`` and ``s`` once, writes ``o`` and ``lse`` once, no scan.
@@ -743,7 +684,7 @@ def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     kw = dict(H=H, V=V, RW=rw, HAS_H0=m0 is not None, VARLEN=varlen,
               IEEE=v.dtype == torch.float32 or interpret_mode(), NO_INCLUSIVE=_lookback_test(),
               TICKET=os.environ.get("SEQLAB_PREFIX_ATTN_TICKET", "1") == "1",
-              EARLY=os.environ.get("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1", WIN=_lb_window())
+              EARLY=os.environ.get("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1")
     if pinned is None:
         _pa_lookback_fwd_kernel[grid](*args, **kw)
     else:

@@ -306,27 +306,6 @@ def test_lookback_program_order_and_early_poll(walk, monkeypatch, check_close):
 
 
 @needs_triton
-@pytest.mark.parametrize("window", [2, 4])
-@pytest.mark.parametrize("walk", [False, True])
-def test_lookback_window(window, walk, monkeypatch, check_close):
-    """``SEQLAB_PREFIX_ATTN_WINDOW`` (several preceding slots read per look-back step): dense (five chunks, so a
-    window of 2 needs two steps of aggregates before the first chunk's inclusive one) and packed cases against the
-    oracle, inclusive aggregates published and withheld."""
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_WINDOW", str(window))
-    test_lookback_matches_oracle(130, True, walk, monkeypatch, check_close)
-    test_lookback_varlen_equals_loop(True, walk, monkeypatch, check_close)
-
-
-def test_lookback_window_env_is_checked(monkeypatch):
-    from seqlab.kernels.prefix_attention import triton_scan
-
-    for bad in ("0", "3"):
-        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_WINDOW", bad)
-        with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_WINDOW"):
-            triton_scan._lb_window()
-
-
-@needs_triton
 @pytest.mark.parametrize("with_state", [False, True])
 def test_lookback_empty_sequences_keep_state(with_state, check_close):
     """Called directly (the op itself rejects empty sequences): an empty packed sequence's final state is its
