@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
-# GPU measurements for the still-open kernel bars (issues 3 and 4; docs/results.md) in one device call of < 600 s.
-# Usage on the lent machine, from the repo root, carrying .whl/:
-#   bash benchmarks/pending_gpu.sh "$OUT"
+# GPU measurements for the still-open kernel bars (issues 3 and 4; docs/results.md), each part one device call of
+# < 600 s. Usage on the lent machine, from the repo root, carrying .whl/:
+#   bash benchmarks/pending_gpu.sh "$OUT" gla      # gla vs fla chunk_gla, fwd and fwd+bwd in one process
+#   bash benchmarks/pending_gpu.sh "$OUT" ablate   # where scan1's and prefix_attention's forward time goes
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
+part=${2:-gla}
 source benchmarks/device_env.sh || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0)) s] $*"; }
-# the seventh session measured the gla fwd ratio (1.08x) and the fwd+bwd ratio (1.16x, older forward) in two runs:
-# fla's backward autotune (~200 s) cut the second run's fwd+bwd row. This step gives both in one process.
-step "gla vs fla chunk_gla, fwd and fwd+bwd in one process (default forward: whole chunks)"
-timeout 450 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 \
-    | grep -v Warn | tail -16
-step "gla kernel times"
-timeout 100 python3 benchmarks/gla_profile.py --json "$out/gla_prof.json" 2>&1 | grep -v Warn | tail -20
+if [ "$part" = gla ]; then
+    # the seventh session measured the gla fwd ratio (1.08x) and the fwd+bwd ratio (1.16x, older forward) in two
+    # runs: fla's backward autotune (~200 s) cut the second run's fwd+bwd row. This step gives both in one process.
+    step "gla vs fla chunk_gla, fwd and fwd+bwd in one process (default forward: whole chunks)"
+    timeout 450 python3 benchmarks/kernels_ii.py --only gla --timings-only --json "$out/gla.json" 2>&1 \
+        | grep -v Warn | tail -16
+    step "gla kernel times"
+    timeout 100 python3 benchmarks/gla_profile.py --json "$out/gla_prof.json" 2>&1 | grep -v Warn | tail -20
+fi
+if [ "$part" = ablate ]; then
+    # benchmark-only ablations (wrong results by design: their correctness rows fail): 1 = no look-back,
+    # 2 = loads and stores only. The gaps to the real kernel split its time (docs/results.md, seventh session).
+    for dt in bfloat16 float32; do
+        step "scan1 forward ablations, $dt"
+        timeout 150 python3 benchmarks/scan1_sweep.py --json "$out/scan1_ablate_$dt.json" --dtypes "$dt" \
+            --configs "@ABLATE=1;@ABLATE=2" 2>&1 | grep -v Warn | grep -v "ok=" | grep "fwd " | tail -12
+    done
+    for ab in 0 1 2; do
+        step "prefix_attention look-back forward, SEQLAB_PREFIX_ATTN_ABLATE=$ab"
+        SEQLAB_PREFIX_ATTN_ABLATE=$ab SEQLAB_BENCH_PA_FORMS=lookback timeout 80 python3 benchmarks/kernels_ii.py \
+            --only prefix_attention --json "$out/pa_ablate_$ab.json" 2>&1 | grep -v Warn | grep "fwd \|limit" | tail -6
+    done
+fi
 step done

@@ -674,8 +674,8 @@ def gla_bwd(q, k, v, g, h0, A, cu_seqlens, scale, do, dht):
         _gla_bwd_dv_kernel[lambda m: (triton.cdiv(V, m["BV"]), ch.NT, H)](
             kc, gc, Ac, doc, dhs, dv, H=H, K=K, V=V, BT=CHUNK, PREC=prec, PREC_A=prec_a)
         dA = torch.empty(ch.NT, CHUNK, H, CHUNK, device=q.device, dtype=f32)
-        _gla_bwd_da_kernel[(ch.NT, H)](vc, doc, dA, scale, H=H, V=V, BT=CHUNK, BV=_DA_BV if not interpret_mode() else 16,
-                                       PREC=prec, num_warps=4)
+        _gla_bwd_da_kernel[(ch.NT, H)](vc, doc, dA, scale, H=H, V=V, BT=CHUNK,
+                                       BV=16 if interpret_mode() else _DA_BV, PREC=prec, num_warps=4)
         for fast in (True, False):
             _gla_bwd_dqkg_kernel[lambda m: (triton.cdiv(K, m["BK"]), ch.NT, H)](
                 qc, kc, vc, gc, hs, doc, dhs, dA, dq, dk, dg, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB, FAST=fast,

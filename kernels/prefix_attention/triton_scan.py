@@ -517,13 +517,13 @@ def _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, m, u, w, V: tl.constexpr
         tl.store(wT + i_nh, w)
 
 
-@triton.autotune(configs=_lb_configs(), key=["V", "TICKET", "EARLY"])
+@triton.autotune(configs=_lb_configs(), key=["V", "TICKET", "EARLY", "ABLATE"])
 @triton.jit
 def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSEQ, H: tl.constexpr,
                             V: tl.constexpr, RW: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
                             LR: tl.constexpr, CUMMAX_SCAN: tl.constexpr, HAS_H0: tl.constexpr,
                             VARLEN: tl.constexpr, IEEE: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
-                            TICKET: tl.constexpr = True, EARLY: tl.constexpr = False):
+                            TICKET: tl.constexpr = True, EARLY: tl.constexpr = False, ABLATE: tl.constexpr = 0):
     """One program per (chunk of ``BT`` steps, head, value block), all independent: load the chunk's scores and
     values once, publish the chunk's own aggregate (max ``M_c``, ``W_c = sum exp(s - M_c)``,
     ``L_c = sum exp(s - M_c) v``; inclusive of the initial state at once when the chunk starts its sequence),
@@ -591,54 +591,60 @@ def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSE
                 pu, pm, pw = _lb_early_poll(rws, slot, i_h, i_v, H, V, RW, BV, LR)
         if IEEE:
             b_v = b_v.to(tl.float32)
-        # 1. the chunk's own aggregate, published at once (inclusive already when the chunk starts its sequence)
-        b_mc = tl.max(b_s, 0)
-        b_e = tl.exp(tl.where(b_s > float("-inf"), b_s - b_mc, float("-inf")))
-        b_wc = tl.sum(b_e, 0)
-        b_lc = tl.sum(b_e[:, None] * b_v.to(tl.float32), 0)  # [BV]
-        rec = rws + (slot * H + i_h) * RW
-        b_mp = tl.full([], float("-inf"), tl.float32)
-        b_up = tl.zeros([BV], dtype=tl.float32)
-        b_wp = tl.full([], 0.0, tl.float32)
-        if j == 0:
-            if HAS_H0:
-                b_mp = tl.load(m0 + i_nh)
-                b_up = tl.load(u0 + i_nh * V + o_v, mask=mask_v, other=0.0)
-                b_wp = tl.load(w0 + i_nh)
-            b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
-            _lb_publish(rec, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V, _LB_INC)
+        if ABLATE == 2:  # benchmark-only: the loads and the store of the output tile, nothing between
+            tl.store(o + base + offs, b_v.to(o.dtype.element_ty), mask=mask2)
         else:
-            _lb_publish(rec, o_v, mask_v, i_v, b_mc, b_lc, b_wc, V, _LB_AGG)
-            # 2. exclusive prefix by look-back
-            b_mp, b_up, b_wp = _lb_look_back(rws, slot, slot - j, i_h, i_v, pu, pm, pw, H, V, RW, BV, LR, EARLY)
-            b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
-            if not NO_INCLUSIVE:  # the inclusive aggregate ends the look-backs of the chunks after this one
+            # 1. the chunk's own aggregate, published at once (inclusive already when the chunk starts its sequence)
+            b_mc = tl.max(b_s, 0)
+            b_e = tl.exp(tl.where(b_s > float("-inf"), b_s - b_mc, float("-inf")))
+            b_wc = tl.sum(b_e, 0)
+            b_lc = tl.sum(b_e[:, None] * b_v.to(tl.float32), 0)  # [BV]
+            rec = rws + (slot * H + i_h) * RW
+            b_mp = tl.full([], float("-inf"), tl.float32)
+            b_up = tl.zeros([BV], dtype=tl.float32)
+            b_wp = tl.full([], 0.0, tl.float32)
+            if j == 0:
+                if HAS_H0:
+                    b_mp = tl.load(m0 + i_nh)
+                    b_up = tl.load(u0 + i_nh * V + o_v, mask=mask_v, other=0.0)
+                    b_wp = tl.load(w0 + i_nh)
+                b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
                 _lb_publish(rec, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V, _LB_INC)
-        # 3. outputs: running max m_t = max(M_p, max_{i<=t} s_i) (a 1-D max scan over the [BT] scores, or a
-        # masked [BT, BT] max), weights P[t, i] = exp(s_i - m_t) <= 1 (i <= t), carry factor exp(M_p - m_t) <= 1
-        causal = o_t[:, None] >= o_t[None, :]
-        if CUMMAX_SCAN:
-            b_mt = tl.maximum(tl.associative_scan(b_s, 0, _max_combine), b_mp)  # [BT]
-        else:
-            b_mt = tl.maximum(tl.max(tl.where(causal, b_s[None, :], float("-inf")), 1), b_mp)
-        keep = causal & (b_s[None, :] > float("-inf"))
-        b_p = tl.exp(tl.where(keep, b_s[None, :] - b_mt[:, None], float("-inf")))  # [BT, BT]
-        if IEEE:
-            b_pv = tl.dot(b_p, b_v, input_precision="ieee")
-            b_rs = tl.sum(b_p, 1)
-        else:
-            b_pl = b_p.to(b_v.dtype)
-            b_pv = tl.dot(b_pl, b_v)  # float32 accumulate
-            b_rs = tl.sum(b_pl.to(tl.float32), 1)  # the rounded weights: o stays a convex combination
-        b_a = tl.exp(tl.where(b_mp == b_mt, 0.0, b_mp - b_mt))  # exp(-inf - -inf) is never formed
-        b_wt = b_a * b_wp + b_rs
-        b_ut = b_a[:, None] * b_up[None, :] + b_pv
-        tl.store(o + base + offs, (b_ut / b_wt[:, None]).to(o.dtype.element_ty), mask=mask2)
-        if i_v == 0:
-            tl.store(lse + r0 * H + i_h + o_t * H, b_mt + tl.log(b_wt), mask=mask_t)
-        # 4. the final state from the sequence's last chunk
-        if j == nch - 1:
-            _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V)
+            elif ABLATE == 1:  # benchmark-only: no look-back, the chunk's own aggregate as its prefix
+                b_mi, b_ui, b_wi = b_mc, b_lc, b_wc
+            else:
+                _lb_publish(rec, o_v, mask_v, i_v, b_mc, b_lc, b_wc, V, _LB_AGG)
+                # 2. exclusive prefix by look-back
+                b_mp, b_up, b_wp = _lb_look_back(rws, slot, slot - j, i_h, i_v, pu, pm, pw, H, V, RW, BV, LR,
+                                                 EARLY)
+                b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
+                if not NO_INCLUSIVE:  # the inclusive aggregate ends the look-backs of the chunks after this one
+                    _lb_publish(rec, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V, _LB_INC)
+            # 3. outputs: running max m_t = max(M_p, max_{i<=t} s_i) (a 1-D max scan over the [BT] scores, or a
+            # masked [BT, BT] max), weights P[t, i] = exp(s_i - m_t) <= 1 (i <= t), carry factor exp(M_p - m_t) <= 1
+            causal = o_t[:, None] >= o_t[None, :]
+            if CUMMAX_SCAN:
+                b_mt = tl.maximum(tl.associative_scan(b_s, 0, _max_combine), b_mp)  # [BT]
+            else:
+                b_mt = tl.maximum(tl.max(tl.where(causal, b_s[None, :], float("-inf")), 1), b_mp)
+            keep = causal & (b_s[None, :] > float("-inf"))
+            b_p = tl.exp(tl.where(keep, b_s[None, :] - b_mt[:, None], float("-inf")))  # [BT, BT]
+            if IEEE:
+                b_pv = tl.dot(b_p, b_v, input_precision="ieee")
+                b_rs = tl.sum(b_p, 1)
+            else:
+                b_pl = b_p.to(b_v.dtype)
+                b_pv = tl.dot(b_pl, b_v)  # float32 accumulate
+                b_rs = tl.sum(b_pl.to(tl.float32), 1)  # the rounded weights: o stays a convex combination
+            b_a = tl.exp(tl.where(b_mp == b_mt, 0.0, b_mp - b_mt))  # exp(-inf - -inf) is never formed
+            b_wt = b_a * b_wp + b_rs
+            b_ut = b_a[:, None] * b_up[None, :] + b_pv
+            tl.store(o + base + offs, (b_ut / b_wt[:, None]).to(o.dtype.element_ty), mask=mask2)
+            if i_v == 0:
+                tl.store(lse + r0 * H + i_h + o_t * H, b_mt + tl.log(b_wt), mask=mask_t)
+            # 4. the final state from the sequence's last chunk
+            if j == nch - 1:
+                _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V)
     if VARLEN:
         if (L == 0) & (j == 0):  # an empty sequence keeps its initial state
             b_m0 = tl.full([], float("-inf"), tl.float32)
@@ -656,6 +662,16 @@ def _lookback_test() -> bool:
     aggregate, so every look-back merges aggregates back to the sequence start: the path concurrent GPU programs
     take, which the sequential interpreter (predecessors always finished) would otherwise never run."""
     return os.environ.get("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST") == "1"
+
+
+def _lb_ablate() -> int:
+    """``SEQLAB_PREFIX_ATTN_ABLATE`` (benchmarks only; the results are wrong): 0 (default) the real look-back
+    forward; 1 every chunk takes its own aggregate as its prefix (no publishing, no look-back); 2 the value tile is
+    loaded and stored as the output (no scores, no matmul). Timed beside the real kernel they split its time."""
+    v = int(os.environ.get("SEQLAB_PREFIX_ATTN_ABLATE", "0"))
+    if v not in (0, 1, 2):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_ABLATE must be 0, 1 or 2, got {v}")
+    return v
 
 
 def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
@@ -684,7 +700,7 @@ def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     kw = dict(H=H, V=V, RW=rw, HAS_H0=m0 is not None, VARLEN=varlen,
               IEEE=v.dtype == torch.float32 or interpret_mode(), NO_INCLUSIVE=_lookback_test(),
               TICKET=os.environ.get("SEQLAB_PREFIX_ATTN_TICKET", "1") == "1",
-              EARLY=os.environ.get("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1")
+              EARLY=os.environ.get("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1", ABLATE=_lb_ablate())
     if pinned is None:
         _pa_lookback_fwd_kernel[grid](*args, **kw)
     else:

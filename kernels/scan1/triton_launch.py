@@ -140,6 +140,17 @@ def _lean(early: bool, reload: bool) -> bool:
     return os.environ.get("SEQLAB_SCAN1_LEAN") == "1" and early and not reload and not _lookback_test()
 
 
+def _ablate() -> int:
+    """``SEQLAB_SCAN1_ABLATE`` (benchmarks only; the results are wrong): 0 (default) the real forward; 1 the same
+    tiles scanned with carry-in zero (no look-back, no workspace traffic); 2 the same tiles loaded, multiplied and
+    stored (no scan). Timing them beside the real kernel splits its time between the look-back, the in-tile scan
+    and the memory traffic of one-tile programs (``benchmarks/pending_gpu.sh``)."""
+    v = int(os.environ.get("SEQLAB_SCAN1_ABLATE", "0"))
+    if v not in (0, 1, 2):
+        raise ValueError(f"SEQLAB_SCAN1_ABLATE must be 0, 1 or 2, got {v}")
+    return v
+
+
 def scan1_fwd(
     a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None,
     log_a: bool, reverse: bool, output_final_state: bool,
@@ -171,7 +182,8 @@ def scan1_fwd(
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, tag,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early, _reload(bd, warps)), num_warps=warps,
+        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early, _reload(bd, warps)),
+        ABLATE=_ablate(), num_warps=warps,
     )
     return h, ht
 

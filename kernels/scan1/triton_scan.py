@@ -269,18 +269,26 @@ def _scan1_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD, epoch,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
-    EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr, LEAN: tl.constexpr,
+    EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr, LEAN: tl.constexpr, ABLATE: tl.constexpr = 0,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     ep = (tl.program_id(0) * 0 + epoch).to(tl.int64)  # a tensor even where epoch == 1 was specialised
     rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BD)
     a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A)
-    pre = tl.zeros([BD], tl.int64)
-    if EARLY:
-        pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j > 0, 1)
-    _fwd_tile(a_raw, b_raw, pre, ep, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
-              h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
-              LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD, LEAN)
+    if ABLATE == 0:
+        pre = tl.zeros([BD], tl.int64)
+        if EARLY:
+            pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j > 0, 1)
+        _fwd_tile(a_raw, b_raw, pre, ep, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
+                  h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
+                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD, LEAN)
+    else:  # benchmark-only ablations (SEQLAB_SCAN1_ABLATE, see scan1_fwd): the same tiles with parts left out
+        a = tl.exp(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
+        if ABLATE == 1:  # the in-tile scan with carry-in zero: no workspace, no look-back
+            _, hs = tl.associative_scan((a, b_raw.to(tl.float32)), 0, _combine)
+        else:  # loads, one multiply, store: the ceiling of a one-tile-per-program kernel
+            hs = a * b_raw.to(tl.float32)
+        tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit

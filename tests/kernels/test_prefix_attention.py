@@ -423,3 +423,24 @@ def test_lookback_pinned_tiles(cfg, varlen, monkeypatch, check_close):
         check_close(f"lse[{n}]", lse[bi:bi + 1, a:b], _lse_ref(s[bi:bi + 1, a:b], h0n), 1e-6)
         for name, x, ref in zip("muw", (mT, uT, wT), stn):
             check_close(f"{name}[{n}]", x[n:n + 1], ref, 1e-5)
+
+
+@needs_triton
+def test_lookback_benchmark_ablations(monkeypatch, check_close):
+    """``SEQLAB_PREFIX_ATTN_ABLATE`` (timing splits only): 1 drops the look-back, exact for a single-chunk
+    sequence and wrong after it; 2 writes the values as the output; bad values are refused."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    torch.manual_seed(3)
+    s, v = torch.randn(1, 70, 2) * 3, torch.randn(1, 70, 2, 16)
+    ref = prefix_attention_naive(s.double(), v.double())[0]
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_ABLATE", "1")
+    o = prefix_attention(s, v, backend="triton")[0]
+    check_close("o, first chunk", o[:, :32], ref[:, :32], 1e-5)  # one 32-step chunk under the interpreter
+    assert not torch.allclose(o[:, 32:].double(), ref[:, 32:], atol=1e-3)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_ABLATE", "2")
+    assert torch.equal(prefix_attention(s, v, backend="triton")[0], v)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_ABLATE", "5")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_ABLATE"):
+        triton_scan._lb_ablate()

@@ -356,3 +356,26 @@ def test_lean_publishing_is_off_for_reloading_tiles(monkeypatch):
     assert triton_launch._lean(True, reload=False)
     assert not triton_launch._lean(True, reload=True)
     assert not triton_launch._lean(False, reload=False)
+
+
+@needs_triton
+def test_benchmark_ablations(monkeypatch):
+    """``SEQLAB_SCAN1_ABLATE`` (timing splits only): 1 scans each tile with carry-in zero, which is exact for a
+    single-tile sequence and drops the carry for later tiles; 2 stores a * b; bad values are refused."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "16,16,1")
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 40, 16), torch.randn(2, 40, 16)
+    ref = scan1(a, b, backend="torch")[0]
+    monkeypatch.setenv("SEQLAB_SCAN1_ABLATE", "1")
+    h1 = scan1(a, b, backend="triton")[0]
+    assert torch.allclose(h1[:, :16], ref[:, :16], atol=1e-5)
+    assert not torch.allclose(h1[:, 16:], ref[:, 16:], atol=1e-3)
+    second = scan1(a[:, 16:32].contiguous(), b[:, 16:32].contiguous(), backend="torch")[0]
+    assert torch.allclose(h1[:, 16:32], second, atol=1e-5)
+    monkeypatch.setenv("SEQLAB_SCAN1_ABLATE", "2")
+    assert torch.allclose(scan1(a, b, backend="triton")[0], a * b, atol=1e-6)
+    monkeypatch.setenv("SEQLAB_SCAN1_ABLATE", "3")
+    with pytest.raises(ValueError, match="SEQLAB_SCAN1_ABLATE"):
+        triton_launch._ablate()
