@@ -209,7 +209,7 @@ bwd = {**ptr("a_ptr h_ptr do_ptr da_ptr db_ptr"), "h0_ptr": "*fp32", "dht_ptr": 
        "seq_ptr": "*i32", "cu_ptr": "*i32", "ws_ptr": "*i64", "cnt_ptr": "*i64"}
 ints = {k: "i32" for k in "L D NSEQ NCH nD NT epoch".split()}
 common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BD=bd, NO_INCLUSIVE=False, RELOAD=False, I64=False)
-kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, LEAN=True)),
+kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, LEAN=True, ABLATE=0)),
         (tp._scan1_fwd_persist_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True)),
         (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True, LEAN=True)),
         (tp._scan1_bwd_persist_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True))]
