@@ -171,8 +171,8 @@ def _gla_configs(ctx) -> None:
         from seqlab.kernels.gla import triton_chunk as tc
     except ImportError:
         return
-    for name in ("_gla_fwd_h_kernel", "_gla_fwd_ao_kernel", "_gla_fwd_ao64_kernel", "_gla_bwd_states_kernel",
-                 "_gla_bwd_dv_kernel", "_gla_bwd_dqkg_kernel"):
+    for name in ("_gla_fwd_h_kernel", "_gla_fwd_ao64_kernel", "_gla_bwd_states_kernel", "_gla_bwd_dv_kernel",
+                 "_gla_bwd_dqkg_kernel"):
         best = getattr(getattr(tc, name, None), "best_config", None)
         if best is not None:
             ctx.rows.append(dict(name=f"gla config {name}", config=str(best)))

@@ -11,7 +11,7 @@ Forward (fla: cumsum, states, two intra-score launches, output = 5 launches; 3 h
     1. ``_gla_fwd_h_kernel`` (one program per sequence, head, key block, value block; sequential over the
        chunks): the chunk-local cumsum of ``g`` is taken in registers and written once (fla runs a separate
        ``chunk_local_cumsum`` pass), stores ``h_c`` in the input dtype (as fla) and the final state.
-    2. ``_gla_fwd_ao64_kernel`` (default, ``SEQLAB_GLA_FWD=chunk``; one program per chunk and head, launched twice:
+    2. ``_gla_fwd_ao64_kernel`` (one program per chunk and head, launched twice:
        see below): the intra-chunk scores ``A_ij = scale sum_d q_id k_jd exp(gc_id - gc_jd)`` (j <= i), stored
        ``[B, T, H, 64]`` float32 for the backward (fla saves A too), then ``o = scale (q e^gc) h_c + A v``, all
        64-row matmuls. Where the decay spans at most ``e^60`` over the chunk in every key channel (fla's layer gate,
@@ -23,8 +23,8 @@ Forward (fla: cumsum, states, two intra-score launches, output = 5 launches; 3 h
        elementwise) come out of the same matmul while the sub-chunk's span is at most ``e^60``, and otherwise
        elementwise in log space: exact for any decay. The two cases are two compiled variants (``FAST``), each
        launch skipping the other's chunks: one kernel with a runtime branch kept both paths' registers live.
-       ``SEQLAB_GLA_FWD=sub`` takes ``_gla_fwd_ao_kernel`` instead (one program per 16-row query sub-chunk, the
-       secondary chunking above for every chunk; slower on an H200, docs/results.md).
+       Until the seventh session of 2026-12-03 one program per 16-row query sub-chunk did this (383 us against
+       311 us on an H200, docs/results.md).
 Backward (fla: states, dh, dv, dA, intra dq/dk, inter dq/dk/dg + dtype casts = 6 launches and float32
 [B, T, H, K] intermediates for dq / dk; 5 here)
     3. ``_gla_bwd_states_kernel``: the forward state pass (float32 states, writes ``gc``) and the reverse pass
@@ -108,14 +108,8 @@ _STATE_SPACE = [({"BK": 64, "BV": 64}, 4, 2), ({"BK": 32, "BV": 64}, 4, 2), ({"B
                 # added 2026-12-03, not yet timed: the H200 run picked (32, 64) for the backward state pass,
                 # whose per-(head, block) chunk walk is latency-bound, so smaller tiles / deeper pipelines may win
                 ({"BK": 32, "BV": 32}, 4, 2), ({"BK": 32, "BV": 32}, 4, 3), ({"BK": 32, "BV": 64}, 4, 3)]
-_AO_SPACE = [({"BK": 64, "BV": 128}, 4, 2), ({"BK": 128, "BV": 128}, 4, 2), ({"BK": 64, "BV": 128}, 4, 3),
-             ({"BK": 32, "BV": 128}, 2, 2),
-             # added in the sixth session of 2026-12-03 (the forward's larger kernel: 413 of 765 us on an H200);
-             # no spills (sm_90a ptxas -v): 233, 168, 255 and 255 registers; BV = 64 tiles spilled, left out
-             ({"BK": 64, "BV": 128}, 8, 2), ({"BK": 32, "BV": 128}, 4, 2), ({"BK": 32, "BV": 128}, 4, 3),
-             ({"BK": 128, "BV": 128}, 8, 2)]
 _DA_BV = 128  # value block of the dA kernel (fixed; 4 warps: 64 registers, no spills, sm_90a ptxas -v)
-# the whole-chunk output kernel (SEQLAB_GLA_FWD=chunk; added in the seventh session of 2026-12-03, see there)
+# the whole-chunk output kernel (added in the seventh session of 2026-12-03)
 _AO64_SPACE = [({"BK": 64, "BV": 128}, 8, 2), ({"BK": 64, "BV": 64}, 8, 2), ({"BK": 32, "BV": 128}, 4, 2),
                ({"BK": 32, "BV": 128}, 8, 3), ({"BK": 32, "BV": 128}, 8, 2), ({"BK": 64, "BV": 128}, 8, 3)]
 # (sm_90a ptxas -v: 249, 253, 251, 128 registers, no spills; the last spills 8 bytes)
@@ -205,23 +199,6 @@ def _dh_loop(q, g, do, dh, dht, dh0, c0, c1, i_n, i_h, i_k, i_v, scale, H: tl.co
 
 
 @triton.jit
-def _a_diag_exact(k, gc, b_qs, b_gq, row0, i_h, o_i, o_t, o_k, m_k, s, H: tl.constexpr, K: tl.constexpr,
-                  BT: tl.constexpr, BC: tl.constexpr):
-    """Diagonal sub-block of the scores elementwise in log space (the fallback for decays spanning more than
-    ``e^60`` inside a sub-chunk): ``[BC, BT]`` with ``sum_d q_id k_jd exp(gc_id - gc_jd)`` at column j of the
-    sub-chunk (j <= i), zero elsewhere. ``b_qs`` is the scaled query block, ``row0`` the sub-chunk's first row."""
-    b_d = tl.zeros([BC, BT], dtype=tl.float32)
-    for j in range(BC):
-        p = ((row0 + j) * H + i_h) * K + o_k
-        b_kj = tl.load(k + p, mask=m_k, other=0.0).to(tl.float32)
-        b_gj = tl.load(gc + p, mask=m_k, other=0.0)
-        b_e = tl.exp(tl.where(o_i[:, None] >= j, b_gq - b_gj[None, :], 0.0))  # no overflow in unused rows
-        b_val = tl.sum(b_qs * b_kj[None, :] * b_e, axis=1)
-        b_d += tl.where((o_t[None, :] == s * BC + j) & (o_i[:, None] >= j), b_val[:, None], 0.0)
-    return b_d
-
-
-@triton.jit
 def _diag_grad_exact(b_m, y, gc, b_g, rows0, i_h, o_t, o_k, m_k, H: tl.constexpr, K: tl.constexpr,
                      BC: tl.constexpr, LATER: tl.constexpr):
     """Diagonal sub-block part of an intra-chunk gradient, elementwise in log space (fallback path).
@@ -280,62 +257,6 @@ def _gla_bwd_states_kernel(q, k, v, g, do, gc, h, dh, h0, dht, dh0, coff, NTS, s
                  HAS_DHT, HAS_H0, PREC)
 
 
-@_tune(_AO_SPACE, key=["K", "V"])
-@triton.jit
-def _gla_fwd_ao_kernel(q, k, v, gc, h, A, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-                       BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, PREC: tl.constexpr):
-    """One query sub-chunk (rows ``s*BC .. s*BC+BC-1``) of one chunk and head: its rows of the intra-chunk scores
-    ``A`` (stored ``[NT, BT, H, BT]`` float32 for the backward, upper triangle zero), then its outputs
-    ``o = scale (q e^gc) h_c + A v`` for every value block (fla: separate intra-score and output launches)."""
-    i_cs, i_h = tl.program_id(0), tl.program_id(1)
-    NC: tl.constexpr = BT // BC
-    c = (i_cs // NC).to(tl.int64)
-    s = i_cs % NC
-    o_i, o_t = tl.arange(0, BC), tl.arange(0, BT)
-    row0 = c * BT + s * BC
-    rows_q = row0 + o_i
-    rows_k = c * BT + o_t
-    b_a = tl.zeros([BC, BT], dtype=tl.float32)
-    for i_k in range(tl.cdiv(K, BK)):
-        o_k = i_k * BK + tl.arange(0, BK)
-        m_k = o_k < K
-        p_q = (rows_q[:, None] * H + i_h) * K + o_k[None, :]
-        p_k = (rows_k[:, None] * H + i_h) * K + o_k[None, :]
-        b_q = tl.load(q + p_q, mask=m_k[None, :], other=0.0).to(tl.float32) * scale
-        b_gq = tl.load(gc + p_q, mask=m_k[None, :], other=0.0)
-        m_kt = (o_t < (s + 1) * BC)[:, None] & m_k[None, :]  # later keys are masked out anyway: not read
-        b_k = tl.load(k + p_k, mask=m_kt, other=0.0).to(tl.float32)
-        b_gk = tl.load(gc + p_k, mask=m_kt, other=0.0)
-        b_r = tl.load(gc + (row0 * H + i_h) * K + o_k, mask=m_k, other=0.0)
-        span = tl.max(tl.abs(b_gq - b_r[None, :]))
-        b_qa = b_q * tl.exp(b_gq - b_r[None, :])
-        b_kb = b_k * tl.exp(tl.minimum(b_r[None, :] - b_gk, SPAN))
-        b_p = tl.dot(b_qa, tl.trans(b_kb), input_precision=PREC)
-        # columns kept: earlier sub-chunks, plus the diagonal block (j <= i) when it is in range
-        lim = s * BC + (span <= SPAN).to(tl.int32) * (o_i + 1)
-        b_a += tl.where(o_t[None, :] < lim[:, None], b_p, 0.0)
-        if span > SPAN:
-            b_a += _a_diag_exact(k, gc, b_q, b_gq, row0, i_h, o_i, o_t, o_k, m_k, s, H, K, BT, BC)
-    tl.store(A + (rows_q[:, None] * H + i_h) * BT + o_t[None, :], b_a)
-    b_a = b_a.to(v.dtype.element_ty)
-    for i_v in range(tl.cdiv(V, BV)):
-        o_v = i_v * BV + tl.arange(0, BV)
-        m_v = o_v < V
-        b_o = tl.zeros([BC, BV], dtype=tl.float32)
-        for i_k in range(tl.cdiv(K, BK)):
-            o_k = i_k * BK + tl.arange(0, BK)
-            m_k = o_k < K
-            p_q = (rows_q[:, None] * H + i_h) * K + o_k[None, :]
-            b_q = tl.load(q + p_q, mask=m_k[None, :], other=0.0)
-            b_qg = (b_q * tl.exp(tl.load(gc + p_q, mask=m_k[None, :], other=0.0))).to(b_q.dtype)
-            b_h = tl.load(h + ((c * H + i_h) * K + o_k[:, None]) * V + o_v[None, :],
-                          mask=m_k[:, None] & m_v[None, :], other=0.0)
-            b_o += tl.dot(b_qg, b_h.to(b_q.dtype), input_precision=PREC)
-        b_v = tl.load(v + (rows_k[:, None] * H + i_h) * V + o_v[None, :], mask=m_v[None, :], other=0.0)
-        b_o = b_o * scale + tl.dot(b_a, b_v, input_precision=PREC)
-        tl.store(o + (rows_q[:, None] * H + i_h) * V + o_v[None, :], b_o.to(o.dtype.element_ty), mask=m_v[None, :])
-
-
 @triton.jit
 def _a_block_sub(k, gc, b_q, b_k, b_g, c, i_h, o_t, o_k, m_k, H: tl.constexpr, K: tl.constexpr, BT: tl.constexpr,
                  BC: tl.constexpr, PREC: tl.constexpr):
@@ -372,7 +293,7 @@ def _a_block_sub(k, gc, b_q, b_k, b_g, c, i_h, o_t, o_k, m_k, H: tl.constexpr, K
 def _gla_fwd_ao64_kernel(q, k, v, gc, h, A, o, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
                          BT: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, FAST: tl.constexpr,
                          PREC: tl.constexpr):
-    """Scores and outputs of one whole chunk and head (``SEQLAB_GLA_FWD=chunk``): ``A`` (``[NT, BT, H, BT]``
+    """Scores and outputs of one whole chunk and head: ``A`` (``[NT, BT, H, BT]``
     float32, upper triangle zero) over the key blocks, then ``o = scale (q e^gc) h_c + A v`` per value block, all
     64-row matmuls.
 
@@ -609,16 +530,6 @@ def _precisions(x: torch.Tensor) -> tuple[str, str]:
     return "tf32", "tf32x3"
 
 
-def _fwd_form() -> str:
-    """``SEQLAB_GLA_FWD``: ``chunk`` (default: one program per 64-row chunk, :func:`_gla_fwd_ao64_kernel`; on an
-    H200 at B4 T4096 H16 K=V=128 bf16 311 us against 383 us, docs/results.md) or ``sub`` (one program per 16-row
-    query sub-chunk, :func:`_gla_fwd_ao_kernel`)."""
-    form = os.environ.get("SEQLAB_GLA_FWD", "chunk")
-    if form not in ("sub", "chunk"):
-        raise ValueError(f"SEQLAB_GLA_FWD must be 'sub' or 'chunk', got {form!r}")
-    return form
-
-
 def _grid_kv(meta, K, V, N, H2):
     return (triton.cdiv(K, meta["BK"]) * triton.cdiv(V, meta["BV"]), N, H2)
 
@@ -642,13 +553,10 @@ def gla_fwd(q, k, v, g, h0, cu_seqlens, scale, mode):
         HAS_COFF=ch.coff is not None, PREC=prec)
     A = torch.empty(ch.NT, CHUNK, H, CHUNK, device=q.device, dtype=f32)
     oc = torch.empty_like(vc)
-    if ch.NT and _fwd_form() == "chunk":
+    if ch.NT:
         for fast in (True, False):
             _gla_fwd_ao64_kernel[(ch.NT, H)](qc, kc, vc, gc, hs, A, oc, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB,
                                              FAST=fast, PREC=prec)
-    elif ch.NT:
-        _gla_fwd_ao_kernel[(ch.NT * (CHUNK // SUB), H)](qc, kc, vc, gc, hs, A, oc, scale, H=H, K=K, V=V, BT=CHUNK,
-                                                        BC=SUB, PREC=prec)
     return ch.back(oc), ht, ch.back(A)
 
 

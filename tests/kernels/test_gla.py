@@ -157,8 +157,9 @@ def _grads_vs_oracle(ins, do, dh, backend, output_final_state=True, **kw):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("T", [64, 130])
 def test_mild_decay_whole_chunk_matmuls(backend, T, check_close):
-    """fla's layer gate (logsigmoid / 16: the decay spans about e^3 over a chunk): the Triton backward's intra-chunk
-    dq / dk as one matmul per chunk (the decay split at the chunk's first and last rows), against the oracle."""
+    """fla's layer gate (logsigmoid / 16: the decay spans about e^3 over a chunk): the Triton forward's scores and
+    the backward's intra-chunk dq / dk as one matmul per key block (the decay split at the chunk's first and last
+    rows), against the oracle."""
     torch.manual_seed(T)
     B, H, K, V = 2, 2, 20, 16
     q, k, v, g = _inputs(B, T, H, K, V, decay=1 / 16)
@@ -167,34 +168,6 @@ def test_mild_decay_whole_chunk_matmuls(backend, T, check_close):
     chunk, ref = _grads_vs_oracle(ins, do, dh, backend)
     for n, a, b in zip(["o", "ht", "dq", "dk", "dv", "dg", "dh0"], chunk, ref):
         check_close(n, a, b, 1e-5)
-
-
-@pytest.mark.skipif(not triton_available(), reason="needs Triton")
-@pytest.mark.parametrize("decay", ["mild", "strong"])
-def test_sub_chunk_forward_form(decay, monkeypatch, check_close):
-    """``SEQLAB_GLA_FWD=sub`` (one program per 16-row query sub-chunk; the default is whole chunks): outputs, state
-    and gradients against the oracle, for fla's gate and for decays of up to e^-30 per step in half the channels
-    (the elementwise diagonal blocks)."""
-    monkeypatch.setenv("SEQLAB_GLA_FWD", "sub")
-    torch.manual_seed(7)
-    B, T, H, K, V = 2, 130, 2, 20, 16
-    q, k, v, g = _inputs(B, T, H, K, V, decay=1 / 16 if decay == "mild" else 1.0)
-    if decay == "strong":
-        g[..., :10] = -torch.rand(B, T, H, 10) * 30
-    ins = [q, k, v, g, torch.randn(B, H, K, V)]
-    do, dh = torch.randn(B, T, H, V), torch.randn(B, H, K, V)
-    chunk, ref = _grads_vs_oracle(ins, do, dh, "triton")
-    for n, a, b in zip(["o", "ht", "dq", "dk", "dv", "dg", "dh0"], chunk, ref):
-        assert torch.isfinite(a).all(), n
-        check_close(n, a, b, 1e-5)
-
-
-def test_forward_form_env_is_checked(monkeypatch):
-    from seqlab.kernels.gla import triton_chunk
-
-    monkeypatch.setenv("SEQLAB_GLA_FWD", "tiles")
-    with pytest.raises(ValueError, match="SEQLAB_GLA_FWD"):
-        triton_chunk._fwd_form()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -227,12 +200,9 @@ def test_grads_without_final_state_or_h0(backend, check_close):
 
 
 @pytest.mark.skipif(not triton_available(), reason="needs triton")
-@pytest.mark.parametrize("form", ["sub", "chunk"])
-def test_triton_saved_scores_match_reference(form, monkeypatch):
-    """The intra-chunk scores the Triton forward saves for the backward equal the PyTorch form's (both forms)."""
+def test_triton_saved_scores_match_reference():
+    """The intra-chunk scores the Triton forward saves for the backward equal the PyTorch form's."""
     from seqlab.kernels.gla import triton_chunk
-
-    monkeypatch.setenv("SEQLAB_GLA_FWD", form)
     from seqlab.kernels.gla.reference import intra_chunk_scores
 
     torch.manual_seed(5)

@@ -90,11 +90,9 @@ def _simple_gla(dt):
                                               reverse=True, backend="triton"), *mk(1, TV), torch.randn(3, 2, K, V))
 
 
-def _gla(dt, monkeypatch):
+def _gla(dt):
     from seqlab.kernels import gla
-    for form in ("chunk", "sub"):  # whole-chunk (default) and 16-row sub-chunk forward kernels
-        monkeypatch.setenv("SEQLAB_GLA_FWD", form)
-        _linear_attn(gla, dt, True)
+    _linear_attn(gla, dt, True)
 
 
 def _delta_rule(dt):
@@ -152,7 +150,7 @@ def test_kernels_compile_for_sm90(op, monkeypatch):
     with gc.record_launches(specs):
         for dt in (torch.float32, torch.float16):
             fn = OPS[op]
-            fn(dt, monkeypatch) if op in ("prefix_attention", "scan1", "gla") else fn(dt)
+            fn(dt, monkeypatch) if op in ("prefix_attention", "scan1") else fn(dt)
     assert specs, f"{op}: no Triton launch was recorded (did the op take the PyTorch path?)"
     half = [x for x in specs if "*fp16" in x["signature"].values()]
     specs = gc.gpu_options(gc.unique([x for x in specs if x not in half] + gc.half_to_bf16(half)))
