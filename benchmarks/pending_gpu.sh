@@ -3,6 +3,7 @@
 # < 600 s. Usage on the lent machine, from the repo root, carrying .whl/:
 #   bash benchmarks/pending_gpu.sh "$OUT" gla      # gla vs fla chunk_gla, fwd and fwd+bwd in one process
 #   bash benchmarks/pending_gpu.sh "$OUT" ablate   # where scan1's and prefix_attention's forward time goes
+#   bash benchmarks/pending_gpu.sh "$OUT" scan1    # scan1's [BC, CT, VEC] tiles against the old [CT, BD] layout
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
@@ -32,6 +33,18 @@ if [ "$part" = ablate ]; then
         step "prefix_attention look-back forward, SEQLAB_PREFIX_ATTN_ABLATE=$ab"
         SEQLAB_PREFIX_ATTN_ABLATE=$ab SEQLAB_BENCH_PA_FORMS=lookback timeout 80 python3 benchmarks/kernels_ii.py \
             --only prefix_attention --json "$out/pa_ablate_$ab.json" 2>&1 | grep -v Warn | grep "fwd \|limit" | tail -6
+    done
+fi
+if [ "$part" = scan1 ]; then
+    # eighth session: tiles whose threads own VEC adjacent channels and all CT steps (no shuffles in the scan);
+    # the first --configs row is the old layout (VEC = 1: time split over threads), the default row the new tiles.
+    cfgs="32,32,1@BWD_CFG=32,32,1;16,128,1@BWD_CFG=16,64,1;32,128,2@BWD_CFG=16,128,2;16,64,1"
+    for dt in bfloat16 float32; do
+        extra=""
+        [ "$dt" = float32 ] && extra=";64,32,2@BWD_CFG=32,32,1"
+        step "scan1 tiles, $dt"
+        timeout 250 python3 benchmarks/scan1_sweep.py --json "$out/scan1_vec_$dt.json" --dtypes "$dt" --check-configs \
+            --configs "$cfgs$extra" 2>&1 | grep -v Warn | grep "fwd \|correct\|fraction" | grep -v "ok=True" | tail -30
     done
 fi
 step done

@@ -93,6 +93,8 @@ def main() -> int:
                     "e.g. '64,32,1;64,64,2' (1-2 warps keep each channel's time steps in one thread); "
                     "'@NAME=V' suffixes set SEQLAB_SCAN1_NAME for that row, e.g. '32,32,1@TICKET=0@EARLY_POLL=1'")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list of torch dtype names")
+    ap.add_argument("--check-configs", action="store_true",
+                    help="run the correctness checks for every --configs row, not only for rows with flags")
     args = ap.parse_args()
     configs = args.configs.split(";") if args.configs else [",".join(map(str, c)) for c in CONFIGS]
     from accelerated_scan.scalar import scan as acc_scan
@@ -140,7 +142,7 @@ def main() -> int:
                     k, v = f.split("=")
                     os.environ[f"SEQLAB_SCAN1_{k}"] = v
                 label = "cfg " + cfg
-                if flags:  # a change of algorithm, not only of tile: check it at this shape too
+                if flags or args.check_configs:  # a change of algorithm, or asked: check it at this shape too
                     correctness(ctx, dt, B, T, D, tag=f" [{cfg}]")
             ctx.bench(f"fwd ours {label} {tag}", lambda: scan1(None, xs, log_a=gs), bytes_moved=f3)
             ctx.bench(f"fwd+bwd ours {label} {tag}", lambda: torch.autograd.grad(scan1(None, xr, log_a=gr)[0], (xr, gr), do),

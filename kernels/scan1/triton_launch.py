@@ -1,7 +1,6 @@
 """Host side of the scan1 Triton kernels: tile configs, option flags, the look-back workspace and the launches.
 
-The kernels live in :mod:`seqlab.kernels.scan1.triton_scan` (one program per tile) and
-:mod:`seqlab.kernels.scan1.triton_persist` (persistent programs).
+The kernels live in :mod:`seqlab.kernels.scan1.triton_scan` (one program per tile).
 """
 from __future__ import annotations
 
@@ -16,25 +15,23 @@ from seqlab.kernels.scan1.triton_scan import _scan1_bwd_kernel, _scan1_fwd_kerne
 
 
 def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
-    """``(CT, BD, num_warps)``: 32-step chunks of 32 channels with one warp (each thread holds one channel's 32
-    steps, so the in-chunk scan needs no shuffles or barriers), except the float32 forward: 64-step chunks over two
-    warps (half the look-back hops; float32 loads fill the warp's registers at half the steps).
+    """``(CT, BD, num_warps)``, provisional (to be timed on the next device call): one warp, two adjacent channels a
+    thread (``BD = 64``: 128-byte rows in bf16, no shuffles in the scan; see :mod:`triton_scan`), 32-step chunks
+    forward and 16-step chunks backward (its tile holds four tensors; 186 registers a thread in bf16 against 255
+    with 80 bytes spilled at 32 steps, sm_90a ``ptxas -v``).
 
-    H200, B=8 T=8192 D=1024, program-id order with the early poll (``benchmarks/scan1_sweep.py``, sixth session of
-    2026-12-03, docs/results.md): bf16 forward 0.208 ms at 32x32x1 against 0.227 (64x32x2), 0.265 (128x32x4) and
-    0.352 ms (256x32x8); float32 forward 0.237 ms at 64x32x2 against 0.271 ms at 32x32x1, but its backward was
-    slower at 64x32x2 (fwd+bwd 1.059 against 0.775 ms), so the backward keeps 32x32x1. ``SEQLAB_SCAN1_CFG=CT,BD,W``
-    overrides both directions (tuning sweeps)."""
-    env = os.environ.get("SEQLAB_SCAN1_CFG")
+    History (H200, B=8 T=8192 D=1024, docs/results.md): with ``[CT, BD]`` tiles (time split over 8 threads) the
+    sixth session's defaults were 32x32x1 (bf16 forward 0.208 ms) and, for the float32 forward, 64x32x2
+    (0.237 ms). ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides both directions and ``SEQLAB_SCAN1_BWD_CFG`` the backward
+    alone (tuning sweeps)."""
+    env = (backward and os.environ.get("SEQLAB_SCAN1_BWD_CFG")) or os.environ.get("SEQLAB_SCAN1_CFG")
     if env:
         ct, bd, w = (int(x) for x in env.split(","))
         return ct, bd, w
     if interpret_mode():
         return 16, 32, 1
-    bd = min(32, max(16, triton.next_power_of_2(D)))
-    if dtype == torch.float32 and not backward and L >= 64:
-        return 64, bd, 2
-    ct = max(16, min(32, triton.next_power_of_2(max(L, 1))))
+    bd = min(64, max(16, triton.next_power_of_2(D)))
+    ct = max(16, min(16 if backward else 32, triton.next_power_of_2(max(L, 1))))
     return ct, bd, 1
 
 
@@ -53,28 +50,24 @@ def _flag(name: str, default: bool) -> bool:
     return default if v is None else v == "1"
 
 
+def _lanes(bd: int, warps: int) -> tuple[int, int]:
+    """``(BC, VEC)`` of a ``BD``-channel tile over ``warps`` warps: ``VEC`` adjacent channels a thread (vector loads)
+    and ``BC = BD / VEC`` channel groups, one a thread where ``BD >= 32 * warps``."""
+    vec = max(1, bd // (32 * warps))
+    return bd // vec, vec
+
+
 def _reload(bd: int, warps: int) -> bool:
     """Whether the look-back re-loads workspace words after its readiness test (see :func:`_look_back`): when a
-    ``[BD]`` vector can be replicated over threads (``BD < 32 * num_warps``), or when ``SEQLAB_SCAN1_RELOAD=1``
-    asks for it (GPU sweeps; ``0`` cannot turn it off where it is needed)."""
-    return bd < 32 * warps or os.environ.get("SEQLAB_SCAN1_RELOAD") == "1"
+    ``[BC, VEC]`` vector can be replicated over threads (fewer channel groups than threads, ``BD < 32 *
+    num_warps``), or when ``SEQLAB_SCAN1_RELOAD=1`` asks for it (GPU sweeps; ``0`` cannot turn it off where it is
+    needed)."""
+    return _lanes(bd, warps)[0] < 32 * warps or os.environ.get("SEQLAB_SCAN1_RELOAD") == "1"
 
 
 def _i64(ws: torch.Tensor, x: torch.Tensor) -> bool:
     """64-bit index arithmetic in the kernels when an int32 offset could overflow."""
     return max(ws.numel(), x.numel()) >= 2**31 - 1
-
-
-def _persist() -> int:
-    """``SEQLAB_SCAN1_PERSIST=P``: persistent programs, ``P`` per SM, each looping over tiles with the next tile's
-    loads in flight (:mod:`seqlab.kernels.scan1.triton_persist`); 0 (default): one program per tile."""
-    return int(os.environ.get("SEQLAB_SCAN1_PERSIST", "0") or 0)
-
-
-def _num_sms(device: torch.device) -> int:
-    if device.type != "cuda" or interpret_mode():
-        return 2
-    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def _lookback_test() -> bool:
@@ -129,17 +122,6 @@ def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int
     return nseq, L, nch, nd, seq_idx, ws, tag
 
 
-def _lean(early: bool, reload: bool) -> bool:
-    """``SEQLAB_SCAN1_LEAN=1``: a chunk whose early poll found its carry-in publishes only its inclusive state, no
-    aggregate (two fewer 8-byte stores per channel; successors that miss it wait for the inclusive state, which
-    depends on nothing else). Needs the early poll; off under ``SEQLAB_SCAN1_LOOKBACK_TEST`` (which withholds
-    inclusive states, so a lean chunk would publish nothing). Off for tiles whose look-back reloads its words
-    (``RELOAD``, fewer channels than threads): on an H200 the float32 default tile (64 x 32, 2 warps) gave wrong
-    states with it (h rel-RMS 0.15, seventh session of 2026-12-03, docs/results.md); not diagnosed, and the option
-    was no faster where it was correct."""
-    return os.environ.get("SEQLAB_SCAN1_LEAN") == "1" and early and not reload and not _lookback_test()
-
-
 def _ablate() -> int:
     """``SEQLAB_SCAN1_ABLATE`` (benchmarks only; the results are wrong): 0 (default) the real forward; 1 the same
     tiles scanned with carry-in zero (no look-back, no workspace traffic); 2 the same tiles loaded, multiplied and
@@ -165,25 +147,14 @@ def scan1_fwd(
             ht.copy_(h0 if h0 is not None else torch.zeros_like(ht))
         return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
-    persist = _persist()
+    bc, vec = _lanes(bd, warps)
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
-    nseq, L, nch, nd, seq_idx, ws, tag = _geometry(b, cu_seqlens, ct, bd, counter=bool(persist) or ticket)
-    if persist:
-        from seqlab.kernels.scan1.triton_persist import _scan1_fwd_persist_kernel
-        nt = nseq * nch * nd
-        _scan1_fwd_persist_kernel[(min(nt, _num_sms(b.device) * persist),)](
-            a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, nt, tag,
-            LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-            REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), RELOAD=_reload(bd, warps),
-            I64=_i64(ws, h), num_warps=warps,
-        )
-        return h, ht
+    nseq, L, nch, nd, seq_idx, ws, tag = _geometry(b, cu_seqlens, ct, bd, counter=ticket)
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, tag,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early, _reload(bd, warps)),
-        ABLATE=_ablate(), num_warps=warps,
+        REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
+        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), ABLATE=_ablate(), num_warps=warps,
     )
     return h, ht
 
@@ -202,23 +173,13 @@ def scan1_bwd(
             dh0.copy_(dht)
         return da, db, dh0
     ct, bd, warps = _config(h.dtype, D, T, backward=True)
-    persist = _persist()
+    bc, vec = _lanes(bd, warps)
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
-    nseq, L, nch, nd, seq_idx, ws, tag = _geometry(h, cu_seqlens, ct, bd, counter=bool(persist) or ticket)
-    if persist:
-        from seqlab.kernels.scan1.triton_persist import _scan1_bwd_persist_kernel
-        nt = nseq * nch * nd
-        _scan1_bwd_persist_kernel[(min(nt, _num_sms(h.device) * persist),)](
-            a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, nt, tag,
-            LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
-            REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), RELOAD=_reload(bd, warps),
-            I64=_i64(ws, h), num_warps=warps,
-        )
-        return da, db, dh0
+    nseq, L, nch, nd, seq_idx, ws, tag = _geometry(h, cu_seqlens, ct, bd, counter=ticket)
     _scan1_bwd_kernel[(nseq * nch * nd,)](
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, tag,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
-        REVERSE=reverse, CT=ct, BD=bd, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), LEAN=_lean(early, _reload(bd, warps)), num_warps=warps,
+        REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
+        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
     )
     return da, db, dh0

@@ -4,10 +4,16 @@ Design (a chained scan with decoupled look-back, Merrill & Garland, "Single-pass
 Decoupled Look-back", NVIDIA 2016; the CUB ``DeviceScan`` scheme, here per channel block):
 
 * The time axis of every sequence is cut into chunks of ``CT`` steps; one program owns one
-  (chunk, sequence, channel block of ``BD``) tile, so there are ``B * T / CT * D / BD`` programs and every
+  (chunk, sequence, channel block of ``BD = BC * VEC``) tile, so there are ``B * T / CT * D / BD`` programs and every
   element of ``a`` and ``b`` is read from HBM once and ``h`` written once (3 passes forward; the backward
   reads ``a``, ``h``, ``do`` and writes ``da``, ``db``: 5 passes). That is what makes the op bound by memory
   bandwidth instead of by a sequential walk over T.
+* Tiles are ``[BC, CT, VEC]``: channel groups first, time second, ``VEC`` adjacent channels last. Triton orders
+  a blocked layout by contiguity with ties in dimension order, so this shape puts the threads (and warps) along the
+  channel groups and keeps every channel's ``CT`` steps and ``VEC`` neighbours inside one thread: ``VEC``-wide
+  vector loads (``VEC = 2`` bf16: 128 bytes a warp per row), a scan along time with no shuffles or barriers, and
+  ``[BC, VEC]`` look-back vectors held once each. A ``[CT, BD]`` tile instead got ``sizePerThread = [1, 8]``,
+  ``threadsPerWarp = [8, 4]`` in bf16 (time split over 8 threads, 368 shuffles a tile; sm_90 PTX, Triton 3.6).
 * A program loads its tile, scans it along time with ``tl.associative_scan`` (combine
   ``(a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)``), and publishes the tile's aggregate ``(A, B)`` (the affine
   map from the state entering the chunk to the state leaving it). It then looks back over the preceding
@@ -15,8 +21,8 @@ Decoupled Look-back", NVIDIA 2016; the CUB ``DeviceScan`` scheme, here per chann
   published, which gives its carry-in; it publishes its own inclusive state and writes
   ``h = A_cum * carry + B_cum``. Each published word packs a float32 value with a ready flag in one 64-bit
   store, so readers need no fences.
-* Programs take their work from an atomic ticket counter in launch order (chunk index slowest), so a chunk
-  only ever waits on chunks whose programs are already running: no deadlock, whatever the scheduler does.
+* Programs take their tiles in launch order (chunk index slowest), from the program id (default) or from an
+  atomic ticket counter, so a chunk only ever waits on chunks whose programs already run.
 * Host side (configs, flags, workspace, launches): :mod:`seqlab.kernels.scan1.triton_launch`.
 * Sequence starts are resets (``a := 0``, ``b := b + a h0``), so variable-length packed sequences
   (``cu_seqlens``), initial states and right-to-left scans (``REVERSE`` maps scan position ``p`` to time
@@ -56,12 +62,25 @@ def _unpack(w):
 def _ready(w, ep):
     """1 when every word of the vector carries this launch's tag ``ep`` (a zeroed workspace holds none; a reused
     one holds earlier launches' smaller tags)."""
-    return tl.min(((w >> 32) == ep).to(tl.int32), axis=0)
+    return tl.min(tl.min(((w >> 32) == ep).to(tl.int32), axis=1), axis=0)
 
 
 @triton.jit
 def _last_row(x, rows, CT: tl.constexpr):
-    return tl.sum(tl.where(rows[:, None] == CT - 1, x, 0.0), axis=0)
+    """Row ``CT - 1`` of a ``[BC, CT, VEC]`` tile (a sum inside each thread)."""
+    return tl.sum(tl.where(rows[None, :, None] == CT - 1, x, 0.0), axis=1)
+
+
+@triton.jit
+def _rows(x):
+    """A ``[CT]`` row vector broadcast against ``[BC, CT, VEC]`` tiles."""
+    return x[None, :, None]
+
+
+@triton.jit
+def _chans(x):
+    """A ``[BC, VEC]`` channel vector broadcast against ``[BC, CT, VEC]`` tiles."""
+    return x[:, None, :]
 
 
 @triton.jit
@@ -71,11 +90,11 @@ def _look_back(ws_ptr, cid, o_d, m_d, D, ep, STEP: tl.constexpr, RELOAD: tl.cons
 
     Workspace layout per chunk: three rows of ``D`` words: aggregate A, aggregate B, inclusive state.
 
-    ``RELOAD``: the ``[BD]`` vectors may be held by several threads (more threads than channels in the tile), and
+    ``RELOAD``: the ``[BC, VEC]`` vectors may be held by several threads (more threads than channels in the tile), and
     a reduction need not read every copy, so a copy loaded before the word was written could pass unseen; the
     words are then re-loaded after the readiness test (once it passed they are in L2 and every thread's second
-    volatile load sees them). Without replication (``BD >= 32 * num_warps``: each thread owns whole channels,
-    ``threadsPerWarp = [1, 32]``, checked in the sm_90 TTGIR by ``tests/kernels/test_gpu_compile.py``) the
+    volatile load sees them). Without replication (``BC >= 32 * num_warps``: each thread owns whole channels,
+    checked in the sm_90 TTGIR by ``tests/kernels/test_gpu_compile.py``) the
     reduction reads every copy, so a step is one round trip: inclusive word and aggregates loaded together.
     """
     k = cid - STEP
@@ -193,7 +212,14 @@ def _ticket(cnt_ptr, nD, NSEQ, NCH, BACKWARD: tl.constexpr, TICKET: tl.constexpr
 
 
 @triton.jit
-def _fwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr):
+def _chan_coords(i_d, D, BC: tl.constexpr, VEC: tl.constexpr):
+    """``[BC, VEC]`` channel indices of channel block ``i_d`` and their mask."""
+    o_d = i_d * (BC * VEC) + tl.arange(0, BC)[:, None] * VEC + tl.arange(0, VEC)[None, :]
+    return o_d, o_d < D
+
+
+@triton.jit
+def _fwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr):
     rows = tl.arange(0, CT)
     pl = j * CT + rows  # scan positions within the sequence (the whole packed axis when varlen)
     m_t = pl < L
@@ -201,10 +227,9 @@ def _fwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BD: 
         r = i_n * L + L - 1 - pl
     else:
         r = i_n * L + pl
-    o_d = i_d * BD + tl.arange(0, BD)
-    m_d = o_d < D
-    offs = r[:, None] * D + o_d[None, :]
-    mask = m_t[:, None] & m_d[None, :]
+    o_d, m_d = _chan_coords(i_d, D, BC, VEC)
+    offs = _rows(r) * D + _chans(o_d)
+    mask = _rows(m_t) & _chans(m_d)
     return rows, pl, m_t, r, o_d, m_d, offs, mask
 
 
@@ -225,7 +250,6 @@ def _fwd_tile(
     h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr,
-    LEAN: tl.constexpr = False,
 ):
     """Scan one loaded tile, publish its aggregate, resolve its carry-in, publish its inclusive state, store h."""
     if LOG_A:
@@ -236,21 +260,18 @@ def _fwd_tile(
     cid = i_n * NCH + j
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     if HAS_H0:
-        h0 = tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=is_start[:, None] & m_d[None, :], other=0.0)
+        h0 = tl.load(h0_ptr + _rows(seq) * D + _chans(o_d), mask=_rows(is_start) & _chans(m_d), other=0.0)
         b += a * h0.to(tl.float32)
-    a = tl.where(is_start[:, None], 0.0, a)
-    ca, cb = tl.associative_scan((a, b), 0, _combine)
+    a = tl.where(_rows(is_start), 0.0, a)
+    ca, cb = tl.associative_scan((a, b), 1, _combine)
     agg_a = _last_row(ca, rows, CT)
     agg_b = _last_row(cb, rows, CT)
     has_reset = tl.max(is_start.to(tl.int32), axis=0)
     first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
     wbase = ws_ptr + cid * 3 * D
-    lean = 0
-    if LEAN:  # the carry-in is already known: successors wait for the inclusive state, no aggregate needed
-        lean = _ready(pre, ep)
     if has_reset == 1:  # the chunk's end state does not depend on its carry-in
         tl.store(wbase + 2 * D + o_d, _pack(agg_b, ep), mask=m_d)
-    elif lean == 0:
+    else:
         tl.store(wbase + o_d, _pack(agg_a, ep), mask=m_d)
         tl.store(wbase + D + o_d, _pack(agg_b, ep), mask=m_d)
     h_in = tl.zeros(o_d.shape, tl.float32)
@@ -258,41 +279,41 @@ def _fwd_tile(
         h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, ep, 1, EARLY, RELOAD)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b, ep), mask=m_d)
-    hs = ca * h_in[None, :] + cb
+    hs = ca * _chans(h_in) + cb
     tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
     if STORE_FINAL:
-        tl.store(ht_ptr + seq[:, None] * D + o_d[None, :], hs, mask=is_end[:, None] & m_d[None, :])
+        tl.store(ht_ptr + _rows(seq) * D + _chans(o_d), hs, mask=_rows(is_end) & _chans(m_d))
 
 
 @triton.jit(do_not_specialize=["epoch"])
 def _scan1_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD, epoch,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
-    EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr, LEAN: tl.constexpr, ABLATE: tl.constexpr = 0,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
+    TICKET: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr, ABLATE: tl.constexpr = 0,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     ep = (tl.program_id(0) * 0 + epoch).to(tl.int64)  # a tensor even where epoch == 1 was specialised
-    rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BD)
+    rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BC, VEC)
     a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A)
     if ABLATE == 0:
-        pre = tl.zeros([BD], tl.int64)
+        pre = tl.zeros([BC, VEC], tl.int64)
         if EARLY:
             pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j > 0, 1)
         _fwd_tile(a_raw, b_raw, pre, ep, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
                   h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
-                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD, LEAN)
+                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD)
     else:  # benchmark-only ablations (SEQLAB_SCAN1_ABLATE, see scan1_fwd): the same tiles with parts left out
         a = tl.exp(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
         if ABLATE == 1:  # the in-tile scan with carry-in zero: no workspace, no look-back
-            _, hs = tl.associative_scan((a, b_raw.to(tl.float32)), 0, _combine)
+            _, hs = tl.associative_scan((a, b_raw.to(tl.float32)), 1, _combine)
         else:  # loads, one multiply, store: the ceiling of a one-tile-per-program kernel
             hs = a * b_raw.to(tl.float32)
         tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _bwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr):
+def _bwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr):
     rows = tl.arange(0, CT)
     pl = j * CT + CT - 1 - rows  # descending scan positions: tile row 0 is the chunk's last position
     m_t = pl < L
@@ -304,10 +325,9 @@ def _bwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BD: 
         r = i_n * L + pl
         r_next = r + 1
         r_prev = r - 1
-    o_d = i_d * BD + tl.arange(0, BD)
-    m_d = o_d < D
-    offs = r[:, None] * D + o_d[None, :]
-    mask = m_t[:, None] & m_d[None, :]
+    o_d, m_d = _chan_coords(i_d, D, BC, VEC)
+    offs = _rows(r) * D + _chans(o_d)
+    mask = _rows(m_t) & _chans(m_d)
     return rows, pl, m_t, r, r_next, r_prev, o_d, m_d, offs, mask
 
 
@@ -315,8 +335,7 @@ def _bwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BD: 
 def _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A: tl.constexpr):
     """Raw ``h_{p-1}`` and (log gates) ``log a_p`` of a backward tile: loads that need neither the carry nor the
     sequence flags (rows outside the packed axis ``[0, NR)`` are masked; :func:`_bwd_tile` applies the flags)."""
-    hp = tl.load(h_ptr + r_prev[:, None] * D + o_d[None, :], mask=mask & ((r_prev >= 0) & (r_prev < NR))[:, None],
-                 other=0.0)
+    hp = tl.load(h_ptr + _rows(r_prev) * D + _chans(o_d), mask=mask & _rows((r_prev >= 0) & (r_prev < NR)), other=0.0)
     if LOG_A:
         a_here = tl.load(a_ptr + offs, mask=mask, other=0.0)
     else:
@@ -328,7 +347,7 @@ def _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A: tl.con
 def _bwd_loads(a_ptr, do_ptr, r_next, offs, mask, o_d, NR, D):
     """Raw ``do`` and next-position gate of a backward tile (sequence boundaries applied by :func:`_bwd_tile`)."""
     do = tl.load(do_ptr + offs, mask=mask, other=0.0)
-    gate = tl.load(a_ptr + r_next[:, None] * D + o_d[None, :], mask=mask & ((r_next >= 0) & (r_next < NR))[:, None],
+    gate = tl.load(a_ptr + _rows(r_next) * D + _chans(o_d), mask=mask & _rows((r_next >= 0) & (r_next < NR)),
                    other=0.0)
     return do, gate
 
@@ -339,7 +358,7 @@ def _bwd_tile(
     a_ptr, h0_ptr, h_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH, NR,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr,
-    RELOAD: tl.constexpr, LATE_LOADS: tl.constexpr, LEAN: tl.constexpr = False,
+    RELOAD: tl.constexpr, LATE_LOADS: tl.constexpr,
 ):
     """Reverse-scan one loaded backward tile (``g_p = do'_p + a'_{p+1} g_{p+1}``), publish, resolve the carry,
     store ``da`` (or ``d log a``), ``db`` and ``dh0``. ``LATE_LOADS``: ``hp_raw`` / ``ah_raw`` are placeholders and
@@ -347,27 +366,24 @@ def _bwd_tile(
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     do = do_raw.to(tl.float32)
     if HAS_DHT:
-        do += tl.load(dht_ptr + seq[:, None] * D + o_d[None, :], mask=is_end[:, None] & m_d[None, :], other=0.0)
+        do += tl.load(dht_ptr + _rows(seq) * D + _chans(o_d), mask=_rows(is_end) & _chans(m_d), other=0.0)
     # gate of the next scan position; zero where this row ends its sequence (the next row is a reset)
-    m_next = (m_t & (is_end == 0))[:, None] & m_d[None, :]
+    m_next = _rows(m_t & (is_end == 0)) & _chans(m_d)
     if LOG_A:
         gate = tl.exp(gate_raw.to(tl.float32))
     else:
         gate = gate_raw.to(tl.float32)
     gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
     cid = i_n * NCH + j
-    ca, cb = tl.associative_scan((gate, do), 0, _combine)
+    ca, cb = tl.associative_scan((gate, do), 1, _combine)
     agg_a = _last_row(ca, rows, CT)
     agg_b = _last_row(cb, rows, CT)
     has_reset = tl.max(is_end.to(tl.int32), axis=0)
     first_is_end = tl.max((is_end & (rows == 0)).to(tl.int32), axis=0)
     wbase = ws_ptr + cid * 3 * D
-    lean = 0
-    if LEAN:
-        lean = _ready(pre, ep)
     if has_reset == 1:
         tl.store(wbase + 2 * D + o_d, _pack(agg_b, ep), mask=m_d)
-    elif lean == 0:
+    else:
         tl.store(wbase + o_d, _pack(agg_a, ep), mask=m_d)
         tl.store(wbase + D + o_d, _pack(agg_b, ep), mask=m_d)
     g_in = tl.zeros(o_d.shape, tl.float32)
@@ -376,13 +392,13 @@ def _bwd_tile(
         g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, ep, -1, EARLY, RELOAD)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b, ep), mask=m_d)
-    g = ca * g_in[None, :] + cb
+    g = ca * _chans(g_in) + cb
     if LATE_LOADS:
         hp_raw, ah_raw = _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A)
-    hp = tl.where(is_start[:, None], 0.0, hp_raw.to(tl.float32))
-    m_s = is_start[:, None] & m_d[None, :]
+    hp = tl.where(_rows(is_start), 0.0, hp_raw.to(tl.float32))
+    m_s = _rows(is_start) & _chans(m_d)
     if HAS_H0:
-        hp += tl.load(h0_ptr + seq[:, None] * D + o_d[None, :], mask=m_s, other=0.0).to(tl.float32)
+        hp += tl.load(h0_ptr + _rows(seq) * D + _chans(o_d), mask=m_s, other=0.0).to(tl.float32)
     da = g * hp
     if LOG_A:
         a_here = tl.exp(ah_raw.to(tl.float32))
@@ -394,7 +410,7 @@ def _bwd_tile(
             a_s = a_here
         else:
             a_s = tl.load(a_ptr + offs, mask=m_s, other=0.0).to(tl.float32)
-        tl.store(dh0_ptr + seq[:, None] * D + o_d[None, :], a_s * g, mask=m_s)
+        tl.store(dh0_ptr + _rows(seq) * D + _chans(o_d), a_s * g, mask=m_s)
 
 
 @triton.jit(do_not_specialize=["epoch"])
@@ -402,15 +418,15 @@ def _scan1_bwd_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
     L, D, NSEQ, NCH, nD, epoch,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, BD: tl.constexpr, NO_INCLUSIVE: tl.constexpr, TICKET: tl.constexpr,
-    EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr, LEAN: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
+    TICKET: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True, TICKET, I64)
     ep = (tl.program_id(0) * 0 + epoch).to(tl.int64)  # a tensor even where epoch == 1 was specialised
     NR = NSEQ * L
-    rows, pl, m_t, r, r_next, r_prev, o_d, m_d, offs, mask = _bwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BD)
+    rows, pl, m_t, r, r_next, r_prev, o_d, m_d, offs, mask = _bwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BC, VEC)
     do_raw, gate_raw = _bwd_loads(a_ptr, do_ptr, r_next, offs, mask, o_d, NR, D)
-    pre = tl.zeros([BD], tl.int64)
+    pre = tl.zeros([BC, VEC], tl.int64)
     hp_raw = do_raw
     ah_raw = do_raw
     if EARLY:  # everything that does not depend on the carry goes out before the scan
@@ -418,4 +434,4 @@ def _scan1_bwd_kernel(
         hp_raw, ah_raw = _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A)
     _bwd_tile(do_raw, gate_raw, hp_raw, ah_raw, pre, ep, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
               a_ptr, h0_ptr, h_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH, NR,
-              LOG_A, HAS_H0, HAS_DHT, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD, not EARLY, LEAN)
+              LOG_A, HAS_H0, HAS_DHT, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD, not EARLY)

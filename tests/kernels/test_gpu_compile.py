@@ -46,13 +46,16 @@ T, TV = 70, 70  # dense length; packed length of CU
 def _scan1(dt, monkeypatch):
     from seqlab.kernels import scan1
     B, D = 2, 16
-    # the defaults, program-id order with the early poll, persistent programs
-    for ticket, early, persist, lean in ((1, 0, 0, 0), (0, 1, 0, 1), (1, 0, 2, 0)):
+    # ticket order with the late poll, program-id order with the early poll (and the tagged workspace), and tiles
+    # of 2 and 4 channels a thread (the GPU defaults, SEQLAB_SCAN1_CFG)
+    for ticket, early, epoch, cfg in ((1, 0, 0, ""), (0, 1, 1, ""), (0, 1, 0, "32,64,1"), (0, 1, 0, "16,128,1")):
         monkeypatch.setenv("SEQLAB_SCAN1_TICKET", str(ticket))
         monkeypatch.setenv("SEQLAB_SCAN1_EARLY_POLL", str(early))
-        monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", str(persist))
-        monkeypatch.setenv("SEQLAB_SCAN1_LEAN", str(lean))
-        monkeypatch.setenv("SEQLAB_SCAN1_EPOCH", str(lean))
+        monkeypatch.setenv("SEQLAB_SCAN1_EPOCH", str(epoch))
+        if cfg:
+            monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
+        else:
+            monkeypatch.delenv("SEQLAB_SCAN1_CFG", raising=False)
         a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
         _run(lambda b_, la: scan1(None, b_, log_a=la, backend="triton"), b, a.float().log().to(dt))
         _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True,
@@ -198,19 +201,19 @@ import re, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from seqlab.kernels.scan1 import triton_persist as tp, triton_scan as ts
+from seqlab.kernels.scan1 import triton_launch as tla, triton_scan as ts
 ct, bd, w = (int(x) for x in sys.argv[1].split(","))
+bc, vec = tla._lanes(bd, w)
 ptr = lambda n: {k: "*bf16" for k in n.split()}
 fwd = {**ptr("a_ptr b_ptr h_ptr"), "h0_ptr": "*fp32", "ht_ptr": "*fp32", "seq_ptr": "*i32", "cu_ptr": "*i32",
        "ws_ptr": "*i64", "cnt_ptr": "*i64"}
 bwd = {**ptr("a_ptr h_ptr do_ptr da_ptr db_ptr"), "h0_ptr": "*fp32", "dht_ptr": "*fp32", "dh0_ptr": "*fp32",
        "seq_ptr": "*i32", "cu_ptr": "*i32", "ws_ptr": "*i64", "cnt_ptr": "*i64"}
 ints = {k: "i32" for k in "L D NSEQ NCH nD NT epoch".split()}
-common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BD=bd, NO_INCLUSIVE=False, RELOAD=False, I64=False)
-kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, LEAN=True, ABLATE=0)),
-        (tp._scan1_fwd_persist_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True)),
-        (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True, LEAN=True)),
-        (tp._scan1_bwd_persist_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True))]
+common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=False, RELOAD=False,
+              I64=False)
+kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, ABLATE=0)),
+        (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True))]
 for fn, sig, extra in kern:
     names = fn.arg_names
     full = {n: sig.get(n, ints.get(n, "constexpr")) for n in names}
@@ -220,17 +223,17 @@ for fn, sig, extra in kern:
     defs = dict(re.findall(r"^(#\w+) = (#ttg\.\w+<.*>)$", ttgir, re.M))
     for ln in ttgir.splitlines():
         if "isVolatile = true" in ln:
-            shape, lay = re.search(r": tensor<(\d+)x!tt\.ptr<i64>, (#\w+)>", ln).groups()
+            shape, lay = re.search(r": tensor<([\dx]+)x!tt\.ptr<i64>, (#\w+)>", ln).groups()
             print(fn.__name__, shape, defs[lay])
 '''
 
 
-@pytest.mark.parametrize("cfg", ["32,32,1", "16,32,1", "16,64,2"])
+@pytest.mark.parametrize("cfg", ["32,32,1", "16,32,1", "16,64,2", "32,64,1", "16,128,1"])
 def test_scan1_one_trip_look_back_layouts_hold_each_channel_once(cfg):
     """The one-round-trip look-back (``RELOAD`` off, chosen when ``BD >= 32 * num_warps``) relies on every channel's
-    ``[BD]`` vector living in exactly one thread (see ``triton_scan._look_back``). Compile every scan1 kernel for
-    sm_90 at such tiles and check the layout of every workspace (volatile) load: its threads and warps cover no more
-    than the vector's length, so no element has two owners."""
+    ``[BC, VEC]`` vector living in exactly one thread (see ``triton_scan._look_back``). Compile every scan1 kernel for
+    sm_90 at such tiles (1, 2 and 4 channels a thread) and check the layout of every workspace (volatile) load: in
+    every dimension its threads and warps cover no more than the vector's extent, so no element has two owners."""
     import subprocess
     import sys
 
@@ -239,11 +242,12 @@ def test_scan1_one_trip_look_back_layouts_hold_each_channel_once(cfg):
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
-    assert {ln.split()[0] for ln in lines} == {"_scan1_fwd_kernel", "_scan1_fwd_persist_kernel", "_scan1_bwd_kernel",
-                                                "_scan1_bwd_persist_kernel"}, out.stdout
-    for ln in lines:  # e.g. "_scan1_fwd_kernel 32 #ttg.blocked<{sizePerThread = [1], threadsPerWarp = [32], ...}>"
+    assert {ln.split()[0] for ln in lines} == {"_scan1_fwd_kernel", "_scan1_bwd_kernel"}, out.stdout
+    for ln in lines:  # e.g. "_scan1_fwd_kernel 32x2 #ttg.blocked<{sizePerThread = [1, 2], threadsPerWarp = [32, 1], ...}>"
         _, shape, lay = ln.split(" ", 2)
+        dims = [int(x) for x in shape.split("x")]
         assert lay.startswith("#ttg.blocked<"), f"not a plain blocked layout, cannot rule out replication: {ln}"
         per = [[int(x) for x in lay.split(f"{key} = [")[1].split("]")[0].split(",")]
                for key in ("sizePerThread", "threadsPerWarp", "warpsPerCTA")]
-        assert all(len(p) == 1 for p in per) and per[0][0] * per[1][0] * per[2][0] <= int(shape), ln
+        assert all(len(p) == len(dims) for p in per), ln
+        assert all(per[0][i] * per[1][i] * per[2][i] <= dims[i] for i in range(len(dims))), ln

@@ -273,21 +273,36 @@ def test_program_order_and_early_poll(varlen, reverse, ticket, early, no_inclusi
     _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 5, True, "order", check_close)
 
 
-PERSIST_CASES = [("16,32,1", "0"), ("8,16,1", "1")]
+VEC_CASES = [("8,64,1", "0"), ("8,64,1", "1"), ("4,128,1", "1"), ("8,128,2", "0"), ("8,16,1", "1")]
 
 
 @needs_triton
-@pytest.mark.parametrize("cfg,no_inclusive", PERSIST_CASES)
+@pytest.mark.parametrize("cfg,no_inclusive", VEC_CASES)
 @pytest.mark.parametrize("log_gate", [False, True])
-@pytest.mark.parametrize("varlen,reverse", [(False, False), (False, True), (True, False), (True, True)])
-def test_persistent_programs(varlen, reverse, log_gate, cfg, no_inclusive, monkeypatch, check_close):
-    """``SEQLAB_SCAN1_PERSIST=3``: programs loop over tiles with the next tile's loads in flight (forward and
-    backward), against the PyTorch path; ``16,32`` takes the one-round-trip look-back (no replicated channel
-    vectors), ``8,16`` the re-loading one; with inclusive states withheld every look-back walks aggregates."""
-    monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", "3")
+@pytest.mark.parametrize("varlen,reverse", [(False, False), (True, True)])
+def test_vector_lane_tiles(varlen, reverse, log_gate, cfg, no_inclusive, monkeypatch, check_close):
+    """Tiles whose threads own ``VEC`` adjacent channels (``BD = 32 * warps * VEC``: 2 and 4 a thread; 1 channel a
+    thread over 2 warps; and a 16-channel tile whose channel vectors are replicated over threads) against the
+    PyTorch path on 40 channels (a partly masked block), forward and backward; with inclusive states withheld every
+    look-back walks aggregates."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    ct, bd, w = (int(x) for x in cfg.split(","))
+    bc, vec = triton_launch._lanes(bd, w)
+    assert bc * vec == bd and (vec == 1 or bc == 32 * w)
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", no_inclusive)
-    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 11, log_gate, "persistent", check_close)
+    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 11, log_gate, f"vec {cfg}", check_close)
+
+
+def test_lanes_split_tiles_into_channel_groups():
+    from seqlab.kernels.scan1 import triton_launch
+
+    assert triton_launch._lanes(32, 1) == (32, 1)
+    assert triton_launch._lanes(64, 1) == (32, 2)
+    assert triton_launch._lanes(256, 2) == (64, 4)
+    assert triton_launch._lanes(16, 1) == (16, 1) and triton_launch._reload(16, 1)
+    assert not triton_launch._reload(64, 1) and not triton_launch._reload(64, 2)
 
 
 @needs_triton
@@ -306,17 +321,15 @@ def test_one_trip_and_reloading_look_back_agree(reload, monkeypatch, check_close
 
 
 @needs_triton
-@pytest.mark.parametrize("lean,lookback", [("0", "1"), ("1", "0")])
-def test_reused_workspace_with_launch_tags(lean, lookback, monkeypatch, check_close):
+@pytest.mark.parametrize("lookback", ["0", "1"])
+def test_reused_workspace_with_launch_tags(lookback, monkeypatch, check_close):
     """``SEQLAB_SCAN1_EPOCH=1``: one workspace per stream, reused across launches of different shapes and
     directions, each launch tagging its words with the next tag. Before every launch the buffer is filled with
     words of the previous tag (ready flags of the old protocol, wrong values), and with inclusive states withheld
-    (``lookback``) every look-back reads such stale words: they must read as unpublished. With
-    ``SEQLAB_SCAN1_LEAN=1`` chunks whose early poll found their carry-in publish no aggregate."""
+    (``lookback``) every look-back reads such stale words: they must read as unpublished."""
     from seqlab.kernels.scan1 import triton_launch
 
     monkeypatch.setenv("SEQLAB_SCAN1_EPOCH", "1")
-    monkeypatch.setenv("SEQLAB_SCAN1_LEAN", lean)
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", lookback)
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,16,1")
     monkeypatch.setattr(triton_launch, "_WS", {})
@@ -333,7 +346,7 @@ def test_reused_workspace_with_launch_tags(lean, lookback, monkeypatch, check_cl
     monkeypatch.setattr(triton_launch, "_workspace", poisoned)
     for varlen, reverse, lens in ((False, False, None), (True, True, [3, 29, 1, 20]), (False, True, None),
                                   (True, False, [40, 2, 9])):
-        _triton_vs_torch(varlen, reverse, lens or [1], 17, True, f"epoch lean={lean}", check_close)
+        _triton_vs_torch(varlen, reverse, lens or [1], 17, True, f"epoch lookback={lookback}", check_close)
     assert [t for _, t in tags] == list(range(1, len(tags) + 1)) and len(tags) == 8  # fwd + bwd per case
     assert len({ws.untyped_storage().data_ptr() for ws, _ in tags}) == 1  # one buffer, never re-allocated
 
@@ -344,18 +357,6 @@ def test_workspace_is_fresh_without_the_flag(monkeypatch):
     monkeypatch.delenv("SEQLAB_SCAN1_EPOCH", raising=False)
     ws, tag = triton_launch._workspace(10, torch.device("cpu"), True)
     assert tag == 1 and ws.numel() == 10 and not ws.any()
-
-
-def test_lean_publishing_is_off_for_reloading_tiles(monkeypatch):
-    """``SEQLAB_SCAN1_LEAN=1`` is ignored for tiles whose look-back reloads its words (wrong states on an H200 with
-    the float32 64 x 32 x 2 tile, docs/results.md), and taken otherwise (with the early poll)."""
-    from seqlab.kernels.scan1 import triton_launch
-
-    monkeypatch.setenv("SEQLAB_SCAN1_LEAN", "1")
-    monkeypatch.delenv("SEQLAB_SCAN1_LOOKBACK_TEST", raising=False)
-    assert triton_launch._lean(True, reload=False)
-    assert not triton_launch._lean(True, reload=True)
-    assert not triton_launch._lean(False, reload=False)
 
 
 @needs_triton
