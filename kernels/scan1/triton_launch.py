@@ -15,24 +15,37 @@ from seqlab.kernels.scan1.triton_scan import _scan1_bwd_kernel, _scan1_fwd_kerne
 
 
 def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
-    """``(CT, BD, num_warps)``, provisional (to be timed on the next device call): one warp, two adjacent channels a
-    thread (``BD = 64``: 128-byte rows in bf16, no shuffles in the scan; see :mod:`triton_scan`), 32-step chunks
-    forward and 16-step chunks backward (its tile holds four tensors; 186 registers a thread in bf16 against 255
-    with 80 bytes spilled at 32 steps, sm_90a ``ptxas -v``).
+    """``(CT, BD, num_warps)``. Forward: 32-step chunks of 128 channels over two warps, two adjacent channels a
+    thread (``BC = 64``, ``VEC = 2``: 128-byte rows in bf16, no shuffles in the scan; see :mod:`triton_scan`).
+    Backward: 32-step chunks of 32 channels, one warp (``VEC = 1``: Triton then vectorises along the channels and
+    splits time over threads, as the old ``[CT, BD]`` tiles did).
 
-    History (H200, B=8 T=8192 D=1024, docs/results.md): with ``[CT, BD]`` tiles (time split over 8 threads) the
-    sixth session's defaults were 32x32x1 (bf16 forward 0.208 ms) and, for the float32 forward, 64x32x2
-    (0.237 ms). ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides both directions and ``SEQLAB_SCAN1_BWD_CFG`` the backward
-    alone (tuning sweeps)."""
+    H200, B=8 T=8192 D=1024, log gates, peers in the same process (``bash benchmarks/pending_gpu.sh $OUT scan1``,
+    eighth session of 2026-12-03, docs/results.md), forward / fwd+bwd ms:
+
+    =====================================  =============  =============
+    tile (fwd; bwd)                        bf16           float32
+    =====================================  =============  =============
+    32x128x2; 16x128x2                     **0.176** / 0.880  **0.244** / 0.953
+    32x64x1; 16x64x1                       0.189 / 0.711  0.257 / 1.135
+    32x32x1; 32x32x1 (old layout)          0.207 / **0.668**  0.261 / 0.894
+    64x32x2; 32x32x1 (old float32 default)                0.243 / **0.851**
+    16x128x1 or 16x64x1 (16-step chunks)   0.231-0.235    0.314-0.315
+    =====================================  =============  =============
+
+    ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides both directions and ``SEQLAB_SCAN1_BWD_CFG`` the backward alone (tuning
+    sweeps)."""
     env = (backward and os.environ.get("SEQLAB_SCAN1_BWD_CFG")) or os.environ.get("SEQLAB_SCAN1_CFG")
     if env:
         ct, bd, w = (int(x) for x in env.split(","))
         return ct, bd, w
     if interpret_mode():
         return 16, 32, 1
-    bd = min(64, max(16, triton.next_power_of_2(D)))
-    ct = max(16, min(16 if backward else 32, triton.next_power_of_2(max(L, 1))))
-    return ct, bd, 1
+    ct = max(16, min(32, triton.next_power_of_2(max(L, 1))))
+    if backward:
+        return ct, min(32, max(16, triton.next_power_of_2(D))), 1
+    bd = min(128, max(16, triton.next_power_of_2(D)))
+    return ct, bd, 2 if bd == 128 else 1
 
 
 def _flag(name: str, default: bool) -> bool:
