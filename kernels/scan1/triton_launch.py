@@ -5,7 +5,6 @@ The kernels live in :mod:`seqlab.kernels.scan1.triton_scan` (one program per til
 from __future__ import annotations
 
 import os
-import threading
 
 import torch
 import triton
@@ -38,13 +37,16 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     env = (backward and os.environ.get("SEQLAB_SCAN1_BWD_CFG")) or os.environ.get("SEQLAB_SCAN1_CFG")
     if env:
         ct, bd, w = (int(x) for x in env.split(","))
+        if bd % (32 * w):
+            raise ValueError(f"SEQLAB_SCAN1_CFG / SEQLAB_SCAN1_BWD_CFG: BD={bd} must be a multiple of 32 * num_warps "
+                             f"= {32 * w} (one channel group a thread, see _lanes)")
         return ct, bd, w
     if interpret_mode():
         return 16, 32, 1
     ct = max(16, min(32, triton.next_power_of_2(max(L, 1))))
     if backward:
-        return ct, min(32, max(16, triton.next_power_of_2(D))), 1
-    bd = min(128, max(16, triton.next_power_of_2(D)))
+        return ct, 32, 1
+    bd = min(128, max(32, triton.next_power_of_2(D)))
     return ct, bd, 2 if bd == 128 else 1
 
 
@@ -64,18 +66,13 @@ def _flag(name: str, default: bool) -> bool:
 
 
 def _lanes(bd: int, warps: int) -> tuple[int, int]:
-    """``(BC, VEC)`` of a ``BD``-channel tile over ``warps`` warps: ``VEC`` adjacent channels a thread (vector loads)
-    and ``BC = BD / VEC`` channel groups, one a thread where ``BD >= 32 * warps``."""
-    vec = max(1, bd // (32 * warps))
-    return bd // vec, vec
-
-
-def _reload(bd: int, warps: int) -> bool:
-    """Whether the look-back re-loads workspace words after its readiness test (see :func:`_look_back`): when a
-    ``[BC, VEC]`` vector can be replicated over threads (fewer channel groups than threads, ``BD < 32 *
-    num_warps``), or when ``SEQLAB_SCAN1_RELOAD=1`` asks for it (GPU sweeps; ``0`` cannot turn it off where it is
-    needed)."""
-    return _lanes(bd, warps)[0] < 32 * warps or os.environ.get("SEQLAB_SCAN1_RELOAD") == "1"
+    """``(BC, VEC)`` of a ``BD``-channel tile over ``warps`` warps: ``BC = 32 * warps`` channel groups, one a thread,
+    of ``VEC = BD / BC`` adjacent channels (vector loads). Every channel vector of the look-back is then held by
+    one thread exactly (``triton_scan._carry_in``), so ``BD`` is a multiple of ``32 * warps`` (narrow ``D`` leaves
+    channels of the tile masked instead)."""
+    if bd % (32 * warps):
+        raise ValueError(f"scan1 tile: BD={bd} is not a multiple of 32 * num_warps = {32 * warps}")
+    return 32 * warps, bd // (32 * warps)
 
 
 def _i64(ws: torch.Tensor, x: torch.Tensor) -> bool:
@@ -90,34 +87,14 @@ def _lookback_test() -> bool:
     return os.environ.get("SEQLAB_SCAN1_LOOKBACK_TEST") == "1"
 
 
-_WS: dict = {}
-_WS_LOCK = threading.Lock()
-
-
-def _workspace(numel: int, device: torch.device, counter: bool) -> tuple[torch.Tensor, int]:
-    """The look-back workspace (``numel`` int64 words, the last two the ticket counter) and this launch's ready tag.
-
-    Default: a fresh zeroed buffer and tag 1 (a memset of ~50 MB per call at B=8 T=8192 D=1024). With
-    ``SEQLAB_SCAN1_EPOCH=1`` one buffer per (device, stream) is kept and every launch takes the next tag, so stale
-    words of earlier launches (smaller tags) read as "not published" and nothing is zeroed but the counter (only
-    when a launch uses it). Launches on one stream run in order, so tags never overlap in time. A stream being
-    captured into a CUDA graph always gets a fresh zeroed buffer and tag 1, since a replay reuses its arguments.
-    """
-    if os.environ.get("SEQLAB_SCAN1_EPOCH") != "1" or (device.type == "cuda"
-                                                         and torch.cuda.is_current_stream_capturing()):
-        return torch.zeros(numel, device=device, dtype=torch.int64), 1
-    stream = torch.cuda.current_stream(device).stream_id if device.type == "cuda" else 0
-    key = (device.type, device.index, stream)
-    with _WS_LOCK:
-        buf, tag = _WS.get(key, (None, 0))
-        if buf is None or buf.numel() < numel or tag >= 2**31 - 2:
-            buf, tag = torch.zeros(max(numel, 1 << 16), device=device, dtype=torch.int64), 0
-        tag += 1
-        _WS[key] = (buf, tag)
-    ws = buf[:numel]
+def _workspace(numel: int, device: torch.device, counter: bool) -> torch.Tensor:
+    """The look-back workspace: ``numel`` int64 words filled with all ones (unwritten, see ``triton_scan``), the last
+    two the ticket counter, zeroed when a launch takes tickets. A fresh buffer per launch (16.8 MB at B=8 T=8192
+    D=1024 with 32-step chunks), so a CUDA graph replay gets it afresh too."""
+    ws = torch.full((numel,), -1, device=device, dtype=torch.int64)
     if counter:
         ws[-2:].zero_()
-    return ws, tag
+    return ws
 
 
 def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int, counter: bool):
@@ -130,9 +107,9 @@ def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int
         seq_idx = torch.searchsorted(cu_seqlens[1:], pos, right=True).to(torch.int32)
     nch = triton.cdiv(max(L, 1), ct)
     nd = triton.cdiv(D, bd)
-    # workspace: 3 rows of D packed words per chunk, then the ticket counter
-    ws, tag = _workspace(nseq * nch * 3 * D + 2, b.device, counter)
-    return nseq, L, nch, nd, seq_idx, ws, tag
+    # workspace: one row of D words per chunk, then the ticket counter
+    ws = _workspace(nseq * nch * D + 2, b.device, counter)
+    return nseq, L, nch, nd, seq_idx, ws
 
 
 def _ablate() -> int:
@@ -162,12 +139,12 @@ def scan1_fwd(
     ct, bd, warps = _config(b.dtype, D, T)
     bc, vec = _lanes(bd, warps)
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
-    nseq, L, nch, nd, seq_idx, ws, tag = _geometry(b, cu_seqlens, ct, bd, counter=ticket)
+    nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd, counter=ticket)
     _scan1_fwd_kernel[(nseq * nch * nd,)](
-        a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, tag,
+        a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), ABLATE=_ablate(), num_warps=warps,
+        EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), num_warps=warps,
     )
     return h, ht
 
@@ -188,11 +165,11 @@ def scan1_bwd(
     ct, bd, warps = _config(h.dtype, D, T, backward=True)
     bc, vec = _lanes(bd, warps)
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
-    nseq, L, nch, nd, seq_idx, ws, tag = _geometry(h, cu_seqlens, ct, bd, counter=ticket)
+    nseq, L, nch, nd, seq_idx, ws = _geometry(h, cu_seqlens, ct, bd, counter=ticket)
     _scan1_bwd_kernel[(nseq * nch * nd,)](
-        a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, tag,
+        a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, RELOAD=_reload(bd, warps), I64=_i64(ws, h), num_warps=warps,
+        EARLY=early, I64=_i64(ws, h), num_warps=warps,
     )
     return da, db, dh0

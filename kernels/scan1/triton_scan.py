@@ -19,8 +19,11 @@ Decoupled Look-back", NVIDIA 2016; the CUB ``DeviceScan`` scheme, here per chann
   map from the state entering the chunk to the state leaving it). It then looks back over the preceding
   chunks of its sequence, composing their aggregates until it meets one whose inclusive state is already
   published, which gives its carry-in; it publishes its own inclusive state and writes
-  ``h = A_cum * carry + B_cum``. Each published word packs a float32 value with a ready flag in one 64-bit
-  store, so readers need no fences.
+  ``h = A_cum * carry + B_cum``. The workspace holds one int64 word per chunk and channel: unwritten (all
+  ones), the aggregate (A's and B's float32 bits in one word), then, overwritten, the inclusive state (a marker
+  and its bits). Each is one 64-bit store, so readers need no fences (the CUB tile-status word; see
+  :func:`_carry_in`). The earlier three-word record (A, B, inclusive, each with a flag) moved three times the
+  bytes and needed a 50 MB memset per call at B=8 T=8192 D=1024.
 * Programs take their tiles in launch order (chunk index slowest), from the program id (default) or from an
   atomic ticket counter, so a chunk only ever waits on chunks whose programs already run.
 * Host side (configs, flags, workspace, launches): :mod:`seqlab.kernels.scan1.triton_launch`.
@@ -47,22 +50,39 @@ def _combine(a1, b1, a2, b2):
     return a1 * a2, a2 * b1 + b2
 
 
-@triton.jit
-def _pack(x, ep):
-    """float32 -> int64 word holding the value's bits and the launch's ready tag ``ep`` (>= 1) in the high half."""
-    return (x.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF) | (ep << 32)
+_NOT_READY = tl.constexpr(-1)  # a workspace word nobody has written (the buffer is filled with all ones)
+_INC = tl.constexpr(4294967294)  # high half 0xFFFFFFFE: the low half is an inclusive state
+_INC_WORD = tl.constexpr(-8589934592)  # 0xFFFFFFFE00000000 as an int64
 
 
 @triton.jit
-def _unpack(w):
+def _bits(x):
+    return x.to(tl.int32, bitcast=True).to(tl.int64) & 0xFFFFFFFF
+
+
+@triton.jit
+def _pack_agg(a, b):
+    """A chunk's aggregate map ``(A, B)`` as one int64 word: A's bits high, B's low. ``A`` is made a canonical NaN
+    where it is NaN, so the high half is never one of the two marker patterns (negative NaNs with every payload bit
+    set, which arithmetic does not produce)."""
+    a = tl.where(a != a, float("nan"), a)
+    return (_bits(a) << 32) | _bits(b)
+
+
+@triton.jit
+def _pack_inc(h):
+    """An inclusive state as one int64 word: the marker high, the value's bits low."""
+    return _INC_WORD | _bits(h)
+
+
+@triton.jit
+def _lo(w):
     return (w & 0xFFFFFFFF).to(tl.int32).to(tl.float32, bitcast=True)
 
 
 @triton.jit
-def _ready(w, ep):
-    """1 when every word of the vector carries this launch's tag ``ep`` (a zeroed workspace holds none; a reused
-    one holds earlier launches' smaller tags)."""
-    return tl.min(tl.min(((w >> 32) == ep).to(tl.int32), axis=1), axis=0)
+def _hi(w):
+    return (w >> 32).to(tl.int32).to(tl.float32, bitcast=True)
 
 
 @triton.jit
@@ -84,79 +104,55 @@ def _chans(x):
 
 
 @triton.jit
-def _look_back(ws_ptr, cid, o_d, m_d, D, ep, STEP: tl.constexpr, RELOAD: tl.constexpr):
-    """Carry-in of chunk ``cid``: compose aggregates of chunks ``cid - STEP, cid - 2 STEP, ...`` up to an
-    inclusive one (``STEP = 1`` forward; ``-1`` backward, whose predecessors are the following chunks).
+def _walk(w, todo, acc_a, acc_b, h_in, k, done, STEP: tl.constexpr):
+    """One look-back step of every channel still walking (``todo``), on the word it loaded itself: an inclusive
+    state ends its walk, an aggregate is composed and the walk moves one chunk back, an unwritten word is read
+    again."""
+    hi = (w >> 32) & 0xFFFFFFFF
+    inc = todo & (hi == _INC)
+    agg = todo & (hi != _INC) & (w != _NOT_READY)
+    v = _lo(w)
+    h_in = tl.where(inc, acc_a * v + acc_b, h_in)
+    acc_b = tl.where(agg, acc_a * v + acc_b, acc_b)
+    acc_a = tl.where(agg, acc_a * _hi(w), acc_a)
+    k = tl.where(agg, k - STEP, k)
+    done = tl.where(inc, 1, done)
+    return acc_a, acc_b, h_in, k, done
 
-    Workspace layout per chunk: three rows of ``D`` words: aggregate A, aggregate B, inclusive state.
 
-    ``RELOAD``: the ``[BC, VEC]`` vectors may be held by several threads (more threads than channels in the tile), and
-    a reduction need not read every copy, so a copy loaded before the word was written could pass unseen; the
-    words are then re-loaded after the readiness test (once it passed they are in L2 and every thread's second
-    volatile load sees them). Without replication (``BC >= 32 * num_warps``: each thread owns whole channels,
-    checked in the sm_90 TTGIR by ``tests/kernels/test_gpu_compile.py``) the
-    reduction reads every copy, so a step is one round trip: inclusive word and aggregates loaded together.
-    """
-    k = cid - STEP
+@triton.jit
+def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.constexpr):
+    """Carry-in of chunk ``cid``: compose the words of chunks ``cid - STEP, cid - 2 STEP, ...`` up to an inclusive
+    one (``STEP = 1`` forward; ``-1`` backward, whose predecessors are the following chunks).
+
+    Workspace layout: one row of ``D`` int64 words per chunk. A word is unwritten (all ones), the chunk's aggregate
+    ``(A, B)`` (:func:`_pack_agg`), or, overwritten later by the same program, its inclusive state
+    (:func:`_pack_inc`); each is one 64-bit store, so a reader sees a whole word and needs no fence. Every channel
+    of the ``[BC, VEC]`` vector walks on its own on the word it loaded itself (a chunk's channels are published by
+    one vector store, but a reader may see some channels' aggregate and others' inclusive state); the loop ends
+    when a reduction over the vector says every channel has met an inclusive state. The vector is held once
+    (``BC = 32 * num_warps``, checked in the sm_90 TTGIR by ``tests/kernels/test_gpu_compile.py``), so no thread
+    uses a copy of a word that another thread tested. ``EARLY``: ``pre`` holds the preceding chunk's words, loaded
+    with the tile (:func:`_early_poll`), and is the walk's first step."""
+    k = tl.zeros(o_d.shape, cid.dtype) + (cid - STEP)
     acc_a = tl.full(o_d.shape, 1.0, tl.float32)
     acc_b = tl.zeros(o_d.shape, tl.float32)
     h_in = tl.zeros(o_d.shape, tl.float32)
-    go = 1
-    while go == 1:
-        base = ws_ptr + k * 3 * D
-        if RELOAD:
-            wi = tl.load(base + 2 * D + o_d, mask=m_d, other=ep << 32, volatile=True)
-            if _ready(wi, ep) == 1:
-                wi = tl.load(base + 2 * D + o_d, mask=m_d, other=ep << 32, volatile=True)
-                h_in = acc_a * _unpack(wi) + acc_b
-                go = 0
-            else:
-                wa = tl.load(base + o_d, mask=m_d, other=ep << 32, volatile=True)
-                wb = tl.load(base + D + o_d, mask=m_d, other=ep << 32, volatile=True)
-                if (_ready(wa, ep) + _ready(wb, ep)) == 2:
-                    wa = tl.load(base + o_d, mask=m_d, other=ep << 32, volatile=True)
-                    wb = tl.load(base + D + o_d, mask=m_d, other=ep << 32, volatile=True)
-                    acc_b = acc_a * _unpack(wb) + acc_b
-                    acc_a = acc_a * _unpack(wa)
-                    k = k - STEP
-        else:
-            wi = tl.load(base + 2 * D + o_d, mask=m_d, other=ep << 32, volatile=True)
-            wa = tl.load(base + o_d, mask=m_d, other=ep << 32, volatile=True)
-            wb = tl.load(base + D + o_d, mask=m_d, other=ep << 32, volatile=True)
-            if _ready(wi, ep) == 1:
-                h_in = acc_a * _unpack(wi) + acc_b
-                go = 0
-            else:
-                if (_ready(wa, ep) + _ready(wb, ep)) == 2:
-                    acc_b = acc_a * _unpack(wb) + acc_b
-                    acc_a = acc_a * _unpack(wa)
-                    k = k - STEP
+    done = tl.where(m_d, 0, 1)
+    if EARLY:
+        acc_a, acc_b, h_in, k, done = _walk(pre, done == 0, acc_a, acc_b, h_in, k, done, STEP)
+    while tl.min(tl.min(done, axis=1), axis=0) == 0:
+        todo = done == 0
+        w = tl.load(ws_ptr + k * D + o_d, mask=todo, other=_NOT_READY, volatile=True)
+        acc_a, acc_b, h_in, k, done = _walk(w, todo, acc_a, acc_b, h_in, k, done, STEP)
     return h_in
 
 
 @triton.jit
 def _early_poll(ws_ptr, cid, o_d, m_d, D, valid, STEP: tl.constexpr):
-    """Inclusive word of the preceding chunk, loaded before the tile is scanned so that its round trip overlaps
-    the tile's (``EARLY``); a zero word (not ready, or ``valid`` false) means: take the look-back."""
-    return tl.load(ws_ptr + (cid - STEP) * 3 * D + 2 * D + o_d, mask=m_d & valid, other=0, volatile=True)
-
-
-@triton.jit
-def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, ep, STEP: tl.constexpr, EARLY: tl.constexpr,
-              RELOAD: tl.constexpr):
-    """Carry-in of chunk ``cid``: the early-polled inclusive word when it was ready (re-loaded under ``RELOAD``,
-    as in :func:`_look_back`, so that every thread's copy is current), else the look-back."""
-    if EARLY:
-        if _ready(pre, ep) == 1:
-            if RELOAD:
-                pre = tl.load(ws_ptr + (cid - STEP) * 3 * D + 2 * D + o_d, mask=m_d, other=ep << 32,
-                              volatile=True)
-            h_in = _unpack(pre)
-        else:
-            h_in = _look_back(ws_ptr, cid, o_d, m_d, D, ep, STEP, RELOAD)
-    else:
-        h_in = _look_back(ws_ptr, cid, o_d, m_d, D, ep, STEP, RELOAD)
-    return h_in
+    """Words of the preceding chunk, loaded before the tile is scanned so that their round trip overlaps the
+    tile's (``EARLY``)."""
+    return tl.load(ws_ptr + (cid - STEP) * D + o_d, mask=m_d & valid, other=_NOT_READY, volatile=True)
 
 
 @triton.jit
@@ -246,10 +242,10 @@ def _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A: tl.constexpr):
 
 @triton.jit
 def _fwd_tile(
-    a_raw, b_raw, pre, ep, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
+    a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
     h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
-    REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr,
+    REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr,
 ):
     """Scan one loaded tile, publish its aggregate, resolve its carry-in, publish its inclusive state, store h."""
     if LOG_A:
@@ -268,41 +264,39 @@ def _fwd_tile(
     agg_b = _last_row(cb, rows, CT)
     has_reset = tl.max(is_start.to(tl.int32), axis=0)
     first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
-    wbase = ws_ptr + cid * 3 * D
+    wbase = ws_ptr + cid * D
     if has_reset == 1:  # the chunk's end state does not depend on its carry-in
-        tl.store(wbase + 2 * D + o_d, _pack(agg_b, ep), mask=m_d)
+        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
     else:
-        tl.store(wbase + o_d, _pack(agg_a, ep), mask=m_d)
-        tl.store(wbase + D + o_d, _pack(agg_b, ep), mask=m_d)
+        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
     h_in = tl.zeros(o_d.shape, tl.float32)
     if first_is_start == 0:
-        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, ep, 1, EARLY, RELOAD)
+        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, 1, EARLY)
     if (has_reset == 0) & (not NO_INCLUSIVE):
-        tl.store(wbase + 2 * D + o_d, _pack(agg_a * h_in + agg_b, ep), mask=m_d)
+        tl.store(wbase + o_d, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
     hs = ca * _chans(h_in) + cb
     tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
     if STORE_FINAL:
         tl.store(ht_ptr + _rows(seq) * D + _chans(o_d), hs, mask=_rows(is_end) & _chans(m_d))
 
 
-@triton.jit(do_not_specialize=["epoch"])
+@triton.jit
 def _scan1_fwd_kernel(
-    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD, epoch,
+    a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
-    TICKET: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr, ABLATE: tl.constexpr = 0,
+    TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr, ABLATE: tl.constexpr = 0,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
-    ep = (tl.program_id(0) * 0 + epoch).to(tl.int64)  # a tensor even where epoch == 1 was specialised
     rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BC, VEC)
     a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A)
     if ABLATE == 0:
         pre = tl.zeros([BC, VEC], tl.int64)
         if EARLY:
             pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j > 0, 1)
-        _fwd_tile(a_raw, b_raw, pre, ep, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
+        _fwd_tile(a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
                   h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
-                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD)
+                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY)
     else:  # benchmark-only ablations (SEQLAB_SCAN1_ABLATE, see scan1_fwd): the same tiles with parts left out
         a = tl.exp(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
         if ABLATE == 1:  # the in-tile scan with carry-in zero: no workspace, no look-back
@@ -354,11 +348,11 @@ def _bwd_loads(a_ptr, do_ptr, r_next, offs, mask, o_d, NR, D):
 
 @triton.jit
 def _bwd_tile(
-    do_raw, gate_raw, hp_raw, ah_raw, pre, ep, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
+    do_raw, gate_raw, hp_raw, ah_raw, pre, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
     a_ptr, h0_ptr, h_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH, NR,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr,
-    RELOAD: tl.constexpr, LATE_LOADS: tl.constexpr,
+    LATE_LOADS: tl.constexpr,
 ):
     """Reverse-scan one loaded backward tile (``g_p = do'_p + a'_{p+1} g_{p+1}``), publish, resolve the carry,
     store ``da`` (or ``d log a``), ``db`` and ``dh0``. ``LATE_LOADS``: ``hp_raw`` / ``ah_raw`` are placeholders and
@@ -380,18 +374,17 @@ def _bwd_tile(
     agg_b = _last_row(cb, rows, CT)
     has_reset = tl.max(is_end.to(tl.int32), axis=0)
     first_is_end = tl.max((is_end & (rows == 0)).to(tl.int32), axis=0)
-    wbase = ws_ptr + cid * 3 * D
+    wbase = ws_ptr + cid * D
     if has_reset == 1:
-        tl.store(wbase + 2 * D + o_d, _pack(agg_b, ep), mask=m_d)
+        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
     else:
-        tl.store(wbase + o_d, _pack(agg_a, ep), mask=m_d)
-        tl.store(wbase + D + o_d, _pack(agg_b, ep), mask=m_d)
+        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
     g_in = tl.zeros(o_d.shape, tl.float32)
     if (first_is_end == 0) & (j < NCH - 1):
         # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
-        g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, ep, -1, EARLY, RELOAD)
+        g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, -1, EARLY)
     if (has_reset == 0) & (not NO_INCLUSIVE):
-        tl.store(wbase + 2 * D + o_d, _pack(agg_a * g_in + agg_b, ep), mask=m_d)
+        tl.store(wbase + o_d, _pack_inc(agg_a * g_in + agg_b), mask=m_d)
     g = ca * _chans(g_in) + cb
     if LATE_LOADS:
         hp_raw, ah_raw = _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A)
@@ -413,16 +406,15 @@ def _bwd_tile(
         tl.store(dh0_ptr + _rows(seq) * D + _chans(o_d), a_s * g, mask=m_s)
 
 
-@triton.jit(do_not_specialize=["epoch"])
+@triton.jit
 def _scan1_bwd_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, cnt_ptr,
-    L, D, NSEQ, NCH, nD, epoch,
+    L, D, NSEQ, NCH, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
-    TICKET: tl.constexpr, EARLY: tl.constexpr, RELOAD: tl.constexpr, I64: tl.constexpr,
+    TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, True, TICKET, I64)
-    ep = (tl.program_id(0) * 0 + epoch).to(tl.int64)  # a tensor even where epoch == 1 was specialised
     NR = NSEQ * L
     rows, pl, m_t, r, r_next, r_prev, o_d, m_d, offs, mask = _bwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BC, VEC)
     do_raw, gate_raw = _bwd_loads(a_ptr, do_ptr, r_next, offs, mask, o_d, NR, D)
@@ -432,6 +424,6 @@ def _scan1_bwd_kernel(
     if EARLY:  # everything that does not depend on the carry goes out before the scan
         pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j < NCH - 1, -1)
         hp_raw, ah_raw = _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A)
-    _bwd_tile(do_raw, gate_raw, hp_raw, ah_raw, pre, ep, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
+    _bwd_tile(do_raw, gate_raw, hp_raw, ah_raw, pre, i_n, j, rows, pl, m_t, r, r_prev, o_d, m_d, offs, mask,
               a_ptr, h0_ptr, h_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH, NR,
-              LOG_A, HAS_H0, HAS_DHT, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, RELOAD, not EARLY)
+              LOG_A, HAS_H0, HAS_DHT, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, not EARLY)

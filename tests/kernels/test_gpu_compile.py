@@ -46,12 +46,11 @@ T, TV = 70, 70  # dense length; packed length of CU
 def _scan1(dt, monkeypatch):
     from seqlab.kernels import scan1
     B, D = 2, 16
-    # ticket order with the late poll, program-id order with the early poll (and the tagged workspace), and tiles
-    # of 2 and 4 channels a thread (the GPU defaults, SEQLAB_SCAN1_CFG)
-    for ticket, early, epoch, cfg in ((1, 0, 0, ""), (0, 1, 1, ""), (0, 1, 0, "32,64,1"), (0, 1, 0, "16,128,1")):
+    # ticket order with the late poll, program-id order with the early poll, and tiles of 2 and 4 channels a
+    # thread (the GPU forward default, SEQLAB_SCAN1_CFG)
+    for ticket, early, cfg in ((1, 0, ""), (0, 1, ""), (0, 1, "32,64,1"), (0, 1, "16,128,1")):
         monkeypatch.setenv("SEQLAB_SCAN1_TICKET", str(ticket))
         monkeypatch.setenv("SEQLAB_SCAN1_EARLY_POLL", str(early))
-        monkeypatch.setenv("SEQLAB_SCAN1_EPOCH", str(epoch))
         if cfg:
             monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
         else:
@@ -209,8 +208,8 @@ fwd = {**ptr("a_ptr b_ptr h_ptr"), "h0_ptr": "*fp32", "ht_ptr": "*fp32", "seq_pt
        "ws_ptr": "*i64", "cnt_ptr": "*i64"}
 bwd = {**ptr("a_ptr h_ptr do_ptr da_ptr db_ptr"), "h0_ptr": "*fp32", "dht_ptr": "*fp32", "dh0_ptr": "*fp32",
        "seq_ptr": "*i32", "cu_ptr": "*i32", "ws_ptr": "*i64", "cnt_ptr": "*i64"}
-ints = {k: "i32" for k in "L D NSEQ NCH nD NT epoch".split()}
-common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=False, RELOAD=False,
+ints = {k: "i32" for k in "L D NSEQ NCH nD".split()}
+common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=False,
               I64=False)
 kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, ABLATE=0)),
         (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True))]
@@ -230,7 +229,7 @@ for fn, sig, extra in kern:
 
 @pytest.mark.parametrize("cfg", ["32,32,1", "16,32,1", "16,64,2", "32,64,1", "16,128,1"])
 def test_scan1_one_trip_look_back_layouts_hold_each_channel_once(cfg):
-    """The one-round-trip look-back (``RELOAD`` off, chosen when ``BD >= 32 * num_warps``) relies on every channel's
+    """The look-back (each channel walking on the words it loaded itself, ``BC = 32 * num_warps``) relies on every channel's
     ``[BC, VEC]`` vector living in exactly one thread (see ``triton_scan._look_back``). Compile every scan1 kernel for
     sm_90 at such tiles (1, 2 and 4 channels a thread) and check the layout of every workspace (volatile) load: in
     every dimension its threads and warps cover no more than the vector's extent, so no element has two owners."""
