@@ -38,10 +38,12 @@ fi
 if [ "$part" = scan1 ]; then
     # eighth session: tiles whose threads own VEC adjacent channels and all CT steps (no shuffles in the scan);
     # the first --configs row is the old layout (VEC = 1: time split over threads), the default row the new tiles.
-    cfgs="32,32,1@BWD_CFG=32,32,1;16,128,1@BWD_CFG=16,64,1;32,128,2@BWD_CFG=16,128,2;16,64,1"
+    # (one workspace word per chunk and channel since commit "scan1: one workspace word"); ablation rows split the
+    # new forward's time (their correctness rows fail by design)
+    cfgs="32,64,1;32,256,4;32,128,2@BWD_CFG=32,64,2;32,128,2@BWD_CFG=16,64,1;@ABLATE=1;@ABLATE=2"
     for dt in bfloat16 float32; do
         extra=""
-        [ "$dt" = float32 ] && extra=";64,32,2@BWD_CFG=32,32,1"
+        [ "$dt" = float32 ] && extra=";64,64,2@BWD_CFG=32,32,1"
         step "scan1 tiles, $dt"
         timeout 250 python3 benchmarks/scan1_sweep.py --json "$out/scan1_vec_$dt.json" --dtypes "$dt" --check-configs \
             --configs "$cfgs$extra" 2>&1 | grep -v Warn | grep "fwd \|correct\|fraction" | grep -v "ok=True" | tail -30
