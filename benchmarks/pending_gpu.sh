@@ -4,6 +4,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" gla      # gla vs fla chunk_gla, fwd and fwd+bwd in one process
 #   bash benchmarks/pending_gpu.sh "$OUT" ablate   # where scan1's and prefix_attention's forward time goes
 #   bash benchmarks/pending_gpu.sh "$OUT" scan1    # scan1's [BC, CT, VEC] tiles against the old [CT, BD] layout
+#   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
@@ -48,5 +49,19 @@ if [ "$part" = scan1 ]; then
         timeout 250 python3 benchmarks/scan1_sweep.py --json "$out/scan1_vec_$dt.json" --dtypes "$dt" --check-configs \
             --configs "$cfgs$extra" 2>&1 | grep -v Warn | grep "fwd \|correct\|fraction" | grep -v "ok=True" | tail -30
     done
+fi
+if [ "$part" = final ]; then
+    for dt in bfloat16 float32; do
+        step "scan1 defaults with CUDA-graph rows, $dt"
+        timeout 120 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
+            --json "$out/scan1_final_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False" | grep -v "vs " | tail -14
+    done
+    step "scan1 kernel times"
+    timeout 90 python3 benchmarks/scan1_profile.py --json "$out/scan1_profile.json" 2>&1 | grep -v Warn | tail -24
+    step "prefix_attention: in-chunk fast path (default) against the exact path for every chunk"
+    SEQLAB_BENCH_PA_FORMS=lookback timeout 100 python3 benchmarks/kernels_ii.py --only prefix_attention \
+        --json "$out/pa_fast.json" 2>&1 | grep -v Warn | grep "fwd\|limit\|correct\|config" | tail -12
+    SEQLAB_PREFIX_ATTN_FAST=0 SEQLAB_BENCH_PA_FORMS=lookback timeout 100 python3 benchmarks/kernels_ii.py \
+        --only prefix_attention --json "$out/pa_exact.json" 2>&1 | grep -v Warn | grep "fwd\|config" | tail -6
 fi
 step done

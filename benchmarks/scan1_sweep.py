@@ -93,6 +93,9 @@ def main() -> int:
                     "e.g. '64,32,1;64,64,2' (1-2 warps keep each channel's time steps in one thread); "
                     "'@NAME=V' suffixes set SEQLAB_SCAN1_NAME for that row, e.g. '32,32,1@TICKET=0@EARLY_POLL=1'")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma list of torch dtype names")
+    ap.add_argument("--graph", action="store_true",
+                    help="also time the default and accelerated-scan forward and fwd+bwd replayed from CUDA graphs "
+                         "(GPU time without the Python launch path)")
     ap.add_argument("--check-configs", action="store_true",
                     help="run the correctness checks for every --configs row, not only for rows with flags")
     args = ap.parse_args()
@@ -128,6 +131,15 @@ def main() -> int:
         doa = do.transpose(1, 2).contiguous()
         ctx.bench(f"fwd accelerated_scan {tag}", lambda: acc_scan(fa, xa), bytes_moved=f3)
         ctx.bench(f"fwd+bwd accelerated_scan {tag}", lambda: torch.autograd.grad(acc_scan(far, xar), (far, xar), doa), bytes_moved=f8)
+        if args.graph:
+            ctx.bench(f"fwd accelerated_scan CUDA graph {tag}", lambda: acc_scan(fa, xa), bytes_moved=f3, graph=True)
+            ctx.bench(f"fwd+bwd accelerated_scan CUDA graph {tag}",
+                      lambda: torch.autograd.grad(acc_scan(far, xar), (far, xar), doa), bytes_moved=f8, graph=True)
+            ctx.bench(f"fwd ours default CUDA graph {tag}", lambda: scan1(None, xs, log_a=gs), bytes_moved=f3,
+                      graph=True)
+            ctx.bench(f"fwd+bwd ours default CUDA graph {tag}",
+                      lambda: torch.autograd.grad(scan1(None, xr, log_a=gr)[0], (xr, gr), do), bytes_moved=f8,
+                      graph=True)
         cfgs = [None] + ([] if args.no_sweep else configs)
         for cfg in cfgs:
             for k in [k for k in os.environ if k.startswith("SEQLAB_SCAN1_")]:
