@@ -32,6 +32,9 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     16x128x1 or 16x64x1 (16-step chunks)   0.231-0.235    0.314-0.315
     =====================================  =============  =============
 
+    With one workspace word per chunk and channel (the run after): the default forward took 0.160 ms bf16 and
+    0.230 ms float32.
+
     ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides both directions and ``SEQLAB_SCAN1_BWD_CFG`` the backward alone (tuning
     sweeps)."""
     env = (backward and os.environ.get("SEQLAB_SCAN1_BWD_CFG")) or os.environ.get("SEQLAB_SCAN1_CFG")
