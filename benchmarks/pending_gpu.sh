@@ -57,7 +57,8 @@ if [ "$part" = final ]; then
             --json "$out/scan1_final_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False" | grep -v "vs " | tail -14
     done
     step "scan1 kernel times"
-    timeout 90 python3 benchmarks/scan1_profile.py --json "$out/scan1_profile.json" 2>&1 | grep -v Warn | tail -24
+    timeout 150 python3 benchmarks/scan1_profile.py --configs "default;16,64,1;16,128,2;32,64,2" \
+        --json "$out/scan1_profile.json" 2>&1 | grep -v Warn | grep -v "^$" | tail -60
     step "prefix_attention: in-chunk fast path (default) against the exact path for every chunk"
     SEQLAB_BENCH_PA_FORMS=lookback timeout 100 python3 benchmarks/kernels_ii.py --only prefix_attention \
         --json "$out/pa_fast.json" 2>&1 | grep -v Warn | grep "fwd\|limit\|correct\|config" | tail -12
