@@ -38,6 +38,14 @@ def _selected(name: str) -> bool:
     return _ONLY is None or name in _ONLY or (name == "gated_delta_rule" and "delta_rule" in _ONLY)
 
 
+def _set_env(key: str, value: str | None) -> None:
+    """Set ``key`` to ``value``, or unset it for None."""
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
+
+
 def _rel(a, b):
     a, b = a.double(), b.double()
     return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
@@ -120,12 +128,16 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     # the forward forms (SEQLAB_PREFIX_ATTN_FWD): the fused single-pass default, the look-back single pass
     # (independent chunk programs) and the chunked three launches
     # "lookback early": program-id order with the early poll (SEQLAB_PREFIX_ATTN_TICKET=0, _EARLY_POLL=1);
-    # SEQLAB_BENCH_PA_FORMS="lookback,lookback early" times a subset
+    # SEQLAB_BENCH_PA_FORMS="lookback,lookback early" times a subset. Opt-in "lookback exact": every chunk on the
+    # exact in-chunk weights (SEQLAB_PREFIX_ATTN_FAST=0) in the same process as "lookback"; the other forms keep
+    # SEQLAB_PREFIX_ATTN_FAST as the caller set it (pending_gpu.sh sets it for a whole run)
     forms = os.environ.get("SEQLAB_BENCH_PA_FORMS", "fused,lookback,lookback early,chunked").split(",")
+    fast0 = os.environ.get("SEQLAB_PREFIX_ATTN_FAST")
     for impl in forms:
         os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl.split()[0]
         os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
         os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
+        _set_env("SEQLAB_PREFIX_ATTN_FAST", "0" if "exact" in impl else fast0)
         ctx.bench(f"prefix_attention fwd seqlab triton {impl} {tag}", lambda: prefix_attention(s, v, backend="triton"),
                   bytes_moved=nbytes)
         # the same forward replayed from a CUDA graph: GPU time without the Python launch path
@@ -136,6 +148,7 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
     for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL"):
         os.environ.pop(k)
+    _set_env("SEQLAB_PREFIX_ATTN_FAST", fast0)
     if dev == "cuda":
         from seqlab.kernels.prefix_attention.triton_scan import _pa_fused_fwd_kernel, _pa_lookback_fwd_kernel
         for impl, kern in (("fused", _pa_fused_fwd_kernel), ("lookback", _pa_lookback_fwd_kernel)):

@@ -12,9 +12,12 @@ V128 bf16 its forward+backward took 0.883 ms against the fused form's 1.184 ms, 
 independent programs,
 one per (chunk, head, value block), bound by memory bandwidth rather than by a walk over the chunks: each
 publishes its chunk's aggregate, takes the exclusive prefix over earlier chunks of its sequence by a decoupled
-look-back (as ``seqlab.kernels.scan1``), and writes its outputs from in-chunk weights ``exp(s_i - m_t) <= 1`` and
-one ``tl.dot``; no scan over the values (the running max is a 1-D max scan over the chunk's scores, or a masked
-``[BT, BT]`` max). ``v`` is read once and ``o`` written once.
+look-back (as ``seqlab.kernels.scan1``), and writes its outputs from in-chunk weights and one ``tl.dot``; no scan
+over the values (the running max is a 1-D max scan over the chunk's scores, or a masked ``[BT, BT]`` max). The
+weights come in two variants, picked per chunk at run time: ``exp(s_i - M_c)`` against the chunk's max, one
+broadcast row with no ``[BT, BT]`` exp, when the chunk's first score is within 60 of its max (8 for float16
+values), else ``exp(s_i - cm_t) <= 1`` against the chunk's own running max (``SEQLAB_PREFIX_ATTN_FAST=0``: always
+the latter); both exact. ``v`` is read once and ``o`` written once.
 
 Forward, ``SEQLAB_PREFIX_ATTN_FWD=chunked``: a two-pass chunked scan over chunks of ``BT = 64`` steps
 (chunks summarised independently, then combined):
@@ -359,6 +362,12 @@ def prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens):
 _LB_HEAD = 16  # workspace words before the records: the ticket counter, padded so records stay 16-byte aligned
 _LB_AGG = tl.constexpr(1)  # high half of a published word: the chunk's own aggregate
 _LB_INC = tl.constexpr(2)  # the inclusive aggregate (everything up to and including the chunk, the initial state too)
+# Fast in-chunk weights (see _pa_lookback_fwd_kernel) for chunks whose scores lie at most this far below the chunk's
+# max from the first one on: every row's largest weight is then >= exp(-SPREAD), far above the float32 / bfloat16
+# underflow (exp(-87)), and the row factor exp(M_c - m_t) <= exp(SPREAD) cannot overflow. float16 weights are normal
+# only down to 2^-14 (about exp(-9.7)), so float16 values take the fast weights within 8 only.
+_FAST_SPREAD = tl.constexpr(60.0)
+_FAST_SPREAD_F16 = tl.constexpr(8.0)
 
 
 def _lb_slots(n_seqs: int, T: int, varlen: bool, BT: int) -> int:
@@ -384,14 +393,19 @@ def _lb_configs():
     """(BT, BV, warps, register cap, running max by scan). Without a cap ptxas takes what it likes (219 registers a
     thread at BT = BV = 64 with 4 warps; sm_90, Triton 3.6, offline ``ptxas -v``), which leaves 1 or 2 programs
     per SM: too few loads in flight for a bandwidth-bound kernel, so most configs cap the registers (``maxnreg``)
-    for 3 to 8 programs per SM, at caps that spilled nothing or little there. The running max as a 1-D max scan over
-    the ``[BT]`` scores needs fewer registers than the masked ``[BT, BT]`` max; both forms are in the set."""
+    for 3 to 8 programs per SM, at the price of spills (below). The running max as a 1-D max scan over the ``[BT]``
+    scores needs fewer registers than the masked ``[BT, BT]`` max; both forms are in the set."""
     if interpret_mode():
         return [_lb_config(32, 16, 4)]
-    # 64-step chunks: 2 to 8 programs per SM, 16 to 64 KiB of bf16 v in flight per SM; spills (bytes a thread,
-    # dense, no initial state): none except (64, 32, 4, 64): 36, (64, 64, 4, 80): 40, (64, 64, 8, 64): 8,
-    # (64, 128, 8, 64): 140, (64, 128, 4, 128, masked max): about 50. 128-step chunks (the [128, 128] weights
-    # tile): 2 programs per SM, about 60 and 110 bytes spilled.
+    # 64-step chunks: 2 to 8 programs per SM, 16 to 64 KiB of bf16 v in flight per SM. Spills, offline for sm_90
+    # (Triton 3.6 with its bundled ptxas 12.8, ``ptxas -v`` bytes of spill stores; bf16 v, float32 s, dense, no
+    # initial state; both weight variants compiled in): none uncapped (64, 64, 8: 199 registers); (64, 32, 4, 96):
+    # 140, (64, 64, 8, 64): 320, (64, 32, 4, 64): 464, (64, 128, 8, 80): 572, (64, 128, 4, 128): 616,
+    # (64, 128, 8, 64): 784, (64, 64, 4, 96): 792, (64, 64, 4, 80): 1212; masked max (64, 64, 8, 80): 368,
+    # (64, 128, 4, 128): 1018. 128-step chunks (the [128, 128] weights tile): 2 programs per SM, 492 and 2392.
+    # Before the fast weights the same method gave 92 to 1136 (e.g. 316 and 626 for (64, 64, 8, 64) and
+    # (64, 128, 4, 128), 284 and 616 for the masked-max pair); the 8 to 140 bytes quoted here earlier did not
+    # reproduce.
     return [_lb_config(*c) for c in (
         (64, 32, 4, 64), (64, 32, 4, 96), (64, 64, 4, 80), (64, 64, 4, 96), (64, 64, 8, 64), (64, 64, 8, None),
         (64, 128, 4, 128), (64, 128, 8, 64), (64, 128, 8, 80), (64, 64, 8, 80, False), (64, 128, 4, 128, False),
@@ -517,29 +531,53 @@ def _lb_store_state(mT, uT, wT, i_nh, o_v, mask_v, i_v, m, u, w, V: tl.constexpr
         tl.store(wT + i_nh, w)
 
 
-@triton.autotune(configs=_lb_configs(), key=["V", "TICKET", "EARLY", "ABLATE"])
+@triton.autotune(configs=_lb_configs(), key=["V", "TICKET", "EARLY", "ABLATE", "FAST"])
 @triton.jit
 def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSEQ, H: tl.constexpr,
                             V: tl.constexpr, RW: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
                             LR: tl.constexpr, CUMMAX_SCAN: tl.constexpr, HAS_H0: tl.constexpr,
                             VARLEN: tl.constexpr, IEEE: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
-                            TICKET: tl.constexpr = True, EARLY: tl.constexpr = False, ABLATE: tl.constexpr = 0):
+                            TICKET: tl.constexpr = True, EARLY: tl.constexpr = False, ABLATE: tl.constexpr = 0,
+                            FAST: tl.constexpr = True):
     """One program per (chunk of ``BT`` steps, head, value block), all independent: load the chunk's scores and
-    values once, publish the chunk's own aggregate (max ``M_c``, ``W_c = sum exp(s - M_c)``,
-    ``L_c = sum exp(s - M_c) v``; inclusive of the initial state at once when the chunk starts its sequence),
-    take the exclusive prefix ``(M_p, U_p, W_p)`` of the earlier chunks by a decoupled look-back and publish the
-    inclusive aggregate, then, with ``m_t = max(M_p, max_{i<=t} s_i)``, weights ``P[t, i] = exp(s_i - m_t)``
-    (``i <= t``, all ``<= 1``) and ``a_t = exp(M_p - m_t)``, write
-    ``o_t = (a_t U_p + (P @ v)_t) / d_t``, ``d_t = a_t W_p + rowsum(P)_t``, ``lse_t = m_t + log d_t``
-    (``P @ v`` by ``tl.dot``), and from a sequence's last chunk the final state (the inclusive aggregate).
+    values once, publish the chunk's own aggregate (max ``M_c``, ``W_c = sum e_i``, ``L_c = sum e_i v_i`` with
+    ``e_i = exp(s_i - M_c)``; inclusive of the initial state at once when the chunk starts its sequence), take the
+    exclusive prefix ``(M_p, U_p, W_p)`` of the earlier chunks by a decoupled look-back (the (max, numerator,
+    denominator) triples combine associatively: Feng et al. 2024, "Attention as an RNN", section 3.2) and publish
+    the inclusive aggregate, then write the outputs and, from a sequence's last chunk, the final state (the
+    inclusive aggregate).
+
+    Outputs: with the chunk's local running max ``cm_t = max_{i<=t} s_i``, ``m_t = max(M_p, cm_t)``,
+    ``a_t = exp(M_p - m_t) <= 1``, weights ``W[t, i]`` (``i <= t``) relative to a row reference ``c_t`` and
+    ``r_t = exp(c_t - m_t)``::
+
+        u_t = a_t U_p + r_t (W @ v)_t,   d_t = a_t W_p + r_t rowsum(W)_t,   o_t = u_t / d_t,   lse_t = m_t + log d_t
+
+    ``W @ v`` by one ``tl.dot``; on the low-precision path W is rounded to ``v``'s dtype first and the row sums are
+    those of the rounded W, so ``o`` stays a convex combination of value rows (float32 W and an IEEE dot otherwise).
+    Each chunk picks its W at run time, by one scalar test, in a branch that builds W and ``c_t`` only:
+
+    - fast, when its first score ``s_0`` is finite and ``M_c - s_0 <= 60`` (8 for float16 values, whose weights are
+      normal only down to ``2^-14``): ``c_t = M_c``, ``W[t, i] = e_i``, a select of one broadcast row instead of
+      ``BT * BT`` exps and subtractions. As ``m_t >= cm_t >= s_0``, ``r_t <= exp(60)`` cannot overflow, and every
+      row's largest weight ``exp(cm_t - M_c) >= exp(-60)`` is a normal float32 / bfloat16 with full precision; a
+      weight that underflows (below ``exp(-87)``) is below ``exp(-27)`` times its row's largest. Products
+      ``e_i v_i`` under float32's normal range (values ``|v| < ~1e-12`` at a spread near 60) may be lost: an
+      absolute error in ``o`` below ``BT * 2^-126 * exp(60)``, about ``1e-10`` at ``BT = 64``.
+    - exact, otherwise (a spread over 60, or ``s_0 = -inf``): ``c_t = cm_t``, ``W[t, i] = exp(s_i - cm_t) <= 1``,
+      ``r_t <= 1``, for any score range.
+
+    ``-inf`` scores (padding rows past the sequence's end, or the caller's) get zero weight, and no ``-inf - -inf``
+    reaches a result. ``FAST=False`` (``SEQLAB_PREFIX_ATTN_FAST=0``, benchmarks and tests) gives every chunk the
+    exact weights. W does not depend on ``M_p``, but the look-back still comes before the ``[BT, BT]`` work, so only
+    the value tile and a few scalars (the fast test's outcome among them) are live across the wait.
 
     Programs take (chunk, head, value block) from an atomic ticket in chunk order, so every chunk a look-back
     waits for belongs to a program already running: no deadlock whatever the scheduling order. ``TICKET=False``
     takes them in program-id order instead (one L2 round trip less; relies on in-order block dispatch, as CUB's
     ``DeviceScan`` and scan1's default do), and ``EARLY`` loads the preceding slot's record with the chunk's tile so
     the look-back's first step needs no extra round trip (``SEQLAB_PREFIX_ATTN_TICKET=0``,
-    ``SEQLAB_PREFIX_ATTN_EARLY_POLL=1``; scan1 gained 18% in the bf16 forward from the pair on an H200). The look-back
-    comes before the ``[BT, BT]`` work, so only the value tile and a few scalars are live across the wait."""
+    ``SEQLAB_PREFIX_ATTN_EARLY_POLL=1``; scan1 gained 18% in the bf16 forward from the pair on an H200)."""
     NV: tl.constexpr = (V + BV - 1) // BV
     if TICKET:
         tk = tl.atomic_add(ws, 1).to(tl.int64)  # ws[0]: the ticket counter
@@ -599,6 +637,13 @@ def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSE
             b_e = tl.exp(tl.where(b_s > float("-inf"), b_s - b_mc, float("-inf")))
             b_wc = tl.sum(b_e, 0)
             b_lc = tl.sum(b_e[:, None] * b_v.to(tl.float32), 0)  # [BV]
+            # the chunk's weights in step 3: fast when its first score is finite and at most SPREAD below its max
+            fast = False
+            if FAST:
+                SPREAD: tl.constexpr = _FAST_SPREAD_F16 if v.dtype.element_ty == tl.float16 else _FAST_SPREAD
+                b_s0 = tl.load(s + r0 * H + i_h).to(tl.float32)  # row 0 always exists
+                live0 = b_s0 > float("-inf")
+                fast = live0 & (b_mc - tl.where(live0, b_s0, 0.0) <= SPREAD)  # no -inf - -inf
             rec = rws + (slot * H + i_h) * RW
             b_mp = tl.full([], float("-inf"), tl.float32)
             b_up = tl.zeros([BV], dtype=tl.float32)
@@ -620,25 +665,32 @@ def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSE
                 b_mi, b_ui, b_wi = _lb_merge(b_mp, b_up, b_wp, b_mc, b_lc, b_wc)
                 if not NO_INCLUSIVE:  # the inclusive aggregate ends the look-backs of the chunks after this one
                     _lb_publish(rec, o_v, mask_v, i_v, b_mi, b_ui, b_wi, V, _LB_INC)
-            # 3. outputs: running max m_t = max(M_p, max_{i<=t} s_i) (a 1-D max scan over the [BT] scores, or a
-            # masked [BT, BT] max), weights P[t, i] = exp(s_i - m_t) <= 1 (i <= t), carry factor exp(M_p - m_t) <= 1
+            # 3. outputs (see the docstring): local running max cm_t (a 1-D max scan over the [BT] scores, or a
+            # masked [BT, BT] max), m_t = max(M_p, cm_t); the runtime branch builds only the weights W (rounded to
+            # the dot's input dtype inside it) and the row reference c_t, r_t = exp(c_t - m_t); one tl.dot for both
             causal = o_t[:, None] >= o_t[None, :]
             if CUMMAX_SCAN:
-                b_mt = tl.maximum(tl.associative_scan(b_s, 0, _max_combine), b_mp)  # [BT]
+                b_cm = tl.associative_scan(b_s, 0, _max_combine)  # [BT]
             else:
-                b_mt = tl.maximum(tl.max(tl.where(causal, b_s[None, :], float("-inf")), 1), b_mp)
-            keep = causal & (b_s[None, :] > float("-inf"))
-            b_p = tl.exp(tl.where(keep, b_s[None, :] - b_mt[:, None], float("-inf")))  # [BT, BT]
-            if IEEE:
+                b_cm = tl.max(tl.where(causal, b_s[None, :], float("-inf")), 1)
+            b_mt = tl.maximum(b_cm, b_mp)
+            if fast:  # W[t, i] = e_i = exp(s_i - M_c) (0 for s_i = -inf): a select of a broadcast row, no exp
+                b_c = tl.zeros([BT], dtype=tl.float32) + b_mc
+                b_p = tl.where(causal, b_e.to(b_v.dtype)[None, :], 0.0)  # [BT, BT]
+            else:  # W[t, i] = exp(s_i - cm_t) <= 1
+                b_c = b_cm
+                keep = causal & (b_s[None, :] > float("-inf"))  # then cm_t >= s_i is finite
+                b_cmf = tl.where(b_cm > float("-inf"), b_cm, 0.0)  # rows of -inf scores: no -inf - -inf
+                b_p = tl.exp(tl.where(keep, b_s[None, :] - b_cmf[:, None], float("-inf"))).to(b_v.dtype)
+            if IEEE:  # float32 weights and values
                 b_pv = tl.dot(b_p, b_v, input_precision="ieee")
-                b_rs = tl.sum(b_p, 1)
             else:
-                b_pl = b_p.to(b_v.dtype)
-                b_pv = tl.dot(b_pl, b_v)  # float32 accumulate
-                b_rs = tl.sum(b_pl.to(tl.float32), 1)  # the rounded weights: o stays a convex combination
+                b_pv = tl.dot(b_p, b_v)  # float32 accumulate
+            b_rs = tl.sum(b_p.to(tl.float32), 1)  # the rounded weights: o stays a convex combination
+            b_r = tl.exp(tl.where(b_c == b_mt, 0.0, b_c - b_mt))  # exp(-inf - -inf) is never formed
             b_a = tl.exp(tl.where(b_mp == b_mt, 0.0, b_mp - b_mt))  # exp(-inf - -inf) is never formed
-            b_wt = b_a * b_wp + b_rs
-            b_ut = b_a[:, None] * b_up[None, :] + b_pv
+            b_wt = b_a * b_wp + b_r * b_rs
+            b_ut = b_a[:, None] * b_up[None, :] + b_r[:, None] * b_pv
             tl.store(o + base + offs, (b_ut / b_wt[:, None]).to(o.dtype.element_ty), mask=mask2)
             if i_v == 0:
                 tl.store(lse + r0 * H + i_h + o_t * H, b_mt + tl.log(b_wt), mask=mask_t)
@@ -674,6 +726,16 @@ def _lb_ablate() -> int:
     return v
 
 
+def _lb_fast() -> bool:
+    """``SEQLAB_PREFIX_ATTN_FAST`` (benchmarks and tests): 1 (default) chunks whose scores allow it take the fast
+    in-chunk weights (no ``[BT, BT]`` exp, see :func:`_pa_lookback_fwd_kernel`); 0 every chunk takes the exact
+    weights ``exp(s_i - cm_t)``. Both are exact; a constexpr in the autotune key, so one process can time both."""
+    v = os.environ.get("SEQLAB_PREFIX_ATTN_FAST", "1")
+    if v not in ("0", "1"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_FAST must be 0 or 1, got {v!r}")
+    return v == "1"
+
+
 def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     """Forward in one launch of independent programs joined by a decoupled look-back (see
     :func:`_pa_lookback_fwd_kernel`): reads ``v`` and ``s`` once, writes ``o`` and ``lse`` once, no scan.
@@ -700,7 +762,8 @@ def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     kw = dict(H=H, V=V, RW=rw, HAS_H0=m0 is not None, VARLEN=varlen,
               IEEE=v.dtype == torch.float32 or interpret_mode(), NO_INCLUSIVE=_lookback_test(),
               TICKET=os.environ.get("SEQLAB_PREFIX_ATTN_TICKET", "1") == "1",
-              EARLY=os.environ.get("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1", ABLATE=_lb_ablate())
+              EARLY=os.environ.get("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1", ABLATE=_lb_ablate(),
+              FAST=_lb_fast())
     if pinned is None:
         _pa_lookback_fwd_kernel[grid](*args, **kw)
     else:

@@ -113,10 +113,12 @@ def _delta_rule(dt):
 def _prefix_attention(dt, monkeypatch):
     from seqlab.kernels import prefix_attention
     V = 16
-    for form in ("fused", "chunked", "lookback", "lookback early"):
+    # "lookback exact": every chunk on the exact in-chunk weights (SEQLAB_PREFIX_ATTN_FAST=0, the benchmark baseline)
+    for form in ("fused", "chunked", "lookback", "lookback early", "lookback exact"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", form.split()[0])
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_TICKET", "0" if "early" in form else "1")
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_EARLY_POLL", "1" if "early" in form else "0")
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", "0" if "exact" in form else "1")
         s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, V).to(dt)
         _run(lambda s_, v_: prefix_attention(s_, v_, output_final_state=True, backend="triton"), s, v)
         _run(lambda s_, v_: prefix_attention(s_, v_, reverse=True, backend="triton"), s, v)

@@ -444,3 +444,164 @@ def test_lookback_benchmark_ablations(monkeypatch, check_close):
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_ABLATE", "5")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_ABLATE"):
         triton_scan._lb_ablate()
+
+
+# ---- the look-back forward's two in-chunk weight variants (SEQLAB_PREFIX_ATTN_FAST) --------------------------------
+# Fast chunks (first score finite and at most 60 below the chunk's max; 8 for float16 values): W[t, i] = exp(s_i - M_c);
+# the others: W[t, i] = exp(s_i - cm_t) <= 1. SEQLAB_PREFIX_ATTN_FAST=0 gives every chunk the latter. An exact chunk
+# runs the same operations under both settings (bitwise equal outputs), a fast chunk different ones (rounding
+# differs): the tests below use that to check which variant each chunk took.
+
+
+def _fast_chunks(s, spread=60.0, bt=32):
+    """[B, NC, H] bool: the chunks of a dense batch ``s [B, T, H]`` that should take the fast weights (one 32-step
+    chunk per program under the interpreter)."""
+    B, T, H = s.shape
+    s = s.float()
+    out = torch.zeros(B, -(-T // bt), H, dtype=torch.bool)
+    for c in range(out.shape[1]):
+        x = s[:, c * bt:(c + 1) * bt]
+        s0, mc = x[:, 0], x.max(1).values
+        out[:, c] = torch.isfinite(s0) & (mc - s0 <= spread)
+    return out
+
+
+def _check_variants(s, runs, fast):
+    """``runs``: {"1": (o, lse), "0": (o, lse)} of one input under SEQLAB_PREFIX_ATTN_FAST=1 / 0. Exact chunks are
+    bitwise equal across the two, fast chunks differ somewhere."""
+    (o1, l1), (o0, l0) = runs["1"], runs["0"]
+    B, NC, H = fast.shape
+    for b in range(B):
+        for c in range(NC):
+            for h in range(H):
+                sl = slice(c * 32, (c + 1) * 32)
+                same = torch.equal(o1[b, sl, h], o0[b, sl, h]) and torch.equal(l1[b, sl, h], l0[b, sl, h])
+                assert same != bool(fast[b, c, h]), (b, c, h, bool(fast[b, c, h]), s[b, sl, h][:4])
+
+
+@needs_triton
+@pytest.mark.parametrize("fast", ["1", "0"])
+@pytest.mark.parametrize("T", [1, 63, 64, 65, 130])
+def test_lookback_fast_and_exact_weights_match_oracle(fast, T, monkeypatch, check_close):
+    """Both weight variants (the default, where chunks take the fast weights, and every chunk exact) give the oracle's
+    outputs, lse, final state and gradients (initial state included), forward and reverse."""
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", fast)
+    test_lookback_matches_oracle(T, True, False, monkeypatch, check_close)
+    test_forward_forms_match_oracle(T, True, True, "lookback", monkeypatch, check_close)
+
+
+@needs_triton
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_lookback_fast_and_exact_weights_varlen(fast, monkeypatch, check_close):
+    """Both weight variants on packed sequences (lengths 1 next to multi-chunk ones, initial states), look-backs
+    walking back to the sequence start."""
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", fast)
+    test_lookback_varlen_equals_loop(True, True, monkeypatch, check_close)
+
+
+def _mixed_scores():
+    """Scores [2, 160, 2] (five 32-step chunks) whose chunks take both variants: head 0 ~ N(0, 1) * 1000 (spreads
+    far over 60: exact, bar a chunk whose first score happens to be near its max); head 1 ~ N(0, 9) with chunk
+    starts set to: a first score 60 below the max at a sequence start (fast at the limit, row factor e^60), -inf
+    followed by larger scores, 200 below the max, -1e4, 60.5 below the max (exact), and untouched (fast)."""
+    torch.manual_seed(6)
+    s = torch.randn(2, 160, 2, dtype=torch.float64)
+    s[..., 0] *= 1000
+    s[..., 1] *= 3
+
+    def below(b, c, d):  # the first score of chunk c, d below the chunk's max
+        s[b, c * 32, 1] = s[b, c * 32 + 1:(c + 1) * 32, 1].max() - d
+
+    below(0, 0, 60.0)
+    s[0, 32, 1] = float("-inf")
+    s[0, 33:64, 1] += 4.0
+    below(0, 2, 200.0)
+    s[0, 96, 1] = -1e4
+    below(1, 1, 60.5)
+    below(1, 2, 200.0)
+    s[1, 96, 1] = float("-inf")
+    s[1, 97:128, 1] += 5.0
+    return s.float().double()  # representable in float32, so the chunk spreads are exact there
+
+
+@needs_triton
+@pytest.mark.parametrize("walk", [False, True])
+def test_lookback_fast_and_exact_chunks_in_one_launch(walk, monkeypatch):
+    """Chunks of both variants in one launch (spreads over 60, first scores -inf, exactly 60 and 60.5 below the
+    max): finite, equal to masked softmax attention and to logcumsumexp in float64 per (sequence, head), and each
+    chunk took the variant its scores call for."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    s = _mixed_scores()
+    v = torch.randn(2, 160, 2, 20, dtype=torch.float64)
+    fast = _fast_chunks(s)
+    assert fast[:, :, 1].tolist() == [[True, False, False, False, True], [True, False, False, False, True]]
+    assert fast.any() and not fast.all()
+    ref, lse_ref = _masked_softmax_attention(s, v), _lse_ref(s)
+    runs = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", flag)
+        o, mT, uT, wT, lse = triton_scan.prefix_attention_fwd(s.float(), v.float(), None, None, None, None)
+        assert torch.isfinite(o).all() and torch.isfinite(lse).all(), flag
+        for b in range(2):
+            for h in range(2):
+                assert rel_rmse(o[b, :, h], ref[b, :, h]) < 1e-5, (flag, b, h)
+                assert rel_rmse(lse[b, :, h], lse_ref[b, :, h]) < 1e-6, (flag, b, h)
+        runs[flag] = (o, lse)
+    _check_variants(s, runs, fast)
+
+
+@needs_triton
+def test_lookback_fast_weights_need_a_close_first_score(monkeypatch, check_close):
+    """A chunk whose first score is 200 below its max must take the exact weights: with the fast ones its first
+    row's factor exp(M_c - m_0) = e^200 overflows float32 while its weight e^-200 underflows (NaN), at a sequence
+    start and after an initial state far below. A chunk with a spread of 200 after a first score 1 below its max
+    takes the fast weights and is exact too. float16 values take the fast weights within 8 only."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    torch.manual_seed(7)
+    B, T, H, V = 1, 64, 3, 20
+    s = torch.randn(B, T, H) * 3
+    for c in range(2):
+        s[0, c * 32, 0] = s[0, c * 32 + 1:(c + 1) * 32, 0].max() - 200.0  # first score far below the max
+        s[0, c * 32, 1] = s[0, c * 32 + 1:(c + 1) * 32, 1].max() - 200.0
+        s[0, c * 32 + 2:(c + 1) * 32, 2] = s[0, c * 32, 2] - 200.0 * torch.rand(30)  # spread 200 after the first
+        s[0, c * 32 + 1, 2] = s[0, c * 32, 2] + 1.0  # the max, just above the first score
+    v = torch.randn(B, T, H, V)
+    h0 = (torch.tensor([[-1e4, -1e4, 0.0]]), torch.randn(1, H, V), torch.tensor([[1.0, 1.0, 0.0]]))
+    fast = _fast_chunks(s)
+    assert fast[0].tolist() == [[False, False, True], [False, False, True]]
+    runs = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", flag)
+        for state in (None, h0):
+            o, mT, uT, wT, lse = triton_scan.prefix_attention_fwd_lookback(s, v, *(state or (None,) * 3), None)
+            assert torch.isfinite(o).all() and torch.isfinite(lse).all(), (flag, state is None)
+            h0n = None if state is None else tuple(x.double() for x in state)
+            ref, st = prefix_attention_naive(s.double(), v.double(), h0n, True)
+            check_close("o", o, ref, 1e-5)
+            check_close("lse", lse, _lse_ref(s, h0n), 1e-6)
+            for name, x, r in zip("muw", (mT, uT, wT), st):
+                check_close(name, x, r, 1e-5)
+            if state is None:
+                runs[flag] = (o, lse)
+    _check_variants(s, runs, fast)
+    # the float16 limit: spreads of 7 and 30 from the first score
+    s = torch.randn(1, 32, 2) * 0.5
+    s[0, 0] = s[0, 1:].max(0).values - torch.tensor([7.0, 30.0])
+    v = torch.randn(1, 32, 2, 16)
+    for dt, expect in ((torch.float32, [True, True]), (torch.float16, [True, False])):
+        runs = {}
+        for flag in ("1", "0"):
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", flag)
+            o, *_, lse = triton_scan.prefix_attention_fwd_lookback(s.to(dt), v.to(dt), None, None, None, None)
+            check_close(f"o {dt}", o.float(), _masked_softmax_attention(s.to(dt).double(), v.to(dt).double()),
+                        1e-3 if dt == torch.float16 else 1e-5)
+            runs[flag] = (o, lse)
+        _check_variants(s, runs, _fast_chunks(s, 8.0 if dt == torch.float16 else 60.0))
+        assert _fast_chunks(s, 8.0 if dt == torch.float16 else 60.0)[0, 0].tolist() == expect
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", "2")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FAST"):
+        triton_scan._lb_fast()
