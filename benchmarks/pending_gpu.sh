@@ -50,6 +50,10 @@ if [ "$part" = scan1 ]; then
             --configs "$cfgs$extra" 2>&1 | grep -v Warn | grep "fwd \|correct\|fraction" | grep -v "ok=True" | tail -30
     done
 fi
+if [ "$part" = host ]; then
+    step "host time of scan1 eager calls"
+    timeout 120 python3 benchmarks/host_profile.py 2>&1 | grep -v Warn | head -70
+fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do
         step "scan1 defaults with CUDA-graph rows, $dt"
