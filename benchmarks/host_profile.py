@@ -1,5 +1,5 @@
-"""Host (Python) time of one eager forward+backward of scan1 on the GPU, beside accelerated-scan: wall time per call
-with the GPU kept busy or idle, and a cProfile table of our call path. It finds launch-path costs that CUDA-graph
+"""Host (Python) time of one eager forward+backward of scan1 on the GPU, beside accelerated-scan, and of
+prefix_attention: wall time per call with the GPU kept busy or idle, and a cProfile table of scan1's call path. It finds launch-path costs that CUDA-graph
 replays hide and eager ``do_bench`` rows include (docs/results.md, scan1, eighth session).
 
     source benchmarks/device_env.sh && python3 benchmarks/host_profile.py
@@ -34,7 +34,7 @@ def wall_us(fn, n: int = 200) -> tuple[float, float]:
 def main() -> None:
     from accelerated_scan.scalar import scan as acc_scan
 
-    from seqlab.kernels import scan1
+    from seqlab.kernels import prefix_attention, scan1
 
     for B, T, D in ((8, 8192, 1024), (1, 64, 64)):
         x = torch.randn(B, T, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
@@ -52,6 +52,16 @@ def main() -> None:
         for name, fn in cases.items():
             host, synced = wall_us(fn)
             print(f"B{B} T{T} D{D} {name:28s} host {host:8.1f} us/call   synced {synced:8.1f} us/call", flush=True)
+        Hh = 16 if B == 8 else 2
+        sc = torch.randn(B // 2 or 1, T // 2, Hh, device="cuda", requires_grad=True)
+        vv = torch.randn(B // 2 or 1, T // 2, Hh, 128, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+        dv = torch.randn_like(vv)
+        pa = {"prefix_attention fwd": lambda: prefix_attention(sc, vv),
+              "prefix_attention fwd+bwd": lambda: torch.autograd.grad(prefix_attention(sc, vv)[0], (sc, vv), dv)}
+        for name, fn in pa.items():
+            host, synced = wall_us(fn)
+            print(f"B{sc.shape[0]} T{sc.shape[1]} H{Hh} V128 {name:24s} host {host:8.1f} us/call   synced {synced:8.1f} "
+                  "us/call", flush=True)
         if B == 1:
             fn = cases["ours fwd+bwd"]
             pr = cProfile.Profile()

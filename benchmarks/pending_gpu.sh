@@ -51,6 +51,9 @@ if [ "$part" = scan1 ]; then
     done
 fi
 if [ "$part" = host ]; then
+    step "scan1 defaults, eager and CUDA graph, bf16"
+    timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes bfloat16 --json "$out/scan1_host.json" 2>&1 \
+        | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False" | grep -v "vs " | tail -10
     step "host time of scan1 eager calls"
     timeout 120 python3 benchmarks/host_profile.py 2>&1 | grep -v Warn | head -70
 fi

@@ -20,6 +20,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.causal_conv1d.reference import (
     ACTIVATIONS,
     causal_conv1d_ref,
@@ -45,8 +46,7 @@ def _empty(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(0, dtype=torch.float32)
 
 
-@torch.library.custom_op("seqlab::causal_conv1d_fwd", mutates_args=())
-def _conv_fwd_op(
+def _conv_fwd_op_impl(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cache: torch.Tensor | None,
     cu_seqlens: torch.Tensor | None, activation: str, backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +61,9 @@ def _conv_fwd_op(
     return causal_conv1d_torch_fwd(x, weight, bias, act, cache)
 
 
+_conv_fwd_op = custom_op("seqlab::causal_conv1d_fwd", _conv_fwd_op_impl)
+
+
 @_conv_fwd_op.register_fake
 def _(x, weight, bias, cache, cu_seqlens, activation, backend):
     B, _, C = x.shape
@@ -68,8 +71,7 @@ def _(x, weight, bias, cache, cu_seqlens, activation, backend):
     return torch.empty_like(x), x.new_empty(N, weight.shape[1] - 1, C)
 
 
-@torch.library.custom_op("seqlab::causal_conv1d_bwd", mutates_args=())
-def _conv_bwd_op(
+def _conv_bwd_op_impl(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, cache: torch.Tensor | None,
     cu_seqlens: torch.Tensor | None, dy: torch.Tensor, dnew_cache: torch.Tensor | None, activation: str,
     backend: str,
@@ -85,6 +87,9 @@ def _conv_bwd_op(
     else:
         dx, dw, db, dc = causal_conv1d_torch_bwd(x, weight, bias, act, cache, dy, dnew_cache)
     return dx, dw, (db if db is not None else _empty(x)), (dc if dc is not None else _empty(x))
+
+
+_conv_bwd_op = custom_op("seqlab::causal_conv1d_bwd", _conv_bwd_op_impl)
 
 
 @_conv_bwd_op.register_fake
@@ -105,11 +110,11 @@ def _backward(ctx, dy, dnew_cache):
     activation, backend = ctx.flags
     dy = torch.zeros_like(x) if dy is None else dy.contiguous()
     dnew_cache = None if dnew_cache is None else dnew_cache.contiguous()
-    dx, dw, db, dc = _conv_bwd_op(x, weight, bias, cache, cu_seqlens, dy, dnew_cache, activation, backend)
+    dx, dw, db, dc = call(_conv_bwd_op, x, weight, bias, cache, cu_seqlens, dy, dnew_cache, activation, backend)
     return dx, dw, (db if bias is not None else None), (dc if cache is not None else None), None, None, None
 
 
-_conv_fwd_op.register_autograd(_backward, setup_context=_setup_context)
+_conv_fwd = EagerTwin(_conv_fwd_op, _setup_context, _backward)
 
 
 def causal_conv1d(
@@ -177,4 +182,4 @@ def causal_conv1d(
     be = choose_backend(x, weight, bias, cache, backend=backend)
     if be == "triton" and dims["W"] > MAX_TRITON_W:
         be = "torch"
-    return _conv_fwd_op(x, weight, bias, cache, cu_seqlens, activation or "none", be)
+    return _conv_fwd(x, weight, bias, cache, cu_seqlens, activation or "none", be)

@@ -16,6 +16,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 from seqlab.kernels.delta_rule.reference import delta_rule_chunked, delta_rule_naive, l2norm_reference
 
@@ -43,14 +44,16 @@ def _n_seqs(q: torch.Tensor, cu_seqlens: torch.Tensor | None) -> int:
     return q.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
 
 
-@torch.library.custom_op("seqlab::delta_rule", mutates_args=())
-def _delta_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, g: torch.Tensor | None,
+def _delta_op_impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, g: torch.Tensor | None,
               h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None, scale: float, mode: str
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton forward: (o, final state [N, H, K, V] float32, then Ai, w, h, v' per chunk, kept for the backward)."""
     check_cu_seqlens_values(cu_seqlens, q.shape[1])
     from seqlab.kernels.delta_rule import triton_chunk
     return triton_chunk.delta_rule_fwd(q, k, v, beta, g, h0, cu_seqlens, scale)
+
+
+_delta_op = custom_op("seqlab::delta_rule", _delta_op_impl)
 
 
 @_delta_op.register_fake
@@ -64,8 +67,7 @@ def _(q, k, v, beta, g, h0, cu_seqlens, scale, mode):
             q.new_empty(nta, CHUNK, H, V))
 
 
-@torch.library.custom_op("seqlab::delta_rule_bwd", mutates_args=())
-def _delta_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, g: torch.Tensor | None,
+def _delta_bwd_op_impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, g: torch.Tensor | None,
                   h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None, ai: torch.Tensor, w: torch.Tensor,
                   hs: torch.Tensor, vn: torch.Tensor, do: torch.Tensor, dht: torch.Tensor, scale: float
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -74,6 +76,9 @@ def _delta_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch
     dq, dk, dv, db, dg, dh0 = triton_chunk.delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn,
                                                           do.contiguous(), dht.contiguous())
     return dq, dk, dv, db, (dg if dg is not None else q.new_empty(0)), dh0
+
+
+_delta_bwd_op = custom_op("seqlab::delta_rule_bwd", _delta_bwd_op_impl)
 
 
 @_delta_bwd_op.register_fake
@@ -96,12 +101,13 @@ def _backward(ctx, do, dht, *_aux):
         do = torch.zeros_like(v)
     if dht is None:
         dht = q.new_zeros(_n_seqs(q, cu_seqlens), q.shape[2], q.shape[3], v.shape[3], dtype=torch.float32)
-    dq, dk, dv, db, dg, dh0 = _delta_bwd_op(q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn, do, dht, ctx.scale)
+    dq, dk, dv, db, dg, dh0 = call(_delta_bwd_op, q, k, v, beta, g, h0, cu_seqlens, ai, w, hs, vn, do, dht,
+                                   ctx.scale)
     return (dq, dk, dv, db, (dg if g is not None else None), (dh0 if h0 is not None else None),
             None, None, None)
 
 
-_delta_op.register_autograd(_backward, setup_context=_setup)
+_delta = EagerTwin(_delta_op, _setup, _backward)
 
 
 def delta_rule(
@@ -180,5 +186,5 @@ def delta_rule(
     if be == "torch":
         o, ht = _torch_forward(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode, output_final_state)
     else:
-        o, ht = torch.ops.seqlab.delta_rule(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode)[:2]
+        o, ht = _delta(q, k, v, beta, g, initial_state, cu_seqlens, scale, mode)[:2]
     return flip_time(o, idx), (ht if output_final_state else None)

@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.delta_rule.reference import L2NORM_EPS as EPS
 
 
@@ -47,8 +48,7 @@ def _blocks(D: int) -> tuple[int, int]:
     return max(1, min(64, 4096 // BD)), BD
 
 
-@torch.library.custom_op("seqlab::l2norm", mutates_args=())
-def _l2norm_op(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _l2norm_op_impl(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton forward: ``(y, rstd [rows] float32)``."""
     D = x.shape[-1]
     N = x.numel() // D if D else 0
@@ -60,14 +60,16 @@ def _l2norm_op(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]
     return y, rstd
 
 
+_l2norm_op = custom_op("seqlab::l2norm", _l2norm_op_impl)
+
+
 @_l2norm_op.register_fake
 def _(x, eps):
     D = x.shape[-1]
     return torch.empty_like(x), x.new_empty(x.numel() // D if D else 0, dtype=torch.float32)
 
 
-@torch.library.custom_op("seqlab::l2norm_bwd", mutates_args=())
-def _l2norm_bwd_op(x: torch.Tensor, rstd: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+def _l2norm_bwd_op_impl(x: torch.Tensor, rstd: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     """Triton backward: ``dx``."""
     D = x.shape[-1]
     N = rstd.shape[0]
@@ -76,6 +78,9 @@ def _l2norm_bwd_op(x: torch.Tensor, rstd: torch.Tensor, dy: torch.Tensor) -> tor
         BR, BD = _blocks(D)
         _l2norm_bwd_kernel[(triton.cdiv(N, BR),)](x, rstd, dy, dx, N, D=D, BR=BR, BD=BD, num_warps=4)
     return dx
+
+
+_l2norm_bwd_op = custom_op("seqlab::l2norm_bwd", _l2norm_bwd_op_impl)
 
 
 @_l2norm_bwd_op.register_fake
@@ -90,12 +95,12 @@ def _setup(ctx, inputs, output):
 
 def _backward(ctx, dy, _drstd):
     x, rstd = ctx.saved_tensors
-    return _l2norm_bwd_op(x, rstd, dy.contiguous()), None
+    return call(_l2norm_bwd_op, x, rstd, dy.contiguous()), None
 
 
-_l2norm_op.register_autograd(_backward, setup_context=_setup)
+_l2norm = EagerTwin(_l2norm_op, _setup, _backward)
 
 
 def l2norm_triton(x: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Triton L2 normalisation over the last dim of a contiguous ``x`` (CUDA, or CPU under the interpreter)."""
-    return torch.ops.seqlab.l2norm(x.contiguous(), eps)[0]
+    return _l2norm(x.contiguous(), eps)[0]

@@ -17,6 +17,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.gla.reference import gla_chunked, gla_naive
 from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 
@@ -37,8 +38,7 @@ def _torch_forward(q, k, v, g, h0, cu_seqlens, scale, mode, output_final_state):
     return o.to(v.dtype), ht
 
 
-@torch.library.custom_op("seqlab::gla", mutates_args=())
-def _gla_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
+def _gla_op_impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
             cu_seqlens: torch.Tensor | None, scale: float,
             mode: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton forward: (o, final state [N, H, K, V] float32, intra-chunk scores [B, T, H, 64] float32).
@@ -52,6 +52,9 @@ def _gla_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, 
 
 def _n_seqs(q: torch.Tensor, cu_seqlens: torch.Tensor | None) -> int:
     return q.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
+
+
+_gla_op = custom_op("seqlab::gla", _gla_op_impl)
 
 
 @_gla_op.register_fake
@@ -69,8 +72,7 @@ def _setup(ctx, inputs, output):
     ctx.set_materialize_grads(False)  # no zero-filled gradients for the unused scores / final state
 
 
-@torch.library.custom_op("seqlab::gla_bwd", mutates_args=())
-def _gla_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
+def _gla_bwd_op_impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
                 scores: torch.Tensor, cu_seqlens: torch.Tensor | None, scale: float, do: torch.Tensor,
                 dht: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -78,6 +80,9 @@ def _gla_bwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tens
     from seqlab.kernels.gla import triton_chunk
     dq, dk, dv, dg, dh0 = triton_chunk.gla_bwd(q, k, v, g, h0, scores, cu_seqlens, scale, do, dht)
     return dq, dk, dv, dg, (q.new_empty(0, dtype=torch.float32) if dh0 is None else dh0)
+
+
+_gla_bwd_op = custom_op("seqlab::gla_bwd", _gla_bwd_op_impl)
 
 
 @_gla_bwd_op.register_fake
@@ -89,12 +94,12 @@ def _(q, k, v, g, h0, scores, cu_seqlens, scale, do, dht):
 def _backward(ctx, do, dht, _d_scores):
     q, k, v, g, h0, cu_seqlens, scores = ctx.saved_tensors
     do = torch.zeros_like(v) if do is None else do.contiguous()
-    dq, dk, dv, dg, dh0 = torch.ops.seqlab.gla_bwd(q, k, v, g, h0, scores, cu_seqlens, ctx.scale, do,
+    dq, dk, dv, dg, dh0 = call(_gla_bwd_op, q, k, v, g, h0, scores, cu_seqlens, ctx.scale, do,
                                                    None if dht is None else dht.contiguous())
     return dq, dk, dv, dg, (dh0 if h0 is not None else None), None, None, None
 
 
-_gla_op.register_autograd(_backward, setup_context=_setup)
+_gla = EagerTwin(_gla_op, _setup, _backward)
 
 
 def gla(
@@ -156,5 +161,5 @@ def gla(
     if be == "torch":
         o, ht = _torch_forward(q, k, v, g, initial_state, cu_seqlens, scale, mode, output_final_state)
     else:
-        o, ht, _ = torch.ops.seqlab.gla(q, k, v, g, initial_state, cu_seqlens, scale, mode)
+        o, ht, _ = _gla(q, k, v, g, initial_state, cu_seqlens, scale, mode)
     return flip_time(o, idx), (ht if output_final_state else None)

@@ -16,6 +16,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels._segments import flip_time, per_sequence, reverse_index
 from seqlab.kernels.prefix_attention.reference import (
     State,
@@ -31,14 +32,16 @@ def _n_seqs(v: torch.Tensor, cu_seqlens: torch.Tensor | None) -> int:
     return v.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
 
 
-@torch.library.custom_op("seqlab::prefix_attention", mutates_args=())
-def _pa_op(s: torch.Tensor, v: torch.Tensor, m0: torch.Tensor | None, u0: torch.Tensor | None,
+def _pa_op_impl(s: torch.Tensor, v: torch.Tensor, m0: torch.Tensor | None, u0: torch.Tensor | None,
            w0: torch.Tensor | None, cu_seqlens: torch.Tensor | None
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton forward: (o, m_T, u_T, w_T, lse) with lse ``[B, T, H]`` float32 saved for the backward."""
     check_cu_seqlens_values(cu_seqlens, v.shape[1])
     from seqlab.kernels.prefix_attention import triton_scan
     return triton_scan.prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens)
+
+
+_pa_op = custom_op("seqlab::prefix_attention", _pa_op_impl)
 
 
 @_pa_op.register_fake
@@ -49,13 +52,15 @@ def _(s, v, m0, u0, w0, cu_seqlens):
             v.new_empty(n, H, dtype=f32), s.new_empty(s.shape, dtype=f32))
 
 
-@torch.library.custom_op("seqlab::prefix_attention_bwd", mutates_args=())
-def _pa_bwd_op(s: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, m0: torch.Tensor | None,
+def _pa_bwd_op_impl(s: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, m0: torch.Tensor | None,
                mT: torch.Tensor, cu_seqlens: torch.Tensor | None, do: torch.Tensor, duT: torch.Tensor,
                dwT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton backward: (ds, dv, du0, dw0)."""
     from seqlab.kernels.prefix_attention import triton_scan
     return triton_scan.prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT)
+
+
+_pa_bwd_op = custom_op("seqlab::prefix_attention_bwd", _pa_bwd_op_impl)
 
 
 @_pa_bwd_op.register_fake
@@ -80,14 +85,14 @@ def _backward(ctx, do, dmT, duT, dwT, dlse):
         dwT = torch.zeros_like(mT)
     if do is None:
         do = torch.zeros_like(o)
-    ds, dv, du0, dw0 = torch.ops.seqlab.prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do.contiguous(),
+    ds, dv, du0, dw0 = call(_pa_bwd_op, s, v, o, lse, m0, mT, cu_seqlens, do.contiguous(),
                                                              duT.contiguous(), dwT.contiguous())
     if not ctx.has_h0:
         du0 = dw0 = None
     return ds, dv, None, du0, dw0, None
 
 
-_pa_op.register_autograd(_backward, setup_context=_setup)
+_pa = EagerTwin(_pa_op, _setup, _backward)
 
 
 def _check(s, v, initial_state, cu_seqlens, dims):
@@ -148,7 +153,7 @@ def prefix_attention(
         o = o.to(v.dtype)
     else:
         m0, u0, w0 = initial_state if initial_state is not None else (None, None, None)
-        o, mT, uT, wT, _ = torch.ops.seqlab.prefix_attention(s, v, m0, u0, w0, cu_seqlens)
+        o, mT, uT, wT, _ = _pa(s, v, m0, u0, w0, cu_seqlens)
         st = (mT, uT, wT)
     return flip_time(o, idx), (st if output_final_state else None)
 

@@ -16,6 +16,7 @@ import torch
 
 from seqlab.kernels._checks import FLOAT_DTYPES, Dims, check_same_dtype, check_tensor
 from seqlab.kernels._dispatch import choose_backend
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.rms_norm.reference import rms_norm_ref
 
 __all__ = ["rms_norm", "rms_norm_ref", "max_triton_d"]
@@ -32,8 +33,7 @@ def _empty(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(0, dtype=torch.float32)
 
 
-@torch.library.custom_op("seqlab::rms_norm_fwd", mutates_args=())
-def _rms_norm_fwd_op(
+def _rms_norm_fwd_op_impl(
     x: torch.Tensor, weight: torch.Tensor | None, z: torch.Tensor | None, eps: float, norm_before_gate: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton forward: ``(y, rstd [rows] float32)``."""
@@ -42,13 +42,15 @@ def _rms_norm_fwd_op(
     return rms_norm_fwd(x, weight, z, eps, norm_before_gate)
 
 
+_rms_norm_fwd_op = custom_op("seqlab::rms_norm_fwd", _rms_norm_fwd_op_impl)
+
+
 @_rms_norm_fwd_op.register_fake
 def _(x, weight, z, eps, norm_before_gate):
     return torch.empty_like(x), x.new_empty(x.numel() // x.shape[-1], dtype=torch.float32)
 
 
-@torch.library.custom_op("seqlab::rms_norm_bwd", mutates_args=())
-def _rms_norm_bwd_op(
+def _rms_norm_bwd_op_impl(
     x: torch.Tensor, weight: torch.Tensor | None, z: torch.Tensor | None, rstd: torch.Tensor, dy: torch.Tensor,
     norm_before_gate: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -57,6 +59,9 @@ def _rms_norm_bwd_op(
 
     dx, dw, dz = rms_norm_bwd(x, weight, z, rstd, dy, norm_before_gate)
     return dx, (dw if dw is not None else _empty(x)), (dz if dz is not None else _empty(x))
+
+
+_rms_norm_bwd_op = custom_op("seqlab::rms_norm_bwd", _rms_norm_bwd_op_impl)
 
 
 @_rms_norm_bwd_op.register_fake
@@ -75,11 +80,11 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dy, _drstd):
     x, weight, z, rstd = ctx.saved_tensors
     dy = torch.zeros_like(x) if dy is None else dy.contiguous()
-    dx, dw, dz = _rms_norm_bwd_op(x, weight, z, rstd, dy, ctx.norm_before_gate)
+    dx, dw, dz = call(_rms_norm_bwd_op, x, weight, z, rstd, dy, ctx.norm_before_gate)
     return dx, (dw if weight is not None else None), (dz if z is not None else None), None, None
 
 
-_rms_norm_fwd_op.register_autograd(_backward, setup_context=_setup_context)
+_rms_norm_fwd = EagerTwin(_rms_norm_fwd_op, _setup_context, _backward)
 
 
 def rms_norm(
@@ -143,5 +148,5 @@ def rms_norm(
         be = "torch"
     if be == "torch":
         return rms_norm_ref(x, weight, z, eps, norm_before_gate)
-    return _rms_norm_fwd_op(x, weight if weight is None else weight.contiguous(), z, float(eps),
+    return _rms_norm_fwd(x, weight if weight is None else weight.contiguous(), z, float(eps),
                             norm_before_gate)[0]

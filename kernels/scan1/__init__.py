@@ -18,6 +18,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.scan1.reference import scan1_chunked, scan1_chunked_bwd, scan1_cpu, scan1_naive, scan1_varlen
 
 __all__ = ["scan1", "scan1_naive", "scan1_chunked"]
@@ -30,8 +31,7 @@ def _torch_forward(gate, b, h0, cu_seqlens, log_a, reverse):
     return scan1_varlen(scan1_cpu, a, b, h0, cu_seqlens.tolist(), reverse)
 
 
-@torch.library.custom_op("seqlab::scan1_fwd", mutates_args=())
-def _scan1_fwd_op(
+def _scan1_fwd_impl(
     gate: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None,
     log_a: bool, reverse: bool, output_final_state: bool, backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,6 +48,9 @@ def _scan1_fwd_op(
     return h.contiguous(), (ht.contiguous() if ht is not None else b.new_empty(0, dtype=torch.float32))
 
 
+_scan1_fwd_op = custom_op("seqlab::scan1_fwd", _scan1_fwd_impl)
+
+
 @_scan1_fwd_op.register_fake
 def _(gate, b, h0, cu_seqlens, log_a, reverse, output_final_state, backend):
     n = b.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
@@ -55,8 +58,7 @@ def _(gate, b, h0, cu_seqlens, log_a, reverse, output_final_state, backend):
     return torch.empty_like(b), ht
 
 
-@torch.library.custom_op("seqlab::scan1_bwd", mutates_args=())
-def _scan1_bwd_op(
+def _scan1_bwd_impl(
     gate: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, cu_seqlens: torch.Tensor | None,
     h: torch.Tensor, dh: torch.Tensor, dht: torch.Tensor | None, log_a: bool, reverse: bool, backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -73,6 +75,9 @@ def _scan1_bwd_op(
         dh0 = None if dh0 is None else dh0.to(h0.dtype)
     dh0 = dh0.contiguous() if dh0 is not None else b.new_empty(0, dtype=torch.float32)
     return dgate.contiguous(), db.contiguous(), dh0
+
+
+_scan1_bwd_op = custom_op("seqlab::scan1_bwd", _scan1_bwd_impl)
 
 
 @_scan1_bwd_op.register_fake
@@ -93,11 +98,11 @@ def _backward(ctx, dh, dht):
     dht = dht.contiguous() if (output_final_state and dht is not None) else None
     if dh is None:
         dh = torch.zeros_like(h)
-    dgate, db, dh0 = _scan1_bwd_op(gate, b, h0, cu_seqlens, h, dh, dht, log_a, reverse, backend)
+    dgate, db, dh0 = call(_scan1_bwd_op, gate, b, h0, cu_seqlens, h, dh, dht, log_a, reverse, backend)
     return dgate, db, (dh0 if h0 is not None else None), None, None, None, None, None
 
 
-_scan1_fwd_op.register_autograd(_backward, setup_context=_setup_context)
+_scan1_fwd = EagerTwin(_scan1_fwd_op, _setup_context, _backward)
 
 
 def scan1(
@@ -142,5 +147,5 @@ def scan1(
     dims.sizes["N"], dims.bound_by["N"] = n, "cu_seqlens" if cu_seqlens is not None else "b"
     check_tensor(initial_state, "initial_state", "N D", dims, dtypes=STATE_DTYPES, optional=True)
     which = choose_backend(b, gate, backend=backend)
-    h, ht = _scan1_fwd_op(gate, b, initial_state, cu_seqlens, log_a is not None, reverse, output_final_state, which)
+    h, ht = _scan1_fwd(gate, b, initial_state, cu_seqlens, log_a is not None, reverse, output_final_state, which)
     return h, (ht if output_final_state else None)

@@ -19,6 +19,7 @@ from seqlab.kernels._checks import (
     check_tensor,
 )
 from seqlab.kernels._dispatch import choose_backend
+from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.simple_gla.reference import simple_gla_chunked, simple_gla_naive, simple_gla_varlen
 
 __all__ = ["simple_gla", "simple_gla_naive", "simple_gla_chunked"]
@@ -36,8 +37,7 @@ def _empty_state(v: torch.Tensor) -> torch.Tensor:
     return v.new_empty(0, dtype=torch.float32)
 
 
-@torch.library.custom_op("seqlab::simple_gla_fwd", mutates_args=())
-def _fwd_op(
+def _fwd_op_impl(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
     cu_seqlens: torch.Tensor | None, scale: float, reverse: bool, output_final_state: bool, mode: str, backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,6 +60,9 @@ def _fwd_op(
     return o.contiguous(), (ht.contiguous() if ht is not None else _empty_state(v))
 
 
+_fwd_op = custom_op("seqlab::simple_gla_fwd", _fwd_op_impl)
+
+
 @_fwd_op.register_fake
 def _(q, k, v, g, h0, cu_seqlens, scale, reverse, output_final_state, mode, backend):
     n = q.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
@@ -67,8 +70,7 @@ def _(q, k, v, g, h0, cu_seqlens, scale, reverse, output_final_state, mode, back
     return torch.empty_like(v), (v.new_empty(shape, dtype=torch.float32) if output_final_state else _empty_state(v))
 
 
-@torch.library.custom_op("seqlab::simple_gla_bwd", mutates_args=())
-def _bwd_op(
+def _bwd_op_impl(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, h0: torch.Tensor | None,
     cu_seqlens: torch.Tensor | None, do: torch.Tensor, dht: torch.Tensor | None,
     scale: float, reverse: bool, mode: str, backend: str,
@@ -92,6 +94,9 @@ def _bwd_op(
     return dq.contiguous(), dk.contiguous(), dv.contiguous(), dg.contiguous(), dh0
 
 
+_bwd_op = custom_op("seqlab::simple_gla_bwd", _bwd_op_impl)
+
+
 @_bwd_op.register_fake
 def _(q, k, v, g, h0, cu_seqlens, do, dht, scale, reverse, mode, backend):
     dh0 = torch.empty_like(h0) if h0 is not None else _empty_state(v)
@@ -110,11 +115,11 @@ def _backward(ctx, do, dht):
     dht = dht.contiguous() if (output_final_state and dht is not None) else None
     if do is None:
         do = torch.zeros_like(v)
-    dq, dk, dv, dg, dh0 = _bwd_op(q, k, v, g, h0, cu_seqlens, do, dht, scale, reverse, mode, backend)
+    dq, dk, dv, dg, dh0 = call(_bwd_op, q, k, v, g, h0, cu_seqlens, do, dht, scale, reverse, mode, backend)
     return dq, dk, dv, dg, (dh0 if h0 is not None else None), None, None, None, None, None, None
 
 
-_fwd_op.register_autograd(_backward, setup_context=_setup_context)
+_fwd = EagerTwin(_fwd_op, _setup_context, _backward)
 
 
 def simple_gla(
@@ -173,5 +178,5 @@ def simple_gla(
         raise ValueError(f"head dims K and V must be <= 256, got K = {dims['K']}, V = {dims['V']}")
     scale = float(dims["K"] ** -0.5) if scale is None else float(scale)
     which = choose_backend(q, k, v, g, backend=backend)
-    o, ht = _fwd_op(q, k, v, g, initial_state, cu_seqlens, scale, reverse, output_final_state, mode, which)
+    o, ht = _fwd(q, k, v, g, initial_state, cu_seqlens, scale, reverse, output_final_state, mode, which)
     return o, (ht if output_final_state else None)
