@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 _IMPLS: dict = {}
+_NAMES: dict = {}
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
@@ -37,7 +38,17 @@ def custom_op(name: str, impl: Callable) -> Any:
     """``torch.library.custom_op(name, mutates_args=())`` of ``impl``, remembering ``impl`` for :func:`call`."""
     op = torch.library.custom_op(name, mutates_args=())(impl)
     _IMPLS[op] = impl
+    _NAMES[op] = name
     return op
+
+
+def _run(op: Any, args: tuple) -> Any:
+    """``op``'s implementation on ``args``, under a profiler range named after the op while a profiler runs (so
+    profiles still show ``seqlab::<op>``)."""
+    if torch.autograd.profiler._is_profiler_enabled:
+        with torch.profiler.record_function(_NAMES[op]):
+            return _IMPLS[op](*args)
+    return _IMPLS[op](*args)
 
 
 def call(op: Any, *args: Any) -> Any:
@@ -45,13 +56,13 @@ def call(op: Any, *args: Any) -> Any:
     Python implementation directly (no dispatcher round trip)."""
     if _tracing(args):
         return op(*args)
-    return _IMPLS[op](*args)
+    return _run(op, args)
 
 
 class _Twin(torch.autograd.Function):
     @staticmethod
     def forward(ctx, twin: "EagerTwin", *args: Any) -> Any:
-        out = twin.impl(*args)
+        out = _run(twin._key, args)
         ctx.twin = twin
         twin.setup_context(ctx, args, out)
         return out
@@ -71,7 +82,8 @@ class EagerTwin:
     """
 
     def __init__(self, op: Any, setup_context: Callable, backward: Callable):
-        self.op, self.impl = op, _IMPLS[op]
+        self.op = op
+        self._key = op  # implementation and profiler name (kept if ``op`` is swapped, as tests do)
         self.setup_context, self.backward = setup_context, backward
         op.register_autograd(backward, setup_context=setup_context)
 
@@ -80,4 +92,4 @@ class EagerTwin:
             return self.op(*args)
         if torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
             return _Twin.apply(self, *args)
-        return self.impl(*args)
+        return _run(self._key, args)
