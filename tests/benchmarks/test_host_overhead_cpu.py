@@ -1,0 +1,15 @@
+"""benchmarks/host_overhead_cpu.py times both call paths and leaves the real kernels in place afterwards."""
+import torch
+
+from seqlab.kernels import scan1
+from tests._bench import load_benchmark
+
+P = load_benchmark("host_overhead_cpu", "bench_host_overhead_cpu")
+
+
+def test_prints_both_paths_and_restores_the_kernels(capsys):
+    assert P.main(rounds=1, n=3) == 0
+    out = capsys.readouterr().out
+    assert "eager twin" in out and "custom op" in out
+    a, b = torch.rand(1, 20, 32), torch.randn(1, 20, 32)
+    torch.testing.assert_close(scan1(a, b, backend="triton")[0], scan1(a, b, backend="torch")[0])
