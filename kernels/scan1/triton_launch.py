@@ -19,21 +19,18 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     Backward: 32-step chunks of 32 channels, one warp (``VEC = 1``: Triton then vectorises along the channels and
     splits time over threads, as the old ``[CT, BD]`` tiles did).
 
-    H200, B=8 T=8192 D=1024, log gates, peers in the same process (``bash benchmarks/pending_gpu.sh $OUT scan1``,
-    eighth session of 2026-12-03, docs/results.md), forward / fwd+bwd ms:
+    H200, B=8 T=8192 D=1024, log gates (``bash benchmarks/pending_gpu.sh $OUT scan1``, eighth session of
+    2026-12-03, docs/results.md), forward ms with the three-word workspace of that run, bf16 / float32:
 
-    =====================================  =============  =============
-    tile (fwd; bwd)                        bf16           float32
-    =====================================  =============  =============
-    32x128x2; 16x128x2                     **0.176** / 0.880  **0.244** / 0.953
-    32x64x1; 16x64x1                       0.189 / 0.711  0.257 / 1.135
-    32x32x1; 32x32x1 (old layout)          0.207 / **0.668**  0.261 / 0.894
-    64x32x2; 32x32x1 (old float32 default)                0.243 / **0.851**
-    16x128x1 or 16x64x1 (16-step chunks)   0.231-0.235    0.314-0.315
-    =====================================  =============  =============
+    - 32x128x2 (``VEC = 2``): 0.176 / 0.244 (the default);
+    - 32x64x1 (``VEC = 2``): 0.189 / 0.257;
+    - 32x32x1 (the old layout): 0.207 / 0.261; 64x32x2 (the old float32 default): float32 0.243;
+    - 16-step chunks (16x128x1, 16x64x1): 0.231-0.235 / 0.314-0.315.
 
-    With one workspace word per chunk and channel (the run after): the default forward took 0.160 ms bf16 and
-    0.230 ms float32.
+    After the change to one workspace word per chunk and channel the default forward took 0.160 / 0.230 ms. For the
+    backward, kernel times (``scan1_profile.py``, bf16 / float32 us): 32x32x1 273 / 473, 32x64x2 286 / 465,
+    16x64x1 380 / 484, 16x128x2 381 / 505. The eager fwd+bwd rows of the sweeps varied by up to 1.5x run to run
+    (host-bound, docs/results.md) and did not decide anything.
 
     ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides both directions and ``SEQLAB_SCAN1_BWD_CFG`` the backward alone (tuning
     sweeps)."""
