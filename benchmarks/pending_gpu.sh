@@ -4,6 +4,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" gla      # gla vs fla chunk_gla, fwd and fwd+bwd in one process
 #   bash benchmarks/pending_gpu.sh "$OUT" ablate   # where scan1's and prefix_attention's forward time goes
 #   bash benchmarks/pending_gpu.sh "$OUT" scan1    # scan1's [BC, CT, VEC] tiles against the old [CT, BD] layout
+#   bash benchmarks/pending_gpu.sh "$OUT" probe    # scan1 row-loop probe kernels (benchmarks/scan1_probe.py)
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -56,6 +57,13 @@ if [ "$part" = host ]; then
         | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False" | grep -v "vs " | tail -10
     step "host time of scan1 eager calls"
     timeout 120 python3 benchmarks/host_profile.py 2>&1 | grep -v Warn | head -70
+fi
+if [ "$part" = probe ]; then
+    # ninth session: row-loop programs (copy pattern, chunk scan without look-back, two-phase scan with look-back)
+    for dt in bfloat16 float32; do
+        step "scan1 row-loop probes, $dt"
+        timeout 270 python3 benchmarks/scan1_probe.py --dtypes "$dt" --json "$out/probe_$dt.json" 2>&1 | grep -v Warn | tail -70
+    done
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do
