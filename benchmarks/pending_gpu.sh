@@ -5,6 +5,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" ablate   # where scan1's and prefix_attention's forward time goes
 #   bash benchmarks/pending_gpu.sh "$OUT" scan1    # scan1's [BC, CT, VEC] tiles against the old [CT, BD] layout
 #   bash benchmarks/pending_gpu.sh "$OUT" probe    # scan1 row-loop probe kernels (benchmarks/scan1_probe.py)
+#   bash benchmarks/pending_gpu.sh "$OUT" two      # scan1 two-phase forward and recomputed addresses, eager host time
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -64,6 +65,20 @@ if [ "$part" = probe ]; then
         step "scan1 row-loop probes, $dt"
         timeout 270 python3 benchmarks/scan1_probe.py --dtypes "$dt" --json "$out/probe_$dt.json" 2>&1 | grep -v Warn | tail -70
     done
+fi
+if [ "$part" = two ]; then
+    # ninth session: the two-phase forward (SEQLAB_SCAN1_TWO) and recomputed addresses (SEQLAB_SCAN1_OPAQUE), which
+    # cut the bf16 32x128x2 tile from 197 to 96 registers a thread (sm_90 ptxas -v); flagged rows are checked too
+    step "scan1 two-phase forward, bfloat16"
+    timeout 170 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/two_bf16.json" \
+        --configs "@TWO=1@OPAQUE=1;@OPAQUE=1;32,256,4@TWO=1@OPAQUE=1;32,64,1@TWO=1@OPAQUE=1" 2>&1 \
+        | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -24
+    step "scan1 two-phase forward, float32"
+    timeout 130 python3 benchmarks/scan1_sweep.py --dtypes float32 --json "$out/two_fp32.json" \
+        --configs "@OPAQUE=1;@TWO=1@OPAQUE=1" 2>&1 \
+        | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -14
+    step "host time of scan1 eager calls (eager twins)"
+    timeout 100 python3 benchmarks/host_profile.py 2>&1 | grep -v Warn | head -50
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

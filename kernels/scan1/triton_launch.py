@@ -75,6 +75,15 @@ def _lanes(bd: int, warps: int) -> tuple[int, int]:
     return 32 * warps, bd // (32 * warps)
 
 
+def _phases(dtype: torch.dtype) -> tuple[bool, bool]:
+    """``(TWO, OPAQUE)`` of the forward kernel (see ``triton_scan._fwd_tile``): ``SEQLAB_SCAN1_TWO`` (two-phase
+    forward: only the raw tile is held across the look-back) and ``SEQLAB_SCAN1_OPAQUE`` (addresses and the second
+    conversion recomputed after the look-back through inline asm; never in the interpreter, which has no asm)."""
+    two = os.environ.get("SEQLAB_SCAN1_TWO", "0") == "1"
+    opaque = os.environ.get("SEQLAB_SCAN1_OPAQUE", "0") == "1" and not interpret_mode()
+    return two, opaque
+
+
 def _i64(ws: torch.Tensor, x: torch.Tensor) -> bool:
     """64-bit index arithmetic in the kernels when an int32 offset could overflow."""
     return max(ws.numel(), x.numel()) >= 2**31 - 1
@@ -140,11 +149,12 @@ def scan1_fwd(
     bc, vec = _lanes(bd, warps)
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd, counter=ticket)
+    two, opaque = _phases(b.dtype)
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), num_warps=warps,
+        EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), TWO=two, OPAQUE=opaque, num_warps=warps,
     )
     return h, ht
 

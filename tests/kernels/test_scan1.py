@@ -295,6 +295,45 @@ def test_vector_lane_tiles(varlen, reverse, log_gate, cfg, no_inclusive, monkeyp
     _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 11, log_gate, f"vec {cfg}", check_close)
 
 
+@needs_triton
+@pytest.mark.parametrize("cfg,no_inclusive", [("8,64,1", "0"), ("8,64,1", "1"), ("8,128,2", "1")])
+@pytest.mark.parametrize("log_gate", [False, True])
+@pytest.mark.parametrize("varlen,reverse", [(False, False), (True, True)])
+def test_two_phase_forward(varlen, reverse, log_gate, cfg, no_inclusive, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_TWO=1``: the forward scans the tile once for its aggregate and again from the raw tile with
+    the carry-in folded into its first row; outputs, final state and all gradients against the PyTorch path,
+    resets (h0, packed starts) included, with look-backs over aggregates when inclusive states are withheld."""
+    monkeypatch.setenv("SEQLAB_SCAN1_TWO", "1")
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", no_inclusive)
+    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 13, log_gate, f"two {cfg}", check_close)
+
+
+@needs_triton
+def test_two_phase_forward_half_precision(monkeypatch):
+    """The two-phase forward on fp16 storage agrees with the one-phase forward to float32 rounding (both scan in
+    float32 from the same raw tile; the carry enters through ``A h + B`` in one and the first step in the other),
+    and matches the float64 oracle."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,64,1")
+    gen = torch.Generator().manual_seed(3)
+    la = F.logsigmoid(torch.randn(2, 37, 40, generator=gen) + 1).half()
+    b = torch.randn(2, 37, 40, generator=gen).half()
+    h0 = torch.randn(2, 40, generator=gen)
+    outs = {}
+    for two in ("0", "1"):
+        monkeypatch.setenv("SEQLAB_SCAN1_TWO", two)
+        assert triton_launch._phases(torch.float16)[0] == (two == "1")
+        outs[two] = scan1(None, b, log_a=la, initial_state=h0, output_final_state=True, backend="triton")
+    torch.testing.assert_close(outs["1"][0], outs["0"][0], rtol=1e-3, atol=1e-3)  # one fp16 ulp
+    torch.testing.assert_close(outs["1"][1], outs["0"][1], rtol=1e-5, atol=1e-5)
+    ref, ref_t = scan1_naive(la.double().exp(), b.double(), h0.double())
+    err = ((outs["1"][0].double() - ref).pow(2).mean() / ref.pow(2).mean()).sqrt().item()
+    assert err < 2e-3, err
+    assert torch.allclose(outs["1"][1].double(), ref_t, rtol=1e-3, atol=1e-3)
+
+
 def test_lanes_split_tiles_into_channel_groups(monkeypatch):
     """One channel group a thread (``BC = 32 * warps``), so no look-back vector is held by two threads; tiles that
     would need that are refused, from the environment too."""
