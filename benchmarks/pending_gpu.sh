@@ -6,6 +6,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" scan1    # scan1's [BC, CT, VEC] tiles against the old [CT, BD] layout
 #   bash benchmarks/pending_gpu.sh "$OUT" probe    # scan1 row-loop probe kernels (benchmarks/scan1_probe.py)
 #   bash benchmarks/pending_gpu.sh "$OUT" two      # scan1 two-phase forward and recomputed addresses, eager host time
+#   bash benchmarks/pending_gpu.sh "$OUT" two2     # the same from CUDA graphs, and the host time of each launch piece
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -79,6 +80,20 @@ if [ "$part" = two ]; then
         | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -14
     step "host time of scan1 eager calls (eager twins)"
     timeout 100 python3 benchmarks/host_profile.py 2>&1 | grep -v Warn | head -50
+fi
+if [ "$part" = two2 ]; then
+    # ninth session, second run: the same variants replayed from CUDA graphs (eager bf16 rows are host-bound),
+    # then the host time of each piece of the eager launch path
+    step "scan1 two-phase forward from CUDA graphs, bfloat16"
+    timeout 200 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/two2_bf16.json" \
+        --configs "@OPAQUE=1;@TWO=1@OPAQUE=1;32,256,4@TWO=1@OPAQUE=1;32,64,1@TWO=1@OPAQUE=1" 2>&1 \
+        | grep -v Warn | grep "CUDA graph\|ok=False\|fraction" | grep -v " vs " | tail -24
+    step "scan1 two-phase forward from CUDA graphs, float32"
+    timeout 160 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/two2_fp32.json" \
+        --configs "@OPAQUE=1;@TWO=1@OPAQUE=1;32,64,1@TWO=1@OPAQUE=1" 2>&1 \
+        | grep -v Warn | grep "CUDA graph\|ok=False\|fraction" | grep -v " vs " | tail -14
+    step "host time of the eager launch path, piece by piece"
+    timeout 60 python3 benchmarks/host_parts.py --json "$out/host_parts.json" 2>&1 | grep -v Warn | tail -14
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do
