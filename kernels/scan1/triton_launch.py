@@ -75,12 +75,19 @@ def _lanes(bd: int, warps: int) -> tuple[int, int]:
     return 32 * warps, bd // (32 * warps)
 
 
-def _phases(dtype: torch.dtype) -> tuple[bool, bool]:
-    """``(TWO, OPAQUE)`` of the forward kernel (see ``triton_scan._fwd_tile``): ``SEQLAB_SCAN1_TWO`` (two-phase
-    forward: only the raw tile is held across the look-back) and ``SEQLAB_SCAN1_OPAQUE`` (addresses and the second
-    conversion recomputed after the look-back through inline asm; never in the interpreter, which has no asm)."""
-    two = os.environ.get("SEQLAB_SCAN1_TWO", "0") == "1"
-    opaque = os.environ.get("SEQLAB_SCAN1_OPAQUE", "0") == "1" and not interpret_mode()
+def _phases() -> tuple[bool, bool]:
+    """``(TWO, OPAQUE)`` of the forward kernel (see ``triton_scan._fwd_tile``), both on by default: the two-phase
+    forward (only the raw tile is held across the look-back) and store addresses and the second conversion
+    recomputed after the look-back through inline asm (never in the interpreter, which has no asm).
+    ``SEQLAB_SCAN1_TWO=0`` / ``SEQLAB_SCAN1_OPAQUE=0`` turn them off.
+
+    H200, B=8 T=8192 D=1024, log gates, replayed from CUDA graphs (``bash benchmarks/pending_gpu.sh $OUT two2``,
+    ninth session, docs/results.md), forward / forward+backward ms: bf16 0.155 / 0.431 without either, 0.154 /
+    0.429 with ``OPAQUE``, 0.138 / 0.413 with both (accelerated-scan 0.110 / 0.412); float32 0.225 / 0.702,
+    0.211 / 0.690, 0.211 / 0.688 (accelerated-scan 0.193 / 0.555). sm_90 registers a thread (32x128x2 tile):
+    bf16 197, 196, 96; float32 203, 163, 163."""
+    two = os.environ.get("SEQLAB_SCAN1_TWO", "1") == "1"
+    opaque = os.environ.get("SEQLAB_SCAN1_OPAQUE", "1") == "1" and not interpret_mode()
     return two, opaque
 
 
@@ -149,7 +156,7 @@ def scan1_fwd(
     bc, vec = _lanes(bd, warps)
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd, counter=ticket)
-    two, opaque = _phases(b.dtype)
+    two, opaque = _phases()
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,

@@ -213,7 +213,8 @@ bwd = {**ptr("a_ptr h_ptr do_ptr da_ptr db_ptr"), "h0_ptr": "*fp32", "dht_ptr": 
 ints = {k: "i32" for k in "L D NSEQ NCH nD".split()}
 common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=False,
               I64=False)
-kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, ABLATE=0)),
+kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, ABLATE=0,
+                                          TWO=True, OPAQUE=True)),
         (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True))]
 for fn, sig, extra in kern:
     names = fn.arg_names
@@ -234,7 +235,9 @@ def test_scan1_one_trip_look_back_layouts_hold_each_channel_once(cfg):
     """The look-back (each channel walking on the words it loaded itself, ``BC = 32 * num_warps``) relies on every channel's
     ``[BC, VEC]`` vector living in exactly one thread (see ``triton_scan._look_back``). Compile every scan1 kernel for
     sm_90 at such tiles (1, 2 and 4 channels a thread) and check the layout of every workspace (volatile) load: in
-    every dimension its threads and warps cover no more than the vector's extent, so no element has two owners."""
+    every dimension its threads and warps cover no more than the vector's extent, so no element has two owners.
+    The forward is built as the GPU runs it by default: two phases, addresses through inline asm (``OPAQUE``, which
+    the interpreter runs cannot record)."""
     import subprocess
     import sys
 

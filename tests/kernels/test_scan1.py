@@ -296,17 +296,19 @@ def test_vector_lane_tiles(varlen, reverse, log_gate, cfg, no_inclusive, monkeyp
 
 
 @needs_triton
+@pytest.mark.parametrize("two", ["0", "1"])
 @pytest.mark.parametrize("cfg,no_inclusive", [("8,64,1", "0"), ("8,64,1", "1"), ("8,128,2", "1")])
 @pytest.mark.parametrize("log_gate", [False, True])
 @pytest.mark.parametrize("varlen,reverse", [(False, False), (True, True)])
-def test_two_phase_forward(varlen, reverse, log_gate, cfg, no_inclusive, monkeypatch, check_close):
-    """``SEQLAB_SCAN1_TWO=1``: the forward scans the tile once for its aggregate and again from the raw tile with
-    the carry-in folded into its first row; outputs, final state and all gradients against the PyTorch path,
-    resets (h0, packed starts) included, with look-backs over aggregates when inclusive states are withheld."""
-    monkeypatch.setenv("SEQLAB_SCAN1_TWO", "1")
+def test_two_phase_forward(varlen, reverse, log_gate, cfg, no_inclusive, two, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_TWO=1`` (the default): the forward scans the tile once for its aggregate and again from the
+    raw tile with the carry-in folded into its first row; ``0``: one scan, ``h = A_cum h_in + B_cum``. Outputs,
+    final state and all gradients against the PyTorch path, resets (h0, packed starts) included, with look-backs
+    over aggregates when inclusive states are withheld."""
+    monkeypatch.setenv("SEQLAB_SCAN1_TWO", two)
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", no_inclusive)
-    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 13, log_gate, f"two {cfg}", check_close)
+    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 13, log_gate, f"two={two} {cfg}", check_close)
 
 
 @needs_triton
@@ -324,7 +326,7 @@ def test_two_phase_forward_half_precision(monkeypatch):
     outs = {}
     for two in ("0", "1"):
         monkeypatch.setenv("SEQLAB_SCAN1_TWO", two)
-        assert triton_launch._phases(torch.float16)[0] == (two == "1")
+        assert triton_launch._phases()[0] == (two == "1")
         outs[two] = scan1(None, b, log_a=la, initial_state=h0, output_final_state=True, backend="triton")
     torch.testing.assert_close(outs["1"][0], outs["0"][0], rtol=1e-3, atol=1e-3)  # one fp16 ulp
     torch.testing.assert_close(outs["1"][1], outs["0"][1], rtol=1e-5, atol=1e-5)
