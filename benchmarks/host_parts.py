@@ -77,11 +77,39 @@ def main() -> int:
         ("scan1 public op, inputs need grad", lambda: scan1(None, br, log_a=lar)),
         ("scan1 fwd+bwd", lambda: torch.autograd.grad(scan1(None, br, log_a=lar)[0].sum(), (br, lar))),
     ]
+    do = torch.randn_like(b)
+
+    class _Id(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    def no_threads(fn):
+        def run():
+            with torch.autograd.set_multithreading_enabled(False):
+                return fn()
+        return run
+
+    fb = lambda: torch.autograd.grad(scan1(None, br, log_a=lar)[0], (br, lar), do)  # noqa: E731
+    parts += [
+        ("scan1_bwd (configs, workspace, launch)", lambda: tla.scan1_bwd(la, None, b, do, None, None, True, False)),
+        ("autograd.grad through an identity Function", lambda: torch.autograd.grad(_Id.apply(br), (br,), do)),
+        ("scan1 fwd+bwd, given do", fb),
+        ("scan1 fwd+bwd, given do, autograd on this thread", no_threads(fb)),
+    ]
     try:
         from accelerated_scan.scalar import scan as acc_scan
 
         fa, xa = la.float().exp().to(b.dtype).transpose(1, 2).contiguous(), b.transpose(1, 2).contiguous()
-        parts.append(("accelerated-scan forward", lambda: acc_scan(fa, xa)))
+        far, xar, doa = fa.clone().requires_grad_(), xa.clone().requires_grad_(), do.transpose(1, 2).contiguous()
+        afb = lambda: torch.autograd.grad(acc_scan(far, xar), (far, xar), doa)  # noqa: E731
+        parts += [("accelerated-scan forward", lambda: acc_scan(fa, xa)),
+                  ("accelerated-scan fwd+bwd, given do", afb),
+                  ("accelerated-scan fwd+bwd, autograd on this thread", no_threads(afb))]
     except ImportError:
         pass
     for name, fn in parts:

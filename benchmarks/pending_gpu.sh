@@ -7,6 +7,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" probe    # scan1 row-loop probe kernels (benchmarks/scan1_probe.py)
 #   bash benchmarks/pending_gpu.sh "$OUT" two      # scan1 two-phase forward and recomputed addresses, eager host time
 #   bash benchmarks/pending_gpu.sh "$OUT" two2     # the same from CUDA graphs, and the host time of each launch piece
+#   bash benchmarks/pending_gpu.sh "$OUT" nine     # the ninth session\'s defaults and the launch path\'s host time
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -94,6 +95,17 @@ if [ "$part" = two2 ]; then
         | grep -v Warn | grep "CUDA graph\|ok=False\|fraction" | grep -v " vs " | tail -14
     step "host time of the eager launch path, piece by piece"
     timeout 60 python3 benchmarks/host_parts.py --json "$out/host_parts.json" 2>&1 | grep -v Warn | tail -14
+fi
+if [ "$part" = nine ]; then
+    # ninth session: the new defaults (two-phase forward, recomputed addresses), eager and from CUDA graphs, and the
+    # host time of the eager launch path piece by piece, backward included
+    for dt in bfloat16 float32; do
+        step "scan1 defaults, $dt"
+        timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
+            --json "$out/nine_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -14
+    done
+    step "host time of the eager launch path, piece by piece"
+    timeout 60 python3 benchmarks/host_parts.py --json "$out/host_parts.json" 2>&1 | grep -v Warn | tail -20
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do
