@@ -7,7 +7,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" probe    # scan1 row-loop probe kernels (benchmarks/scan1_probe.py)
 #   bash benchmarks/pending_gpu.sh "$OUT" two      # scan1 two-phase forward and recomputed addresses, eager host time
 #   bash benchmarks/pending_gpu.sh "$OUT" two2     # the same from CUDA graphs, and the host time of each launch piece
-#   bash benchmarks/pending_gpu.sh "$OUT" nine     # the ninth session\'s defaults and the launch path\'s host time
+#   bash benchmarks/pending_gpu.sh "$OUT" nine     # ninth session: new defaults, host time of each launch piece
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
