@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 
 import torch
 
@@ -26,9 +27,31 @@ def triton_available() -> bool:
     return True
 
 
+_ENV_DATA = getattr(os.environ, "_data", None)
+_FAST_ENV = os.name == "posix" and isinstance(_ENV_DATA, dict)
+_FS_ENCODING = sys.getfilesystemencoding()
+
+
+def getenv(name: str, default: str | None = None) -> str | None:
+    """``os.environ.get(name, default)`` without the mapping's Python layers (POSIX CPython: one dict lookup on
+    ``os.environ._data``, which ``os.environ[...] = ...``, ``del`` and ``monkeypatch.setenv`` all update). The kernel
+    launch paths read about ten flags a call; through ``os.environ.get`` that cost ~1.5 us each on this 2-core
+    machine. Falls back to ``os.environ.get`` elsewhere."""
+    if _FAST_ENV:
+        v = _ENV_DATA.get(name.encode(_FS_ENCODING, "surrogateescape"))
+        return default if v is None else v.decode(_FS_ENCODING, "surrogateescape")
+    return os.environ.get(name, default)
+
+
+def cdiv(x: int, y: int) -> int:
+    """``ceil(x / y)`` for host-side ints. ``triton.cdiv`` is a ``triton.jit`` function: called on the host it goes
+    through ``JITFunction.__call__`` (~3 us a call here), and a launch path computes several."""
+    return -(-x // y)
+
+
 def interpret_mode() -> bool:
     """True under ``TRITON_INTERPRET=1`` (Triton kernels run on the CPU through numpy)."""
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    return getenv("TRITON_INTERPRET", "0") == "1"
 
 
 def choose_backend(*tensors: torch.Tensor | None, backend: str | None = None) -> str:
@@ -41,7 +64,7 @@ def choose_backend(*tensors: torch.Tensor | None, backend: str | None = None) ->
     Raises:
         ValueError: on an unknown backend name, or Triton asked for where it cannot run.
     """
-    choice = backend if backend is not None else os.environ.get(ENV_VAR) or None
+    choice = backend if backend is not None else getenv(ENV_VAR) or None
     device = next((t.device for t in tensors if t is not None), torch.device("cpu"))
     if choice is None:
         return "triton" if device.type == "cuda" and triton_available() else "torch"

@@ -37,6 +37,8 @@ import torch
 import triton
 import triton.language as tl
 
+from seqlab.kernels._dispatch import cdiv
+
 BLOCK_C = 64  # channels per program (128 contiguous bytes in bf16 per row)
 BLOCK_T = 64  # time rows per program (fewer for short sequences)
 NUM_WARPS = 4
@@ -256,7 +258,7 @@ def causal_conv1d_fwd(
     BT, BC = _blocks(T, C)
     BK = triton.next_power_of_2(max(W - 1, 1))
     has_cache = cache is not None and W > 1
-    grid = (triton.cdiv(T, BT), triton.cdiv(C, BC), B)
+    grid = (cdiv(T, BT), cdiv(C, BC), B)
     _causal_conv1d_fwd_kernel[grid](
         x, weight, bias if bias is not None else x, cache if cache is not None else x, y,
         new_cache if W > 1 else y, cu_seqlens if varlen else x, seq if varlen else x, T, C,
@@ -265,7 +267,7 @@ def causal_conv1d_fwd(
         num_warps=NUM_WARPS,
     )
     if varlen and W > 1 and new_cache.shape[0] > 0:
-        _causal_conv1d_varlen_cache_kernel[(new_cache.shape[0], triton.cdiv(C, BC))](
+        _causal_conv1d_varlen_cache_kernel[(new_cache.shape[0], cdiv(C, BC))](
             x, cache if cache is not None else x, new_cache, cu_seqlens, C,
             W=W, BC=BC, BK=BK, HAS_CACHE=has_cache, num_warps=NUM_WARPS,
         )
@@ -290,13 +292,13 @@ def causal_conv1d_bwd(
         cu_seqlens = cu_seqlens.contiguous()
         seq = _row_sequence(cu_seqlens, TP, W - 1)
     BT, BC = _blocks(TP, C)
-    NT = triton.cdiv(TP, BT)
+    NT = cdiv(TP, BT)
     dx = torch.empty_like(x)
     dcache = torch.empty_like(cache) if cache is not None else None
     dw_part = x.new_empty(B * NT, C, W, dtype=torch.float32)
     db_part = x.new_empty(B * NT, C, dtype=torch.float32) if bias is not None else None
     has_dnc = dnew_cache is not None and W > 1
-    grid = (NT, triton.cdiv(C, BC), B)
+    grid = (NT, cdiv(C, BC), B)
     _causal_conv1d_bwd_kernel[grid](
         x, weight, bias if bias is not None else x, cache if cache is not None else x, dy,
         dnew_cache if has_dnc else dy, dx, dcache if (dcache is not None and W > 1) else dx, dw_part,

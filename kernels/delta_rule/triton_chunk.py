@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-from seqlab.kernels._dispatch import interpret_mode
+from seqlab.kernels._dispatch import cdiv, interpret_mode
 from seqlab.kernels.gla.chunk_layout import ChunkLayout
 
 CHUNK = 64
@@ -594,11 +594,11 @@ def delta_rule_fwd(q, k, v, beta, g, h0, cu_seqlens, scale):
         _wu_kernel[(NT, H)](kc, vc, bc, gp, ai, w, u, H=H, K=K, V=V, BT=C, BK=BK, BV=BV, USE_G=use_g, PREC=prec,
                             num_warps=4)
     SK, SV = _state_blocks(K, V)
-    _fwd_h_kernel[(triton.cdiv(V, SV), lay.N, H)](
+    _fwd_h_kernel[(cdiv(V, SV), lay.N, H)](
         kc, w, u, gp, hs, vn, h0 if h0 is not None else ht, ht, lay.chunk_offsets, H=H, K=K, V=V, BT=C, BK=SK,
         BV=SV, USE_G=use_g, HAS_H0=h0 is not None, PREC=prec, num_warps=4, num_stages=2)
     if NT:
-        _fwd_o_kernel[(NT * triton.cdiv(V, BV), H)](
+        _fwd_o_kernel[(NT * cdiv(V, BV), H)](
             qc, kc, vn, gp, hs, oc, scale, H=H, K=K, V=V, BT=C, BK=BK, BV=BV, USE_G=use_g, PREC=prec,
             num_warps=4, num_stages=2)
     return lay.from_chunks(oc).contiguous(), ht, ai, w, hs, vn
@@ -617,7 +617,7 @@ def delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn, do, d
     use_g = gcs is not None
     gp = gcs if use_g else bc
     BK, BV = min(64, _pow2(K)), min(64, _pow2(V))
-    NK = triton.cdiv(K, BK)
+    NK = cdiv(K, BK)
     dvl = q.new_empty(NT, C, H, V)
     dv2 = q.new_empty(NT, C, H, V)
     dhs = q.new_empty(NT, H, K, V)
@@ -637,7 +637,7 @@ def delta_rule_bwd(q, k, v, beta, g, h0, cu_seqlens, scale, ai, w, hs, vn, do, d
     # gated compile ran on the same inputs (benchmarks/delta_rule_probe.py, docs/results.md, Kernels II). The
     # cause inside the compiled code is not found; the zero gate costs a [NT, 64, H] float32 read.
     gd = gp if use_g else torch.zeros(NT, C, H, device=q.device, dtype=torch.float32)
-    _bwd_dhu_kernel[(triton.cdiv(V, SV), lay.N, H)](
+    _bwd_dhu_kernel[(cdiv(V, SV), lay.N, H)](
         qc, kc, w, gd, doc, dvl, dhs, dv2, dht, dh0, lay.chunk_offsets, scale, H=H, K=K, V=V, BT=C, BK=SK, BV=SV,
         USE_G=True, PREC=prec, num_warps=4, num_stages=1)  # 2 stages: 118 KB shared on sm_90, 1 program per SM
     if NT:

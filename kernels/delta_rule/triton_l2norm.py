@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from seqlab.kernels._dispatch import cdiv
 from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.delta_rule.reference import L2NORM_EPS as EPS
 
@@ -56,7 +57,7 @@ def _l2norm_op_impl(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Te
     rstd = torch.empty(N, device=x.device, dtype=torch.float32)
     if N:
         BR, BD = _blocks(D)
-        _l2norm_fwd_kernel[(triton.cdiv(N, BR),)](x, y, rstd, N, eps, D=D, BR=BR, BD=BD, num_warps=4)
+        _l2norm_fwd_kernel[(cdiv(N, BR),)](x, y, rstd, N, eps, D=D, BR=BR, BD=BD, num_warps=4)
     return y, rstd
 
 
@@ -76,7 +77,7 @@ def _l2norm_bwd_op_impl(x: torch.Tensor, rstd: torch.Tensor, dy: torch.Tensor) -
     dx = torch.empty_like(x)
     if N:
         BR, BD = _blocks(D)
-        _l2norm_bwd_kernel[(triton.cdiv(N, BR),)](x, rstd, dy, dx, N, D=D, BR=BR, BD=BD, num_warps=4)
+        _l2norm_bwd_kernel[(cdiv(N, BR),)](x, rstd, dy, dx, N, D=D, BR=BR, BD=BD, num_warps=4)
     return dx
 
 

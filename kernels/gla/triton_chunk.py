@@ -67,7 +67,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import interpret_mode
+from seqlab.kernels._dispatch import cdiv, interpret_mode
 from seqlab.kernels.gla.chunk_layout import ChunkLayout
 
 CHUNK = 64
@@ -531,7 +531,7 @@ def _precisions(x: torch.Tensor) -> tuple[str, str]:
 
 
 def _grid_kv(meta, K, V, N, H2):
-    return (triton.cdiv(K, meta["BK"]) * triton.cdiv(V, meta["BV"]), N, H2)
+    return (cdiv(K, meta["BK"]) * cdiv(V, meta["BV"]), N, H2)
 
 
 def gla_fwd(q, k, v, g, h0, cu_seqlens, scale, mode):
@@ -579,13 +579,13 @@ def gla_bwd(q, k, v, g, h0, A, cu_seqlens, scale, do, dht):
     dv = torch.empty_like(vc)
     dg = torch.empty(ch.NT, CHUNK, H, K, device=q.device, dtype=g.dtype)
     if ch.NT:
-        _gla_bwd_dv_kernel[lambda m: (triton.cdiv(V, m["BV"]), ch.NT, H)](
+        _gla_bwd_dv_kernel[lambda m: (cdiv(V, m["BV"]), ch.NT, H)](
             kc, gc, Ac, doc, dhs, dv, H=H, K=K, V=V, BT=CHUNK, PREC=prec, PREC_A=prec_a)
         dA = torch.empty(ch.NT, CHUNK, H, CHUNK, device=q.device, dtype=f32)
         _gla_bwd_da_kernel[(ch.NT, H)](vc, doc, dA, scale, H=H, V=V, BT=CHUNK,
                                        BV=16 if interpret_mode() else _DA_BV, PREC=prec, num_warps=4)
         for fast in (True, False):
-            _gla_bwd_dqkg_kernel[lambda m: (triton.cdiv(K, m["BK"]), ch.NT, H)](
+            _gla_bwd_dqkg_kernel[lambda m: (cdiv(K, m["BK"]), ch.NT, H)](
                 qc, kc, vc, gc, hs, doc, dhs, dA, dq, dk, dg, scale, H=H, K=K, V=V, BT=CHUNK, BC=SUB, FAST=fast,
                 PREC=prec)
     return ch.back(dq), ch.back(dk), ch.back(dv), ch.back(dg), dh0

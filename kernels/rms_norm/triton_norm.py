@@ -27,6 +27,8 @@ import torch
 import triton
 import triton.language as tl
 
+from seqlab.kernels._dispatch import cdiv
+
 
 @triton.jit
 def _rms_norm_fwd_kernel(x, z, w, y, rstd, N, eps, D: tl.constexpr, BR: tl.constexpr, BD: tl.constexpr,
@@ -130,7 +132,7 @@ def rms_norm_fwd(x: torch.Tensor, weight: torch.Tensor | None, z: torch.Tensor |
     rstd = torch.empty(N, device=x.device, dtype=torch.float32)
     if N:
         BR, BD, nw = blocks(D)
-        _rms_norm_fwd_kernel[(triton.cdiv(N, BR),)](
+        _rms_norm_fwd_kernel[(cdiv(N, BR),)](
             x, x if z is None else z, x if weight is None else weight, y, rstd, N, eps,
             D=D, BR=BR, BD=BD, HAS_W=weight is not None, HAS_Z=z is not None,
             NORM_BEFORE_GATE=norm_before_gate, num_warps=nw)
@@ -148,9 +150,9 @@ def rms_norm_bwd(x: torch.Tensor, weight: torch.Tensor | None, z: torch.Tensor |
     dw = None
     if N:
         BR, BD, nw = blocks(D)
-        n_blocks = triton.cdiv(N, BR)
-        per = triton.cdiv(n_blocks, _n_programs(n_blocks, x.device))
-        n_prog = triton.cdiv(n_blocks, per)
+        n_blocks = cdiv(N, BR)
+        per = cdiv(n_blocks, _n_programs(n_blocks, x.device))
+        n_prog = cdiv(n_blocks, per)
         partial = (torch.empty(n_prog, D, device=x.device, dtype=torch.float32) if weight is not None else None)
         _rms_norm_bwd_kernel[(n_prog,)](
             x, x if z is None else z, x if weight is None else weight, rstd, dy, dx,

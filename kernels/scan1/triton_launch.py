@@ -4,12 +4,11 @@ The kernels live in :mod:`seqlab.kernels.scan1.triton_scan` (one program per til
 """
 from __future__ import annotations
 
-import os
 
 import torch
 import triton
 
-from seqlab.kernels._dispatch import interpret_mode
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
 from seqlab.kernels.scan1.triton_scan import _scan1_bwd_kernel, _scan1_fwd_kernel
 
 
@@ -34,7 +33,7 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
 
     ``SEQLAB_SCAN1_CFG=CT,BD,W`` overrides both directions and ``SEQLAB_SCAN1_BWD_CFG`` the backward alone (tuning
     sweeps)."""
-    env = (backward and os.environ.get("SEQLAB_SCAN1_BWD_CFG")) or os.environ.get("SEQLAB_SCAN1_CFG")
+    env = (backward and getenv("SEQLAB_SCAN1_BWD_CFG")) or getenv("SEQLAB_SCAN1_CFG")
     if env:
         ct, bd, w = (int(x) for x in env.split(","))
         if bd % (32 * w):
@@ -61,7 +60,7 @@ def _flag(name: str, default: bool) -> bool:
     docs/results.md) the defaults gave a bf16 forward of 0.208 ms against 0.255 ms with the ticket and a late poll,
     float32 0.271 against 0.309 ms; forward+backward bf16 0.911 / 0.808 against 0.938 / 0.764 ms (noisy), float32
     0.801 / 0.775 against 1.143 / 0.800 ms."""
-    v = os.environ.get(f"SEQLAB_SCAN1_{name}")
+    v = getenv(f"SEQLAB_SCAN1_{name}")
     return default if v is None else v == "1"
 
 
@@ -86,8 +85,8 @@ def _phases() -> tuple[bool, bool]:
     0.429 with ``OPAQUE``, 0.138 / 0.413 with both (accelerated-scan 0.110 / 0.412); float32 0.225 / 0.702,
     0.211 / 0.690, 0.211 / 0.688 (accelerated-scan 0.193 / 0.555). sm_90 registers a thread (32x128x2 tile):
     bf16 197, 196, 96; float32 203, 163, 163."""
-    two = os.environ.get("SEQLAB_SCAN1_TWO", "1") == "1"
-    opaque = os.environ.get("SEQLAB_SCAN1_OPAQUE", "1") == "1" and not interpret_mode()
+    two = getenv("SEQLAB_SCAN1_TWO", "1") == "1"
+    opaque = getenv("SEQLAB_SCAN1_OPAQUE", "1") == "1" and not interpret_mode()
     return two, opaque
 
 
@@ -100,7 +99,7 @@ def _lookback_test() -> bool:
     """``SEQLAB_SCAN1_LOOKBACK_TEST=1``: chunks publish only aggregates (and inclusive states where a sequence
     starts), so every look-back composes aggregates back to the sequence start. Tests use it to exercise the
     path that concurrent GPU programs take but the sequential interpreter never would."""
-    return os.environ.get("SEQLAB_SCAN1_LOOKBACK_TEST") == "1"
+    return getenv("SEQLAB_SCAN1_LOOKBACK_TEST") == "1"
 
 
 def _workspace(numel: int, device: torch.device, counter: bool) -> torch.Tensor:
@@ -121,8 +120,8 @@ def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int
         nseq, L = 1, T
         pos = torch.arange(T, device=b.device, dtype=cu_seqlens.dtype)
         seq_idx = torch.searchsorted(cu_seqlens[1:], pos, right=True).to(torch.int32)
-    nch = triton.cdiv(max(L, 1), ct)
-    nd = triton.cdiv(D, bd)
+    nch = cdiv(max(L, 1), ct)
+    nd = cdiv(D, bd)
     # workspace: one row of D words per chunk, then the ticket counter
     ws = _workspace(nseq * nch * D + 2, b.device, counter)
     return nseq, L, nch, nd, seq_idx, ws
@@ -133,7 +132,7 @@ def _ablate() -> int:
     tiles scanned with carry-in zero (no look-back, no workspace traffic); 2 the same tiles loaded, multiplied and
     stored (no scan). Timing them beside the real kernel splits its time between the look-back, the in-tile scan
     and the memory traffic of one-tile programs (``benchmarks/pending_gpu.sh``)."""
-    v = int(os.environ.get("SEQLAB_SCAN1_ABLATE", "0"))
+    v = int(getenv("SEQLAB_SCAN1_ABLATE", "0"))
     if v not in (0, 1, 2):
         raise ValueError(f"SEQLAB_SCAN1_ABLATE must be 0, 1 or 2, got {v}")
     return v

@@ -38,7 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import interpret_mode
+from seqlab.kernels._dispatch import cdiv, interpret_mode
 
 BT = 64
 
@@ -357,11 +357,11 @@ class _Layout:
     def __init__(self, B: int, T: int, cu_seqlens: torch.Tensor | None, offsets: list[int] | None) -> None:
         self.cu = cu_seqlens
         if cu_seqlens is None:
-            self.N, self.NT = B, B * triton.cdiv(T, BT)
+            self.N, self.NT = B, B * cdiv(T, BT)
             self.cidx = self.coff = None
         else:
             lens = [e - s for s, e in zip(offsets[:-1], offsets[1:])]
-            nts = [triton.cdiv(n, BT) for n in lens]
+            nts = [cdiv(n, BT) for n in lens]
             pairs = [(i, j) for i, n in enumerate(nts) for j in range(n)]
             dev = cu_seqlens.device
             self.N, self.NT = len(lens), len(pairs)
@@ -380,7 +380,7 @@ def _prec(x: torch.Tensor) -> str:
 def _cumsum(g: torch.Tensor, lay: _Layout) -> torch.Tensor:
     B, T, H = g.shape
     gc = torch.empty(B, T, H, dtype=torch.float32, device=g.device)
-    grid = (lay.NT if lay.cu is not None else triton.cdiv(T, BT), B * H if lay.cu is None else H)
+    grid = (lay.NT if lay.cu is not None else cdiv(T, BT), B * H if lay.cu is None else H)
     _cumsum_kernel[grid](g, gc, lay.cu, lay.cidx, T, H=H, IS_VARLEN=lay.cu is not None, BT=BT)
     return gc
 
@@ -390,14 +390,14 @@ def _fwd_h(k, v, gc, h0, lay: _Layout, store_final: bool):
     H, V = v.shape[2:]
     h = k.new_empty(lay.NT, H, K, V)
     ht = k.new_empty(lay.N, H, K, V, dtype=torch.float32) if store_final else None
-    grid = lambda m: (triton.cdiv(K, m["BK"]), triton.cdiv(V, m["BV"]), lay.N * H)  # noqa: E731
+    grid = lambda m: (cdiv(K, m["BK"]), cdiv(V, m["BV"]), lay.N * H)  # noqa: E731
     _fwd_h_kernel[grid](k, v, gc, h, h0, ht, lay.cu, lay.coff, T, H=H, HK=HK, K=K, V=V, HAS_H0=h0 is not None,
                         STORE_FINAL=store_final, IS_VARLEN=lay.cu is not None, PREC=_prec(k), BT=BT)
     return h, ht
 
 
 def _grid_chunks(lay: _Layout, B: int, T: int, H: int):
-    return (lay.NT, H) if lay.cu is not None else (triton.cdiv(T, BT), B * H)
+    return (lay.NT, H) if lay.cu is not None else (cdiv(T, BT), B * H)
 
 
 def _flip_cu(cu: torch.Tensor | None, T: int) -> torch.Tensor | None:
@@ -423,7 +423,7 @@ def chunk_simple_gla_fwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse, ou
     h, ht = _fwd_h(k, v, gc, h0, lay, output_final_state)
     o = torch.empty_like(v)
     g0, g1 = _grid_chunks(lay, B, T, H)
-    grid = lambda m: (triton.cdiv(V, m["BV"]), g0, g1)  # noqa: E731
+    grid = lambda m: (cdiv(V, m["BV"]), g0, g1)  # noqa: E731
     _fwd_o_kernel[grid](q, k, v, gc, h, o, lay.cu, lay.cidx, scale, T, H=H, HK=HK, K=K, V=V,
                         IS_VARLEN=lay.cu is not None, PREC=_prec(q), BT=BT)
     return o, ht
@@ -450,12 +450,12 @@ def chunk_simple_gla_bwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse, do
     h, _ = _fwd_h(k, v, gc, h0, lay, False)
     dh = q.new_empty(lay.NT, H, K, V)
     dh0 = torch.empty(lay.N, H, K, V, dtype=torch.float32, device=q.device) if h0 is not None else None
-    grid = lambda m: (triton.cdiv(K, m["BK"]), triton.cdiv(V, m["BV"]), lay.N * H)  # noqa: E731
+    grid = lambda m: (cdiv(K, m["BK"]), cdiv(V, m["BV"]), lay.N * H)  # noqa: E731
     _bwd_dh_kernel[grid](q, do, gc, dh, dht, dh0, lay.cu, lay.coff, scale, T, H=H, HK=HK, K=K, V=V,
                          HAS_DHT=dht is not None, STORE_DH0=h0 is not None, IS_VARLEN=varlen, PREC=_prec(q), BT=BT)
     g0, g1 = _grid_chunks(lay, B, T, H)
     dv = torch.empty_like(v)
-    _bwd_dv_kernel[lambda m: (triton.cdiv(V, m["BV"]), g0, g1)](
+    _bwd_dv_kernel[lambda m: (cdiv(V, m["BV"]), g0, g1)](
         q, k, gc, do, dh, dv, lay.cu, lay.cidx, scale, T, H=H, HK=HK, K=K, V=V, IS_VARLEN=varlen, PREC=_prec(q),
         BT=BT)
     if G == 1:
@@ -465,11 +465,11 @@ def chunk_simple_gla_bwd(q, k, v, g, scale, h0, cu_seqlens, offsets, reverse, do
         dq, dk = q.new_empty(B, T, H, K), k.new_empty(B, T, H, K)
     # one dg partial per K block; the autotuner benchmarks every BK on this buffer, so only the slices of the
     # chosen BK are valid afterwards (a stale slice from a BK = 64 trial once made bf16 dg wrong on GPU)
-    dgp = torch.empty(triton.cdiv(K, 64), B, T, H, dtype=torch.float32, device=q.device)
-    _bwd_dqk_kernel[lambda m: (triton.cdiv(K, m["BK"]), g0, g1)](
+    dgp = torch.empty(cdiv(K, 64), B, T, H, dtype=torch.float32, device=q.device)
+    _bwd_dqk_kernel[lambda m: (cdiv(K, m["BK"]), g0, g1)](
         q, k, v, gc, h, do, dh, dq, dk, dgp, lay.cu, lay.cidx, scale, T, B * T, H=H, HK=HK, K=K, V=V,
         IS_VARLEN=varlen, PREC=_prec(q), BT=BT)
-    nk = triton.cdiv(K, _bwd_dqk_kernel.best_config.kwargs["BK"])
+    nk = cdiv(K, _bwd_dqk_kernel.best_config.kwargs["BK"])
     dg = dgp[0] if nk == 1 else dgp[:nk].sum(0)
     if G > 1:  # value head h used q/k head h // G
         dq = dq.view(B, T, HK, G, K).sum(3).to(q.dtype)
@@ -486,7 +486,7 @@ def fused_recurrent_simple_gla_fwd(q, k, v, g, scale, h0, cu_seqlens, reverse, o
     BV = min(max(16, triton.next_power_of_2(V)), 32 if BK <= 128 else 16)
     o = torch.empty_like(v)
     ht = q.new_empty(N, H, K, V, dtype=torch.float32) if output_final_state else None
-    _fused_recurrent_kernel[(triton.cdiv(V, BV), N * H)](
+    _fused_recurrent_kernel[(cdiv(V, BV), N * H)](
         q, k, v, g, o, h0, ht, cu_seqlens, scale, T, H=H, HK=HK, K=K, V=V, HAS_H0=h0 is not None,
         STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None, REVERSE=reverse, BK=BK, BV=BV)
     return o, ht

@@ -1,6 +1,7 @@
 """Backend choice: CPU takes PyTorch, the environment override works, a missing Triton falls back cleanly."""
 from __future__ import annotations
 
+import os
 import sys
 import types
 
@@ -69,3 +70,18 @@ def test_ops_run_with_triton_missing(monkeypatch):
     o, _ = simple_gla(torch.randn(1, 4, 2, 8), torch.randn(1, 4, 2, 8), torch.randn(1, 4, 2, 8), -torch.rand(1, 4, 2))
     assert torch.isfinite(h).all() and torch.isfinite(o).all()
     assert not any(".triton_" in m for m in sys.modules if m.startswith("seqlab.kernels"))
+
+
+def test_getenv_follows_os_environ(monkeypatch):
+    """The launch paths' fast ``getenv`` sees every way the environment changes, as ``os.environ.get`` does."""
+    from seqlab.kernels._dispatch import getenv
+
+    name = "SEQLAB_TEST_GETENV_FLAG"
+    monkeypatch.delenv(name, raising=False)
+    assert getenv(name) is None and getenv(name, "d") == "d"
+    monkeypatch.setenv(name, "1")
+    assert getenv(name) == "1" == os.environ.get(name)
+    os.environ[name] = "x\u00e9"
+    assert getenv(name) == "x\u00e9"
+    del os.environ[name]
+    assert getenv(name, "gone") == "gone"
