@@ -65,20 +65,38 @@ def correctness(rows: list, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torc
         if not _selected(name):
             continue
         # prefix_attention's forward forms (SEQLAB_PREFIX_ATTN_FWD); "lookback early": program-id order + early poll
-        for impl in ("fused", "lookback", "lookback early", "chunked"):
-            os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl.split()[0]
-            os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
-            os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
+        # SEQLAB_BENCH_PA_FORMS picks them as for the timings ("scan CTxBDxW": the scan form with pinned tiles)
+        for impl in os.environ.get("SEQLAB_BENCH_PA_FORMS", _PA_FORMS).split(","):
+            _pa_form_env(impl)
             try:
                 _compare(f"{name} {impl}", fn, ins, do, rows,
                          f"B{B} T{T} H{H} K{K} V{V} {str(dt).removeprefix('torch.')}")
             except Exception as e:  # keep going: one failure must not hide the rest
                 print(f"correctness {name} {impl}: FAILED {type(e).__name__}: {str(e)[:300]}", flush=True)
                 rows.append(dict(name=f"correctness {name} {impl}", error=str(e)[:300]))
-        for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL"):
-            os.environ.pop(k)
+        _pa_form_env(None)
         if dev == "cuda":
             torch.cuda.empty_cache()
+
+
+_PA_FORMS = "fused,lookback,lookback early,chunked,scan"
+
+
+def _pa_form_env(impl: str | None) -> None:
+    """Set the environment of one prefix_attention forward form ("lookback early": program-id order with the early
+    poll; "scan CTxBDxW": pinned value tiles); None clears it."""
+    keys = ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL",
+            "SEQLAB_PREFIX_ATTN_SCAN_CFG")
+    if impl is None:
+        for k in keys:
+            os.environ.pop(k, None)
+        return
+    words = impl.split()
+    os.environ["SEQLAB_PREFIX_ATTN_FWD"] = words[0]
+    os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
+    os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
+    _set_env("SEQLAB_PREFIX_ATTN_SCAN_CFG",
+             words[1].replace("x", ",") if words[0] == "scan" and len(words) > 1 else None)
 
 
 def _compare(name, fn, ins, do, rows, shape):
@@ -131,12 +149,12 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
     # SEQLAB_BENCH_PA_FORMS="lookback,lookback early" times a subset. Opt-in "lookback exact": every chunk on the
     # exact in-chunk weights (SEQLAB_PREFIX_ATTN_FAST=0) in the same process as "lookback"; the other forms keep
     # SEQLAB_PREFIX_ATTN_FAST as the caller set it (pending_gpu.sh sets it for a whole run)
-    forms = os.environ.get("SEQLAB_BENCH_PA_FORMS", "fused,lookback,lookback early,chunked").split(",")
+    # "scan": the score pass and scan1's linear scan over the values (kernels/prefix_attention/triton_lin.py);
+    # "scan CTxBDxW" pins its value tiles (SEQLAB_PREFIX_ATTN_SCAN_CFG)
+    forms = os.environ.get("SEQLAB_BENCH_PA_FORMS", _PA_FORMS).split(",")
     fast0 = os.environ.get("SEQLAB_PREFIX_ATTN_FAST")
     for impl in forms:
-        os.environ["SEQLAB_PREFIX_ATTN_FWD"] = impl.split()[0]
-        os.environ["SEQLAB_PREFIX_ATTN_TICKET"] = "0" if "early" in impl else "1"
-        os.environ["SEQLAB_PREFIX_ATTN_EARLY_POLL"] = "1" if "early" in impl else "0"
+        _pa_form_env(impl)
         _set_env("SEQLAB_PREFIX_ATTN_FAST", "0" if "exact" in impl else fast0)
         ctx.bench(f"prefix_attention fwd seqlab triton {impl} {tag}", lambda: prefix_attention(s, v, backend="triton"),
                   bytes_moved=nbytes)
@@ -146,8 +164,7 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
         ctx.bench(f"prefix_attention fwd+bwd seqlab triton {impl} {tag}",
                   run(lambda: prefix_attention(s, v, backend="triton"), True),
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
-    for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_TICKET", "SEQLAB_PREFIX_ATTN_EARLY_POLL"):
-        os.environ.pop(k)
+    _pa_form_env(None)
     _set_env("SEQLAB_PREFIX_ATTN_FAST", fast0)
     if dev == "cuda":
         from seqlab.kernels.prefix_attention.triton_scan import _pa_fused_fwd_kernel, _pa_lookback_fwd_kernel

@@ -8,6 +8,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" two      # scan1 two-phase forward and recomputed addresses, eager host time
 #   bash benchmarks/pending_gpu.sh "$OUT" two2     # the same from CUDA graphs, and the host time of each launch piece
 #   bash benchmarks/pending_gpu.sh "$OUT" nine     # ninth session: new defaults, host time of each launch piece
+#   bash benchmarks/pending_gpu.sh "$OUT" ten      # tenth session: prefix_attention's scan form against the look-back form
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -106,6 +107,19 @@ if [ "$part" = nine ]; then
     done
     step "host time of the eager launch path, piece by piece"
     timeout 60 python3 benchmarks/host_parts.py --json "$out/host_parts.json" 2>&1 | grep -v Warn | tail -20
+fi
+if [ "$part" = ten ]; then
+    # tenth session: prefix_attention's scan form (a score pass, then scan1's linear scan over the values;
+    # kernels/prefix_attention/triton_lin.py) against the look-back form pinned to its tuned config (no autotune),
+    # two value tiles beside the default, bf16 correctness of each; then the per-launch device times
+    step "prefix_attention scan form against the look-back form"
+    SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 \
+    SEQLAB_BENCH_PA_FORMS="lookback,scan,scan 16x64x1,scan 32x256x4" timeout 110 \
+        python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa_scan.json" 2>&1 | grep -v Warn \
+        | grep "fwd\|limit\|correct" | tail -30
+    step "prefix_attention kernel times"
+    SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 timeout 45 python3 benchmarks/pa_profile.py --forms lookback,scan \
+        --json "$out/pa_prof.json" 2>&1 | grep -v Warn | grep "^| _\|^| void\|prefix_attention\|sum" | head -40
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

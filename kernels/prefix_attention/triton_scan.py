@@ -42,13 +42,12 @@ computed by a right-to-left chunked scan; ``du_0 = exp(m_0 - lse_1) z_1`` and ``
 """
 from __future__ import annotations
 
-import os
 
 import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import interpret_mode
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
 
 
 @triton.jit
@@ -230,10 +229,10 @@ def _cfg(V: int) -> tuple[int, int]:
 def _chunk_table(B, T, cu_seqlens, BT, device):
     """(number of chunks, chunks per dense sequence, [NT, 2] (sequence, chunk) table or None, chunk offsets)."""
     if cu_seqlens is None:
-        nts = triton.cdiv(T, BT)
+        nts = cdiv(T, BT)
         return B * nts, nts, None, torch.arange(B + 1, device=device, dtype=torch.int32) * nts
     lens = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
-    counts = [triton.cdiv(L, BT) for L in lens]
+    counts = [cdiv(L, BT) for L in lens]
     table = [(n, j) for n, c in enumerate(counts) for j in range(c)]
     offs = [0]
     for c in counts:
@@ -247,9 +246,9 @@ def _fwd_impl() -> str:
     independent chunk programs joined by a decoupled look-back, one pass over the values), ``fused``
     (:func:`prefix_attention_fwd_fused`, one launch walking the chunks, one pass) or ``chunked`` (the three-launch form of
     :func:`prefix_attention_fwd`)."""
-    impl = os.environ.get("SEQLAB_PREFIX_ATTN_FWD", "lookback")
-    if impl not in ("fused", "lookback", "chunked"):
-        raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'fused', 'lookback' or 'chunked', got {impl!r}")
+    impl = getenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    if impl not in ("fused", "lookback", "chunked", "scan"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'fused', 'lookback', 'chunked' or 'scan', got {impl!r}")
     return impl
 
 
@@ -349,7 +348,7 @@ def prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens):
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     o, lse, mT, uT, wT = _fwd_outputs(v, N)
-    grid = lambda meta: (triton.cdiv(V, meta["BV"]), N * H)  # noqa: E731
+    grid = lambda meta: (cdiv(V, meta["BV"]), N * H)  # noqa: E731
     _pa_fused_fwd_kernel[grid](s.contiguous(), v, o, lse, m0, u0, w0, mT, uT, wT, cu_seqlens, T, H=H, V=V,
                                HAS_H0=m0 is not None, VARLEN=cu_seqlens is not None)
     return o, mT, uT, wT, lse
@@ -373,7 +372,7 @@ _FAST_SPREAD_F16 = tl.constexpr(8.0)
 def _lb_slots(n_seqs: int, T: int, varlen: bool, BT: int) -> int:
     """Chunk slots: ``N * cdiv(T, BT)`` dense; packed, sequence ``n`` owns the slots from ``cu[n] // BT + n``
     (strictly increasing in ``n``, at least ``cdiv(L_n, BT)`` of them), ``cdiv(T, BT) + N`` in all."""
-    return triton.cdiv(T, BT) + n_seqs if varlen else n_seqs * triton.cdiv(T, BT)
+    return cdiv(T, BT) + n_seqs if varlen else n_seqs * cdiv(T, BT)
 
 
 def _lb_zero_ws(nargs) -> None:
@@ -415,7 +414,7 @@ def _lb_configs():
 def _lb_pinned() -> triton.Config | None:
     """``SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=BT,BV,WARPS[,MAXNREG[,SCAN]]`` (MAXNREG 0: no cap; SCAN 0: masked max)
     pins one config instead of autotuning: tuning sweeps, and tests of other tile sizes under the interpreter."""
-    env = os.environ.get("SEQLAB_PREFIX_ATTN_LOOKBACK_CFG")
+    env = getenv("SEQLAB_PREFIX_ATTN_LOOKBACK_CFG")
     if not env:
         return None
     x = [int(p) for p in env.split(",")]
@@ -713,14 +712,14 @@ def _lookback_test() -> bool:
     """``SEQLAB_PREFIX_ATTN_LOOKBACK_TEST=1``: only the first chunk of a sequence publishes an inclusive
     aggregate, so every look-back merges aggregates back to the sequence start: the path concurrent GPU programs
     take, which the sequential interpreter (predecessors always finished) would otherwise never run."""
-    return os.environ.get("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST") == "1"
+    return getenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST") == "1"
 
 
 def _lb_ablate() -> int:
     """``SEQLAB_PREFIX_ATTN_ABLATE`` (benchmarks only; the results are wrong): 0 (default) the real look-back
     forward; 1 every chunk takes its own aggregate as its prefix (no publishing, no look-back); 2 the value tile is
     loaded and stored as the output (no scores, no matmul). Timed beside the real kernel they split its time."""
-    v = int(os.environ.get("SEQLAB_PREFIX_ATTN_ABLATE", "0"))
+    v = int(getenv("SEQLAB_PREFIX_ATTN_ABLATE", "0"))
     if v not in (0, 1, 2):
         raise ValueError(f"SEQLAB_PREFIX_ATTN_ABLATE must be 0, 1 or 2, got {v}")
     return v
@@ -730,7 +729,7 @@ def _lb_fast() -> bool:
     """``SEQLAB_PREFIX_ATTN_FAST`` (benchmarks and tests): 1 (default) chunks whose scores allow it take the fast
     in-chunk weights (no ``[BT, BT]`` exp, see :func:`_pa_lookback_fwd_kernel`); 0 every chunk takes the exact
     weights ``exp(s_i - cm_t)``. Both are exact; a constexpr in the autotune key, so one process can time both."""
-    v = os.environ.get("SEQLAB_PREFIX_ATTN_FAST", "1")
+    v = getenv("SEQLAB_PREFIX_ATTN_FAST", "1")
     if v not in ("0", "1"):
         raise ValueError(f"SEQLAB_PREFIX_ATTN_FAST must be 0 or 1, got {v!r}")
     return v == "1"
@@ -754,15 +753,15 @@ def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     pinned = _lb_pinned()
     cfgs = [pinned] if pinned is not None else _pa_lookback_fwd_kernel.configs
     # records for the most slots and value blocks any config uses; _lb_zero_ws zeroes what the chosen one uses
-    rw = V + 2 * triton.cdiv(V, min(c.kwargs["BV"] for c in cfgs))
+    rw = V + 2 * cdiv(V, min(c.kwargs["BV"] for c in cfgs))
     n_slots = _lb_slots(N, T, varlen, min(c.kwargs["BT"] for c in cfgs))
     ws = torch.empty(_LB_HEAD + n_slots * H * rw, device=dev, dtype=torch.int64)
-    grid = lambda meta: (_lb_slots(N, T, varlen, meta["BT"]) * H * triton.cdiv(V, meta["BV"]),)  # noqa: E731
+    grid = lambda meta: (_lb_slots(N, T, varlen, meta["BT"]) * H * cdiv(V, meta["BV"]),)  # noqa: E731
     args = (s.contiguous(), v, o, lse, m0, u0, w0, mT, uT, wT, cu_seqlens, ws, T, N)
     kw = dict(H=H, V=V, RW=rw, HAS_H0=m0 is not None, VARLEN=varlen,
               IEEE=v.dtype == torch.float32 or interpret_mode(), NO_INCLUSIVE=_lookback_test(),
-              TICKET=os.environ.get("SEQLAB_PREFIX_ATTN_TICKET", "1") == "1",
-              EARLY=os.environ.get("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1", ABLATE=_lb_ablate(),
+              TICKET=getenv("SEQLAB_PREFIX_ATTN_TICKET", "1") == "1",
+              EARLY=getenv("SEQLAB_PREFIX_ATTN_EARLY_POLL", "0") == "1", ABLATE=_lb_ablate(),
               FAST=_lb_fast())
     if pinned is None:
         _pa_lookback_fwd_kernel[grid](*args, **kw)
@@ -785,10 +784,13 @@ def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
         return prefix_attention_fwd_fused(s, v, m0, u0, w0, cu_seqlens)
     if impl == "lookback":
         return prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens)
+    if impl == "scan":
+        from seqlab.kernels.prefix_attention.triton_lin import prefix_attention_fwd_scan
+        return prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens)
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     BT, BV = 64, min(64, max(16, triton.next_power_of_2(V)))
-    NV = triton.cdiv(V, BV)
+    NV = cdiv(V, BV)
     s = s.contiguous()
     dev = v.device
     NT, NTS, cidx, coff = _chunk_table(B, T, cu_seqlens, BT, dev)
@@ -813,7 +815,7 @@ def prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT):
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     BT, BV = _cfg(V)
-    NV = triton.cdiv(V, BV)
+    NV = cdiv(V, BV)
     dv = torch.empty_like(v)
     ds_part = torch.empty(NV, B, T, H, device=v.device, dtype=torch.float32)
     du0 = torch.zeros(N, H, V, device=v.device, dtype=torch.float32)

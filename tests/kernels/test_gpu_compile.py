@@ -114,7 +114,7 @@ def _prefix_attention(dt, monkeypatch):
     from seqlab.kernels import prefix_attention
     V = 16
     # "lookback exact": every chunk on the exact in-chunk weights (SEQLAB_PREFIX_ATTN_FAST=0, the benchmark baseline)
-    for form in ("fused", "chunked", "lookback", "lookback early", "lookback exact"):
+    for form in ("fused", "chunked", "lookback", "lookback early", "lookback exact", "scan"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", form.split()[0])
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_TICKET", "0" if "early" in form else "1")
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_EARLY_POLL", "1" if "early" in form else "0")

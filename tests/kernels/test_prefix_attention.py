@@ -21,10 +21,16 @@ def _masked_softmax_attention(s, v):
 
 
 def _spy_forms(monkeypatch) -> list[str]:
-    """Record, in order, which forward form of the Triton path runs ("fused", "lookback" or "chunked")."""
-    from seqlab.kernels.prefix_attention import triton_scan
+    """Record, in order, which forward form of the Triton path runs ("fused", "lookback", "chunked" or "scan")."""
+    from seqlab.kernels.prefix_attention import triton_lin, triton_scan
 
     ran: list[str] = []
+
+    def spy_scan(*args, _orig=triton_lin.prefix_attention_fwd_scan, **kwargs):
+        ran.append("scan")
+        return _orig(*args, **kwargs)
+
+    monkeypatch.setattr(triton_lin, "prefix_attention_fwd_scan", spy_scan)
     for form, fn in (("fused", "prefix_attention_fwd_fused"), ("lookback", "prefix_attention_fwd_lookback"),
                      ("chunked", "_chunk_table")):  # _chunk_table: called by the chunked form only
         def spy(*args, _orig=getattr(triton_scan, fn), _form=form, **kwargs):
@@ -81,7 +87,7 @@ def test_matches_oracle_with_state_and_grads(backend, T, check_close):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("impl", ["fused", "chunked", "lookback"])
+@pytest.mark.parametrize("impl", ["fused", "chunked", "lookback", "scan"])
 def test_varlen_equals_loop(backend, reverse, impl, monkeypatch, check_close):
     if backend == "torch" and impl != "fused":
         pytest.skip("the forward form only exists on the Triton path")
@@ -163,7 +169,7 @@ def test_bad_inputs():
 @pytest.mark.parametrize("T", [1, 63, 65, 130])
 @pytest.mark.parametrize("with_state", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("impl", ["fused", "chunked", "lookback"])
+@pytest.mark.parametrize("impl", ["fused", "chunked", "lookback", "scan"])
 def test_forward_forms_match_oracle(T, with_state, reverse, impl, monkeypatch, check_close):
     """All forward forms (SEQLAB_PREFIX_ATTN_FWD=fused, the default single pass; chunked, three launches;
     lookback, independent chunk programs) give the oracle's outputs, final state and, through the shared
@@ -205,11 +211,11 @@ def test_forward_forms_large_scores_and_bad_env(monkeypatch):
     s, v = torch.randn(1, 65, 2, dtype=torch.float64) * 1e4, torch.randn(1, 65, 2, 8, dtype=torch.float64)
     ref = _masked_softmax_attention(s, v)
     ran = _spy_forms(monkeypatch)
-    for impl in ("fused", "chunked", "lookback"):
+    for impl in ("fused", "chunked", "lookback", "scan"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
         o, _ = prefix_attention(s.float(), v.float(), backend="triton")
         assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5, impl
-    assert ran == ["fused", "chunked", "lookback"], ran
+    assert ran == ["fused", "chunked", "lookback", "scan"], ran
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "fast")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FWD"):
         triton_scan._fwd_impl()
@@ -605,3 +611,55 @@ def test_lookback_fast_weights_need_a_close_first_score(monkeypatch, check_close
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", "2")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FAST"):
         triton_scan._lb_fast()
+
+
+# ---- SEQLAB_PREFIX_ATTN_FWD=scan: the score pass, then scan1's linear scan over the values ------------------------
+
+
+@needs_triton
+@pytest.mark.parametrize("cfg,V,walk,two,lse", [("16,32,1", 20, False, "1", "walk"), ("16,64,1", 20, True, "1", "chunks"),
+                                                ("16,64,1", 7, True, "0", "chunks"), ("16,128,1", 6, False, "1", "walk"),
+                                                ("32,128,2", 12, True, "0", "chunks")])
+def test_scan_form_tiles_match_oracle(cfg, V, walk, two, lse, monkeypatch, check_close):
+    """The scan form with pinned value tiles: heads shared by a thread's channels (``V % VEC == 0``, one gate load a
+    step) or straddling them (a gate load a channel), look-backs that walk to the sequence start, one and two
+    phases, both score passes (the chunked one with several blocks of predecessor summaries: 5 chunks of 16 steps,
+    4 summaries a block under the interpreter); outputs, lse and final state against the oracle, dense with an
+    initial state and packed."""
+    from seqlab.kernels.prefix_attention import triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", lse)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    monkeypatch.setenv("SEQLAB_SCAN1_TWO", two)
+    ran = _spy_forms(monkeypatch)
+    torch.manual_seed(V)
+    B, T, H = 2, 70, 3
+    s, v = torch.randn(B, T, H) * 4, torch.randn(B, T, H, V)
+    h0 = (torch.randn(B, H) * 3, torch.randn(B, H, V), torch.rand(B, H) + 0.5)
+    o, st = prefix_attention(s, v, initial_state=h0, output_final_state=True, backend="triton")
+    o2, st2 = _naive(s.double(), v.double(), tuple(x.double() for x in h0), True)
+    for n, a, b in zip(["o", "m", "u", "w"], [o, *st], [o2, *st2]):
+        check_close(f"{cfg} V={V} {n}", a.double(), b, 1e-5)
+    _, _, _, _, lse = triton_scan.prefix_attention_fwd(s, v, *h0, None)
+    check_close("lse", lse.double(), _lse_ref(s, h0), 1e-6)
+    cu = torch.tensor([0, 1, 33, 34, 70])
+    sp, vp = s[:1], v[:1]
+    op, stp = prefix_attention(sp, vp, cu_seqlens=cu, output_final_state=True, backend="triton")
+    for n in range(len(cu) - 1):
+        a, b = cu[n].item(), cu[n + 1].item()
+        on, stn = _naive(sp[:, a:b].double(), vp[:, a:b].double(), None, True)
+        if b > a:
+            check_close(f"packed o[{n}]", op[:, a:b].double(), on, 1e-5)
+        check_close(f"packed u[{n}]", stp[1][n:n + 1].double(), stn[1], 1e-5)
+    assert ran == ["scan"] * 3, ran
+
+
+@needs_triton
+def test_scan_form_bad_score_pass_env(monkeypatch):
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", "tree")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_LSE"):
+        triton_lin._lse_form()

@@ -1,0 +1,351 @@
+"""Prefix attention's forward as scan1's elementwise linear scan (``SEQLAB_PREFIX_ATTN_FWD=scan``).
+
+With ``lse_t = log sum_{i<=t} exp(s_i)`` (the initial state's ``m_0 + log w_0`` included) and the softmax weight of
+the newest step ``beta_t = exp(s_t - lse_t)``, the output is the convex recurrence (paper section 3.2: the
+(max, numerator, denominator) triple combines associatively; divide the numerator by the denominator)::
+
+    o_t = (1 - beta_t) o_{t-1} + beta_t v_t,        o_{-1} = u_0 / w_0 (or 0)
+
+so once ``lse`` is known the ``V``-wide part is exactly :mod:`seqlab.kernels.scan1`'s ``h_t = a_t h_{t-1} + b_t``
+with one gate per (step, head) broadcast over the head's values. Two launches:
+
+1. ``_pa_lse_kernel``: ``(max, sum exp(s - max))`` by an associative scan over the scores of whole sequences
+   (``[T, H]`` float32 read once, ``lse`` and ``beta`` written once: ``1 / V`` of the value traffic) and the final
+   ``m_T``, ``w_T``;
+2. ``_pa_scan_fwd_kernel``: scan1's single-pass forward (tiles of ``CT`` steps x ``BC * VEC`` channels of the
+   ``[T, H * V]`` rows, a decoupled look-back over one int64 workspace word per chunk and channel, the two-phase
+   tile; see :mod:`seqlab.kernels.scan1.triton_scan`) on ``a = 1 - beta``, ``b = beta v``; ``v`` read once and
+   ``o`` written once, and ``u_T = o_T w_T``.
+
+Every factor is in ``[0, 1]``: no overflow for any score range (the ``(m, w)`` scan keeps ``exp`` arguments
+``<= 0``). ``1 - beta_t`` stands for ``exp(lse_{t-1} - lse_t)``; where ``beta_t`` rounds to 1 the absolute error of
+the gate is that of ``beta_t`` (~6e-8), and the previous output it multiplies has weight ~0.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _i64, _lanes, _phases
+from seqlab.kernels.scan1.triton_scan import (
+    _carry_in,
+    _chans,
+    _combine,
+    _early_poll,
+    _fwd_coords,
+    _last_row,
+    _opaque,
+    _pack_agg,
+    _pack_inc,
+    _rows,
+    _seq_flags,
+    _ticket,
+)
+
+
+@triton.jit
+def _lse_pair(m1, w1, m2, w2):
+    """(max, sum exp(s - max)) pairs; the empty pair (-inf, 0) is the identity (no inf - inf)."""
+    m = tl.maximum(m1, m2)
+    w = tl.where(m1 == m, w1, w1 * tl.exp(m1 - m)) + tl.where(m2 == m, w2, w2 * tl.exp(m2 - m))
+    return m, w
+
+
+@triton.jit
+def _pa_lse_kernel(s, lse, beta, m0, w0, mT, wT, cu, T, H: tl.constexpr, BT: tl.constexpr, BH: tl.constexpr,
+                   HAS_H0: tl.constexpr, VARLEN: tl.constexpr):
+    """One program per (sequence, block of ``BH`` heads) walks its sequence in ``[BT, BH]`` tiles (one tile when
+    ``T <= BT``): ``(m_t, w_t)`` by an associative scan combined with the carry, ``lse_t = m_t + log w_t``,
+    ``beta_t = exp(s_t - lse_t)`` (0 for ``s_t = -inf``); the last carry is the final ``(m_T, w_T)``."""
+    i_n, i_hb = tl.program_id(0), tl.program_id(1)
+    if VARLEN:
+        bos = tl.load(cu + i_n).to(tl.int64)
+        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
+    else:
+        bos = tl.cast(i_n, tl.int64) * T
+        L = tl.cast(T, tl.int64)
+    o_t = tl.arange(0, BT)
+    o_h = i_hb * BH + tl.arange(0, BH)
+    m_h = o_h < H
+    i_nh = tl.cast(i_n, tl.int64) * H + o_h
+    if HAS_H0:
+        b_m = tl.load(m0 + i_nh, mask=m_h, other=float("-inf"))
+        b_w = tl.load(w0 + i_nh, mask=m_h, other=0.0)
+    else:
+        b_m = tl.full([BH], float("-inf"), tl.float32)
+        b_w = tl.zeros([BH], tl.float32)
+    last = (o_t == BT - 1)[:, None]
+    for j in tl.range(0, tl.cdiv(L, BT)):
+        t = j * BT + o_t
+        rows = bos + t
+        mask = (t < L)[:, None] & m_h[None, :]
+        ptr = rows[:, None] * H + o_h[None, :]
+        b_s = tl.load(s + ptr, mask=mask, other=float("-inf")).to(tl.float32)
+        live = b_s > float("-inf")
+        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_pair)
+        mt, wt = _lse_pair(b_m[None, :], b_w[None, :], cm, cw)
+        lt = mt + tl.log(wt)
+        tl.store(lse + ptr, lt, mask=mask)
+        tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
+        # padded rows (s = -inf) leave the pair unchanged, so the tile's last row is the carry
+        b_m = tl.max(tl.where(last, mt, float("-inf")), 0)
+        b_w = tl.sum(tl.where(last, wt, 0.0), 0)
+    tl.store(mT + i_nh, b_m, mask=m_h)
+    tl.store(wT + i_nh, b_w, mask=m_h)
+
+
+@triton.jit
+def _pa_chunk_rows(i_n, j, cu, T, CT: tl.constexpr, VARLEN: tl.constexpr):
+    """(rows of chunk ``j`` of sequence ``i_n`` in the packed axis, their mask, sequence length)."""
+    if VARLEN:
+        bos = tl.load(cu + i_n).to(tl.int64)
+        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
+    else:
+        bos = tl.cast(i_n, tl.int64) * T
+        L = tl.cast(T, tl.int64)
+    t = j * CT + tl.arange(0, CT)
+    return bos + t, t < L, L
+
+
+@triton.jit
+def _pa_lse_sum_kernel(s, sm, sw, cu, T, NCH, H: tl.constexpr, CT: tl.constexpr, BH: tl.constexpr,
+                       VARLEN: tl.constexpr):
+    """Chunk summaries of the chunked score pass: ``(max s, sum exp(s - max))`` of chunk ``j`` of sequence ``n``
+    for ``BH`` heads, into ``sm``/``sw`` ``[N, NCH, H]`` (chunks past a sequence's end write nothing)."""
+    j, i_n, i_hb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    rows, m_t, L = _pa_chunk_rows(i_n, j, cu, T, CT, VARLEN)
+    if j * CT < L:
+        o_h = i_hb * BH + tl.arange(0, BH)
+        m_h = o_h < H
+        b_s = tl.load(s + rows[:, None] * H + o_h[None, :], mask=m_t[:, None] & m_h[None, :],
+                      other=float("-inf")).to(tl.float32)
+        m = tl.max(b_s, 0)
+        w = tl.sum(tl.where(b_s > float("-inf"), tl.exp(b_s - m[None, :]), 0.0), 0)
+        off = (tl.cast(i_n, tl.int64) * NCH + j) * H + o_h
+        tl.store(sm + off, m, mask=m_h)
+        tl.store(sw + off, w, mask=m_h)
+
+
+@triton.jit
+def _pa_lse_chunk_kernel(s, sm, sw, lse, beta, m0, w0, mT, wT, cu, T, NCH, H: tl.constexpr, CT: tl.constexpr,
+                         BH: tl.constexpr, BP: tl.constexpr, HAS_H0: tl.constexpr, VARLEN: tl.constexpr):
+    """The chunked score pass: chunk ``j`` reduces the summaries of chunks ``0 .. j - 1`` (``[BP, BH]`` at a time)
+    and the initial state into its carry, scans its own ``[CT, BH]`` scores with it and writes ``lse``, ``beta``
+    and, from a sequence's last chunk, ``(m_T, w_T)``. Every chunk of every sequence runs at once: no walk over T
+    and no waiting between programs."""
+    j, i_n, i_hb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    rows, m_t, L = _pa_chunk_rows(i_n, j, cu, T, CT, VARLEN)
+    o_h = i_hb * BH + tl.arange(0, BH)
+    m_h = o_h < H
+    i_nh = tl.cast(i_n, tl.int64) * H + o_h
+    if HAS_H0:
+        b_m = tl.load(m0 + i_nh, mask=m_h, other=float("-inf"))
+        b_w = tl.load(w0 + i_nh, mask=m_h, other=0.0)
+    else:
+        b_m = tl.full([BH], float("-inf"), tl.float32)
+        b_w = tl.zeros([BH], tl.float32)
+    if (j * CT < L) | ((j == 0) & (L == 0)):
+        o_p = tl.arange(0, BP)
+        base = tl.cast(i_n, tl.int64) * NCH * H
+        for k0 in tl.range(0, j, BP):
+            k = k0 + o_p
+            mk = (k < j)[:, None] & m_h[None, :]
+            ptr = base + k[:, None] * H + o_h[None, :]
+            pm = tl.load(sm + ptr, mask=mk, other=float("-inf"))
+            pw = tl.load(sw + ptr, mask=mk, other=0.0)
+            bm = tl.max(pm, 0)
+            bw = tl.sum(tl.where(pm > float("-inf"), pw * tl.exp(pm - bm[None, :]), 0.0), 0)
+            b_m, b_w = _lse_pair(b_m, b_w, bm, bw)
+        mask = m_t[:, None] & m_h[None, :]
+        ptr = rows[:, None] * H + o_h[None, :]
+        b_s = tl.load(s + ptr, mask=mask, other=float("-inf")).to(tl.float32)
+        live = b_s > float("-inf")
+        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_pair)
+        mt, wt = _lse_pair(b_m[None, :], b_w[None, :], cm, cw)
+        lt = mt + tl.log(wt)
+        tl.store(lse + ptr, lt, mask=mask)
+        tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
+        if (j + 1) * CT >= L:  # the sequence's last chunk: padded rows leave the pair unchanged
+            last = (tl.arange(0, CT) == CT - 1)[:, None]
+            tl.store(mT + i_nh, tl.max(tl.where(last, mt, float("-inf")), 0), mask=m_h)
+            tl.store(wT + i_nh, tl.sum(tl.where(last, wt, 0.0), 0), mask=m_h)
+
+
+@triton.jit
+def _pa_gates(beta, r, m_t, o_d, m_d, i_d, H: tl.constexpr, V: tl.constexpr, BC: tl.constexpr,
+              VEC: tl.constexpr, GROUP_HEAD: tl.constexpr):
+    """``beta`` of every (channel, step) of the tile, float32: ``[BC, CT, 1]`` (one load per thread and step) when
+    a thread's ``VEC`` channels share a head (``V % VEC == 0``), else ``[BC, CT, VEC]``."""
+    if GROUP_HEAD:
+        hd = (i_d * (BC * VEC) + tl.arange(0, BC) * VEC) // V
+        ptr = beta + r[None, :, None] * H + hd[:, None, None]
+        mask = m_t[None, :, None] & (hd < H)[:, None, None]
+    else:
+        ptr = beta + _rows(r) * H + _chans(o_d // V)
+        mask = _rows(m_t) & _chans(m_d)
+    return tl.load(ptr, mask=mask, other=0.0)
+
+
+@triton.jit
+def _pa_inputs(g_raw, v_raw, is_start, seq, o_d, m_d, u0, w0, H: tl.constexpr, V: tl.constexpr,
+               HAS_H0: tl.constexpr):
+    """The tile's gates ``a = 1 - beta`` and inputs ``b = beta v`` (float32), sequence starts as resets
+    (``a := 0``, ``b := b + a u_0 / w_0``)."""
+    D: tl.constexpr = H * V
+    b = g_raw * v_raw.to(tl.float32)
+    a = (1.0 - g_raw) + tl.zeros_like(b)
+    if HAS_H0:
+        st = _rows(is_start) & _chans(m_d)
+        u = tl.load(u0 + _rows(seq) * D + _chans(o_d), mask=st, other=0.0)
+        w = tl.load(w0 + _rows(seq) * H + _chans(o_d // V), mask=st, other=0.0)
+        b += a * tl.where(w > 0, u / tl.where(w > 0, w, 1.0), 0.0)
+    a = tl.where(_rows(is_start), 0.0, a)
+    return a, b
+
+
+@triton.jit
+def _pa_scan_fwd_kernel(
+    beta, v, u0, w0, o, uT, wT, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, NSEQ, NCH, nD,
+    H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
+    CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, GROUP_HEAD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
+    TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr, TWO: tl.constexpr, OPAQUE: tl.constexpr,
+):
+    """scan1's forward tile (``triton_scan._fwd_tile``) on ``[T, H * V]`` rows with the per-head gates of
+    :func:`_pa_inputs`: publish the tile's aggregate, resolve the carry-in by the look-back, publish the inclusive
+    state, scan again with the carry folded in (``TWO``) and store ``o`` (and ``u_T = o_T w_T``)."""
+    D: tl.constexpr = H * V
+    i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
+    rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, False, CT, BC, VEC)
+    v_raw = tl.load(v + offs, mask=mask, other=0.0)
+    g_raw = _pa_gates(beta, r, m_t, o_d, m_d, i_d, H, V, BC, VEC, GROUP_HEAD)
+    cid = i_n * NCH + j
+    pre = tl.zeros([BC, VEC], tl.int64)
+    if EARLY:
+        pre = _early_poll(ws_ptr, cid, o_d, m_d, D, j > 0, 1)
+    seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, False)
+    a, b = _pa_inputs(g_raw, v_raw, is_start, seq, o_d, m_d, u0, w0, H, V, HAS_H0)
+    ca, cb = tl.associative_scan((a, b), 1, _combine)
+    agg_a = _last_row(ca, rows, CT)
+    agg_b = _last_row(cb, rows, CT)
+    has_reset = tl.max(is_start.to(tl.int32), axis=0)
+    first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
+    wbase = ws_ptr + cid * D
+    if has_reset == 1:  # the chunk's end state does not depend on its carry-in
+        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
+    else:
+        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
+    h_in = tl.zeros(o_d.shape, tl.float32)
+    if first_is_start == 0:
+        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, 1, EARLY)
+    if (has_reset == 0) & (not NO_INCLUSIVE):
+        tl.store(wbase + o_d, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
+    if TWO:
+        a2, b2 = _pa_inputs(_opaque(g_raw, OPAQUE), _opaque(v_raw, OPAQUE), is_start, seq, o_d, m_d, u0, w0,
+                            H, V, HAS_H0)
+        b2 += tl.where(_rows(rows == 0), a2 * _chans(h_in), 0.0)
+        _, hs = tl.associative_scan((a2, b2), 1, _combine)
+    else:
+        hs = ca * _chans(h_in) + cb
+    if OPAQUE:
+        offs = _rows(_opaque(r, True)) * D + _chans(o_d)
+    tl.store(o + offs, hs.to(o.dtype.element_ty), mask=mask)
+    if STORE_FINAL:
+        fin = _rows(is_end) & _chans(m_d)
+        w = tl.load(wT + _rows(seq) * H + _chans(o_d // V), mask=fin, other=0.0)
+        tl.store(uT + _rows(seq) * D + _chans(o_d), hs * w, mask=fin)
+
+
+def _lse_tile(T: int, H: int) -> tuple[int, int, int]:
+    """``(BT, BH, num_warps)`` of the score pass: whole sequences of up to 4,096 steps in one tile (one round trip
+    to memory per program instead of a walk), at most 4,096 scores a program (sm_90a ``ptxas -v``, 8 warps:
+    4096 x 1 186 registers a thread, 2048 x 2 195, 4096 x 2 spills)."""
+    if interpret_mode():
+        return 16, min(4, triton.next_power_of_2(H)), 1
+    bt = max(16, min(4096, triton.next_power_of_2(max(T, 1))))
+    bh = max(1, min(triton.next_power_of_2(H), 4096 // bt))
+    return bt, bh, 8 if bt * bh >= 2048 else 4
+
+
+def _lse_form() -> str:
+    """``SEQLAB_PREFIX_ATTN_SCAN_LSE``: ``chunks`` (default: :func:`_pa_lse_sum_kernel` then
+    :func:`_pa_lse_chunk_kernel`, every chunk in parallel) or ``walk`` (:func:`_pa_lse_kernel`, one program per
+    sequence and head block; 34 us of the 95 us forward on an H200 at B4 T4096 H16, docs/results.md)."""
+    form = getenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", "chunks")
+    if form not in ("chunks", "walk"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_SCAN_LSE must be 'chunks' or 'walk', got {form!r}")
+    return form
+
+
+def _lse_chunk_tile(H: int) -> tuple[int, int, int]:
+    """``(CT, BH, num_warps)`` of the chunked score pass: 128 steps of up to 16 heads, 4 warps (``[CT, BH]`` tiles of
+    2,048 scores: 128 programs at B4 T4096 H16)."""
+    if interpret_mode():
+        return 16, min(4, triton.next_power_of_2(H)), 1
+    bh = min(16, triton.next_power_of_2(H))
+    return max(16, 2048 // bh), bh, 4
+
+
+def _score_pass(s, lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H) -> None:
+    """``lse``, ``beta`` and the final ``(m_T, w_T)`` (see :func:`_lse_form`)."""
+    varlen = cu_seqlens is not None
+    if _lse_form() == "walk":
+        bt, bh, lw = _lse_tile(T, H)
+        _pa_lse_kernel[(N, cdiv(H, bh))](s, lse, beta, m0, w0, mT, wT, cu_seqlens, T, H=H, BT=bt, BH=bh,
+                                         HAS_H0=m0 is not None, VARLEN=varlen, num_warps=lw)
+        return
+    ct, bh, w = _lse_chunk_tile(H)
+    nch = max(1, cdiv(T, ct))  # chunks of the longest possible sequence (varlen: of the whole packed axis)
+    sm = torch.empty(N, nch, H, device=s.device, dtype=torch.float32)
+    sw = torch.empty_like(sm)
+    grid = (nch, N, cdiv(H, bh))
+    _pa_lse_sum_kernel[grid](s, sm, sw, cu_seqlens, T, nch, H=H, CT=ct, BH=bh, VARLEN=varlen, num_warps=w)
+    _pa_lse_chunk_kernel[grid](s, sm, sw, lse, beta, m0, w0, mT, wT, cu_seqlens, T, nch, H=H, CT=ct, BH=bh,
+                               BP=min(64, triton.next_power_of_2(nch)) if not interpret_mode() else 4,
+                               HAS_H0=m0 is not None, VARLEN=varlen, num_warps=w)
+
+
+def _scan_config(dtype: torch.dtype, D: int, T: int) -> tuple[int, int, int]:
+    """``(CT, BD, num_warps)`` of the value scan: ``SEQLAB_PREFIX_ATTN_SCAN_CFG=CT,BD,W`` (sweeps), else scan1's
+    forward tile for the ``[T, H * V]`` rows (:func:`seqlab.kernels.scan1.triton_launch._config`)."""
+    env = getenv("SEQLAB_PREFIX_ATTN_SCAN_CFG")
+    if env:
+        ct, bd, w = (int(x) for x in env.split(","))
+        return ct, bd, w
+    return _config(dtype, D, T)
+
+
+def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
+    """Forward as a score pass and scan1's linear scan over the values (module docstring). Returns
+    ``(o, m_T, u_T, w_T, lse)`` like :func:`seqlab.kernels.prefix_attention.triton_scan.prefix_attention_fwd`."""
+    from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test
+
+    B, T, H, V = v.shape
+    N = B if cu_seqlens is None else cu_seqlens.numel() - 1
+    o, lse, mT, uT, wT = _fwd_outputs(v, N)
+    if T == 0:  # no steps: every sequence keeps its initial state
+        if m0 is None:
+            mT.fill_(float("-inf")), uT.zero_(), wT.zero_()
+        else:
+            mT.copy_(m0), uT.copy_(u0), wT.copy_(w0)
+        return o, mT, uT, wT, lse
+    if cu_seqlens is not None:  # empty sequences have no last step to write u_T: they keep the initial state
+        uT.copy_(u0) if u0 is not None else uT.zero_()
+    beta = torch.empty_like(lse)
+    varlen = cu_seqlens is not None
+    _score_pass(s.contiguous(), lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H)
+    D = H * V
+    ct, bd, warps = _scan_config(v.dtype, D, T)
+    bc, vec = _lanes(bd, warps)
+    ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
+    rows = v.view(B, T, D)
+    nseq, L, nch, nd, seq_idx, ws = _geometry(rows, cu_seqlens, ct, bd, counter=ticket)
+    two, opaque = _phases()
+    _pa_scan_fwd_kernel[(nseq * nch * nd,)](
+        beta, v, u0, w0, o, uT, wT, seq_idx, cu_seqlens, ws, ws[-2:], L, nseq, nch, nd,
+        H=H, V=V, HAS_H0=m0 is not None, STORE_FINAL=True, IS_VARLEN=varlen, CT=ct, BC=bc, VEC=vec,
+        GROUP_HEAD=V % vec == 0, NO_INCLUSIVE=_lookback_test(), TICKET=ticket, EARLY=early, I64=_i64(ws, v),
+        TWO=two, OPAQUE=opaque, num_warps=warps,
+    )
+    return o, mT, uT, wT, lse
