@@ -117,9 +117,12 @@ if [ "$part" = ten ]; then
     SEQLAB_BENCH_PA_FORMS="lookback,scan,scan 16x64x1,scan 32x256x4" timeout 110 \
         python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa_scan.json" 2>&1 | grep -v Warn \
         | grep "fwd\|limit\|correct" | tail -30
-    step "prefix_attention kernel times"
-    SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 timeout 45 python3 benchmarks/pa_profile.py --forms lookback,scan \
-        --json "$out/pa_prof.json" 2>&1 | grep -v Warn | grep "^| _\|^| void\|prefix_attention\|sum" | head -40
+    for lse in chunks walk; do
+        step "prefix_attention kernel times, score pass SEQLAB_PREFIX_ATTN_SCAN_LSE=$lse"
+        SEQLAB_PREFIX_ATTN_SCAN_LSE=$lse SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 timeout 45 \
+            python3 benchmarks/pa_profile.py --forms lookback,scan --json "$out/pa_prof_$lse.json" 2>&1 \
+            | grep -v Warn | grep "^| _\|^| void\|prefix_attention\|sum" | head -40
+    done
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do
