@@ -8,7 +8,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" two      # scan1 two-phase forward and recomputed addresses, eager host time
 #   bash benchmarks/pending_gpu.sh "$OUT" two2     # the same from CUDA graphs, and the host time of each launch piece
 #   bash benchmarks/pending_gpu.sh "$OUT" nine     # ninth session: new defaults, host time of each launch piece
-#   bash benchmarks/pending_gpu.sh "$OUT" ten      # tenth session: prefix_attention's scan form against the look-back form
+#   bash benchmarks/pending_gpu.sh "$OUT" ten      # tenth session: prefix_attention's scan forward and backward forms
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -117,9 +117,16 @@ if [ "$part" = ten ]; then
     SEQLAB_BENCH_PA_FORMS="lookback,scan,scan 16x64x1,scan 32x256x4" timeout 110 \
         python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa_scan.json" 2>&1 | grep -v Warn \
         | grep "fwd\|limit\|correct" | tail -30
+    step "prefix_attention with the scan backward (SEQLAB_PREFIX_ATTN_BWD=scan), value tile 32,32,1 and 16,32,1"
+    SEQLAB_PREFIX_ATTN_BWD=scan SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 SEQLAB_BENCH_PA_FORMS="lookback,scan" \
+        timeout 80 python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa_scan_bwd.json" 2>&1 \
+        | grep -v Warn | grep "fwd\|correct" | tail -12
+    SEQLAB_PREFIX_ATTN_BWD=scan SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG=16,32,1 SEQLAB_BENCH_PA_FORMS=scan timeout 60 \
+        python3 benchmarks/kernels_ii.py --only prefix_attention --timings-only 2>&1 | grep -v Warn | grep "fwd+bwd"
     for lse in chunks walk; do
         step "prefix_attention kernel times, score pass SEQLAB_PREFIX_ATTN_SCAN_LSE=$lse"
-        SEQLAB_PREFIX_ATTN_SCAN_LSE=$lse SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 timeout 45 \
+        SEQLAB_PREFIX_ATTN_BWD=scan SEQLAB_PREFIX_ATTN_SCAN_LSE=$lse SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 \
+            timeout 45 \
             python3 benchmarks/pa_profile.py --forms lookback,scan --json "$out/pa_prof_$lse.json" 2>&1 \
             | grep -v Warn | grep "^| _\|^| void\|prefix_attention\|sum" | head -40
     done

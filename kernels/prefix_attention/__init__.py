@@ -53,18 +53,19 @@ def _(s, v, m0, u0, w0, cu_seqlens):
 
 
 def _pa_bwd_op_impl(s: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, m0: torch.Tensor | None,
-               mT: torch.Tensor, cu_seqlens: torch.Tensor | None, do: torch.Tensor, duT: torch.Tensor,
-               dwT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+               u0: torch.Tensor | None, w0: torch.Tensor | None, mT: torch.Tensor, cu_seqlens: torch.Tensor | None,
+               do: torch.Tensor, duT: torch.Tensor, dwT: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton backward: (ds, dv, du0, dw0)."""
     from seqlab.kernels.prefix_attention import triton_scan
-    return triton_scan.prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT)
+    return triton_scan.prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT, u0, w0)
 
 
 _pa_bwd_op = custom_op("seqlab::prefix_attention_bwd", _pa_bwd_op_impl)
 
 
 @_pa_bwd_op.register_fake
-def _(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT):
+def _(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT, dwT):
     n, H, V = _n_seqs(v, cu_seqlens), v.shape[2], v.shape[3]
     f32 = torch.float32
     return torch.empty_like(s), torch.empty_like(v), v.new_empty(n, H, V, dtype=f32), v.new_empty(n, H, dtype=f32)
@@ -73,19 +74,19 @@ def _(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT):
 def _setup(ctx, inputs, output):
     s, v, m0, u0, w0, cu_seqlens = inputs
     o, mT, _, _, lse = output
-    ctx.save_for_backward(s, v, o, lse, m0, mT, cu_seqlens)
+    ctx.save_for_backward(s, v, o, lse, m0, u0, w0, mT, cu_seqlens)
     ctx.has_h0 = u0 is not None
 
 
 def _backward(ctx, do, dmT, duT, dwT, dlse):
-    s, v, o, lse, m0, mT, cu_seqlens = ctx.saved_tensors
+    s, v, o, lse, m0, u0, w0, mT, cu_seqlens = ctx.saved_tensors
     if duT is None:
         duT = torch.zeros(mT.shape + (v.shape[-1],), device=v.device)
     if dwT is None:
         dwT = torch.zeros_like(mT)
     if do is None:
         do = torch.zeros_like(o)
-    ds, dv, du0, dw0 = call(_pa_bwd_op, s, v, o, lse, m0, mT, cu_seqlens, do.contiguous(),
+    ds, dv, du0, dw0 = call(_pa_bwd_op, s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do.contiguous(),
                                                              duT.contiguous(), dwT.contiguous())
     if not ctx.has_h0:
         du0 = dw0 = None

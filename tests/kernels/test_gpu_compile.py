@@ -114,8 +114,10 @@ def _prefix_attention(dt, monkeypatch):
     from seqlab.kernels import prefix_attention
     V = 16
     # "lookback exact": every chunk on the exact in-chunk weights (SEQLAB_PREFIX_ATTN_FAST=0, the benchmark baseline)
+    # "scan": the scan forward with the scan backward (SEQLAB_PREFIX_ATTN_BWD=scan); the other forms, the walk backward
     for form in ("fused", "chunked", "lookback", "lookback early", "lookback exact", "scan"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", form.split()[0])
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", "scan" if form == "scan" else "walk")
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_TICKET", "0" if "early" in form else "1")
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_EARLY_POLL", "1" if "early" in form else "0")
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FAST", "0" if "exact" in form else "1")
@@ -124,6 +126,13 @@ def _prefix_attention(dt, monkeypatch):
         _run(lambda s_, v_: prefix_attention(s_, v_, reverse=True, backend="triton"), s, v)
         s, v = torch.randn(1, TV, 2) * 5, torch.randn(1, TV, 2, V).to(dt)
         _run(lambda s_, v_: prefix_attention(s_, v_, cu_seqlens=CU, output_final_state=True, backend="triton"), s, v)
+        if form == "scan":  # initial state (its gradients), and value tiles inside one head (V = 32, BD = 32)
+            h0 = (torch.randn(2, 2), torch.randn(2, 2, V), torch.rand(2, 2) + 0.5)
+            s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, V).to(dt)
+            _run(lambda s_, v_, m, u, w: prefix_attention(s_, v_, initial_state=(m, u, w), output_final_state=True,
+                                                          backend="triton"), s, v, *h0)
+            s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, 32).to(dt)
+            _run(lambda s_, v_: prefix_attention(s_, v_, backend="triton"), s, v)
 
 
 def _causal_conv1d(dt):

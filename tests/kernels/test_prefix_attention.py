@@ -663,3 +663,76 @@ def test_scan_form_bad_score_pass_env(monkeypatch):
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", "tree")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_LSE"):
         triton_lin._lse_form()
+
+
+@needs_triton
+@pytest.mark.parametrize("T,V,with_state,fwd,walk", [(1, 20, True, "scan", False), (63, 32, False, "scan", True),
+                                                      (65, 20, True, "lookback", False), (130, 32, True, "scan", True)])
+def test_scan_backward_matches_oracle(T, V, with_state, fwd, walk, monkeypatch, check_close):
+    """SEQLAB_PREFIX_ATTN_BWD=scan: every gradient (scores, values, the initial state's u and w with one state empty,
+    and through the final state's u and w) equals the float64 oracle's; V = 32 puts each backward tile inside one
+    head (one dbeta atomic a row), V = 20 straddles heads (one a channel); look-backs walk to the sequence end."""
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", fwd)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    calls = []
+    orig = triton_lin.prefix_attention_bwd_scan
+    monkeypatch.setattr(triton_lin, "prefix_attention_bwd_scan", lambda *a: calls.append(1) or orig(*a))
+    torch.manual_seed(T + V)
+    B, H = 2, 3
+    s, v = torch.randn(B, T, H) * 3, torch.randn(B, T, H, V)
+    h0 = [torch.randn(B, H) * 3, torch.randn(B, H, V), torch.rand(B, H) + 0.5] if with_state else []
+    if with_state:
+        h0[1][0, 0], h0[2][0, 0] = 0.0, 0.0  # one empty state
+    do, du, dw = torch.randn(B, T, H, V), torch.randn(B, H, V), torch.randn(B, H)
+    res = []
+    for side in ("oracle", "triton"):
+        xs = [(x.double() if side == "oracle" else x).clone().requires_grad_() for x in [s, v] + h0]
+        st0 = tuple(xs[2:]) if with_state else None
+        if side == "oracle":
+            o, st = _naive(xs[0], xs[1], st0, True)
+        else:
+            o, st = prefix_attention(xs[0], xs[1], initial_state=st0, output_final_state=True, backend="triton")
+        ((o * do.to(o.dtype)).sum() + (st[1] * du.to(o.dtype)).sum() + (st[2] * dw.to(o.dtype)).sum()).backward()
+        res.append([x.grad for x in xs])
+    names = ["ds", "dv", "dm0", "du0", "dw0"]
+    for n, a, b in zip(names, res[1], res[0]):
+        if n == "dm0":
+            continue  # m is a stabiliser without gradient
+        check_close(f"{fwd} {n}", a.double(), b, 1e-4)
+    assert calls == [1], calls
+
+
+@needs_triton
+@pytest.mark.parametrize("V", [20, 32])
+def test_scan_backward_varlen_and_reverse(V, monkeypatch, check_close):
+    """The scan backward on packed sequences (length-1 ones included) and right to left equals the walk backward."""
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    torch.manual_seed(V)
+    cu = torch.tensor([0, 1, 30, 31, 70, 71])
+    T, H = 71, 2
+    s, v, do = torch.randn(1, T, H) * 5, torch.randn(1, T, H, V), torch.randn(1, T, H, V)
+    du = torch.randn(5, H, V)
+    grads = {}
+    for bwd in ("walk", "scan"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", bwd)
+        for reverse in (False, True):
+            s_, v_ = s.clone().requires_grad_(), v.clone().requires_grad_()
+            o, st = prefix_attention(s_, v_, cu_seqlens=cu, output_final_state=True, reverse=reverse,
+                                     backend="triton")
+            ((o * do).sum() + (st[1] * du).sum()).backward()
+            grads[bwd, reverse] = (s_.grad, v_.grad)
+    for reverse in (False, True):
+        check_close(f"ds reverse={reverse}", grads["scan", reverse][0], grads["walk", reverse][0], 1e-4)
+        check_close(f"dv reverse={reverse}", grads["scan", reverse][1], grads["walk", reverse][1], 1e-4)
+
+
+@needs_triton
+def test_scan_backward_bad_env(monkeypatch):
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", "fast")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_BWD"):
+        triton_lin._bwd_form()
