@@ -307,14 +307,22 @@ def _score_pass(s, lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H) -> None:
                                HAS_H0=m0 is not None, VARLEN=varlen, num_warps=w)
 
 
+def _parse_cfg(name: str, env: str) -> tuple[int, int, int]:
+    """``CT,BD,W`` from environment variable ``name``: powers of two, ``BD`` a multiple of ``32 * W``."""
+    try:
+        ct, bd, w = (int(x) for x in env.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must be CT,BD,W (three integers), got {env!r}") from None
+    if any(x <= 0 or x & (x - 1) for x in (ct, bd, w)) or bd % (32 * w):
+        raise ValueError(f"{name}={env!r}: CT, BD and W must be powers of two with BD a multiple of 32 * W")
+    return ct, bd, w
+
+
 def _scan_config(dtype: torch.dtype, D: int, T: int) -> tuple[int, int, int]:
     """``(CT, BD, num_warps)`` of the value scan: ``SEQLAB_PREFIX_ATTN_SCAN_CFG=CT,BD,W`` (sweeps), else scan1's
     forward tile for the ``[T, H * V]`` rows (:func:`seqlab.kernels.scan1.triton_launch._config`)."""
     env = getenv("SEQLAB_PREFIX_ATTN_SCAN_CFG")
-    if env:
-        ct, bd, w = (int(x) for x in env.split(","))
-        return ct, bd, w
-    return _config(dtype, D, T)
+    return _parse_cfg("SEQLAB_PREFIX_ATTN_SCAN_CFG", env) if env else _config(dtype, D, T)
 
 
 def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
@@ -546,10 +554,7 @@ def _scan_bwd_config(dtype: torch.dtype, D: int, T: int) -> tuple[int, int, int]
     """``(CT, BD, num_warps)`` of the backward value scan: ``SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG=CT,BD,W``, else scan1's
     backward tile."""
     env = getenv("SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG")
-    if env:
-        ct, bd, w = (int(x) for x in env.split(","))
-        return ct, bd, w
-    return _config(dtype, D, T, backward=True)
+    return _parse_cfg("SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG", env) if env else _config(dtype, D, T, backward=True)
 
 
 def prefix_attention_bwd_scan(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT, dwT):
