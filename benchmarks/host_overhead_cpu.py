@@ -1,6 +1,7 @@
 """Host time of one eager scan1 forward+backward on the CPU with the Triton launches replaced by no-ops: the eager
 twin (``seqlab.kernels._eager``, what ``scan1`` calls) against the ``torch.library`` custom op it wraps. It isolates
-the Python call path; the GPU host's figures come from ``benchmarks/host_profile.py`` (docs/results.md).
+the Python call path; the GPU host's figures come from ``benchmarks/host_profile.py`` (docs/results.md). Then the
+same for prefix_attention's forward forms (:func:`prefix_attention_rows`).
 
     TRITON_INTERPRET=1 python3 benchmarks/host_overhead_cpu.py
 """
@@ -14,6 +15,10 @@ import torch.nn.functional as F
 
 
 class _NoLaunch:
+    def __init__(self, kernel=None):
+        self.configs = getattr(kernel, "configs", [])  # autotuned kernels: their launchers read the config list
+        self.fn = getattr(kernel, "fn", kernel)
+
     def __getitem__(self, grid):
         return lambda *args, **kwargs: None
 
@@ -47,7 +52,40 @@ def main(rounds: int = 2, n: int = 500) -> int:
                       "launched)")
     finally:
         triton_launch._scan1_fwd_kernel, triton_launch._scan1_bwd_kernel = kernels
+    prefix_attention_rows(rounds, n)
     return 0
+
+
+def prefix_attention_rows(rounds: int = 2, n: int = 500) -> None:
+    """Host time of one eager prefix_attention forward per forward form (``SEQLAB_PREFIX_ATTN_FWD``), every
+    ``_pa_*_kernel`` launch a no-op (B1 T64 H2 V64)."""
+    import os
+
+    from seqlab.kernels import prefix_attention
+    from seqlab.kernels.prefix_attention import triton_lin, triton_scan
+
+    saved = {(m, k): getattr(m, k) for m in (triton_lin, triton_scan) for k in dir(m)
+             if k.startswith("_pa_") and k.endswith("_kernel")}
+    env = os.environ.get("SEQLAB_PREFIX_ATTN_FWD")
+    for (m, k), kern in saved.items():
+        setattr(m, k, _NoLaunch(kern))
+    try:
+        s, v = torch.randn(1, 64, 2), torch.randn(1, 64, 2, 64)
+        sg, vg = s.clone().requires_grad_(), v.clone().requires_grad_()
+        for rnd in range(rounds):
+            for form in ("lookback", "scan"):
+                os.environ["SEQLAB_PREFIX_ATTN_FWD"] = form
+                a = _us(lambda: prefix_attention(s, v, backend="triton"), n)
+                b = _us(lambda: prefix_attention(sg, vg, backend="triton"), n)
+                print(f"round {rnd + 1}  prefix_attention {form:8s}  {a:7.1f} us per fwd, {b:7.1f} with inputs "
+                      "needing grad (B1 T64 H2 V64, kernels not launched)")
+    finally:
+        for (m, k), kern in saved.items():
+            setattr(m, k, kern)
+        if env is None:
+            os.environ.pop("SEQLAB_PREFIX_ATTN_FWD", None)
+        else:
+            os.environ["SEQLAB_PREFIX_ATTN_FWD"] = env
 
 
 if __name__ == "__main__":
