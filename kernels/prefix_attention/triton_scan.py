@@ -812,11 +812,11 @@ def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
 
 def prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT, u0=None, w0=None):
     """Launch the backward; returns (ds, dv, du0, dw0). ``SEQLAB_PREFIX_ATTN_BWD=scan`` takes
-    :func:`seqlab.kernels.prefix_attention.triton_lin.prefix_attention_bwd_scan` (which needs ``u0``, ``w0``)."""
-    from seqlab.kernels.prefix_attention import triton_lin
+    :func:`seqlab.kernels.prefix_attention.triton_lin_bwd.prefix_attention_bwd_scan` (which needs ``u0``, ``w0``)."""
+    from seqlab.kernels.prefix_attention import triton_lin_bwd
 
-    if triton_lin._bwd_form() == "scan" and v.shape[1] > 0:
-        return triton_lin.prefix_attention_bwd_scan(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT, dwT)
+    if triton_lin_bwd._bwd_form() == "scan" and v.shape[1] > 0:
+        return triton_lin_bwd.prefix_attention_bwd_scan(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT, dwT)
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     BT, BV = _cfg(V)

@@ -672,14 +672,14 @@ def test_scan_backward_matches_oracle(T, V, with_state, fwd, walk, monkeypatch, 
     """SEQLAB_PREFIX_ATTN_BWD=scan: every gradient (scores, values, the initial state's u and w with one state empty,
     and through the final state's u and w) equals the float64 oracle's; V = 32 puts each backward tile inside one
     head (one dbeta atomic a row), V = 20 straddles heads (one a channel); look-backs walk to the sequence end."""
-    from seqlab.kernels.prefix_attention import triton_lin
+    from seqlab.kernels.prefix_attention import triton_lin_bwd
 
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", fwd)
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", "scan")
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
     calls = []
-    orig = triton_lin.prefix_attention_bwd_scan
-    monkeypatch.setattr(triton_lin, "prefix_attention_bwd_scan", lambda *a: calls.append(1) or orig(*a))
+    orig = triton_lin_bwd.prefix_attention_bwd_scan
+    monkeypatch.setattr(triton_lin_bwd, "prefix_attention_bwd_scan", lambda *a: calls.append(1) or orig(*a))
     torch.manual_seed(T + V)
     B, H = 2, 3
     s, v = torch.randn(B, T, H) * 3, torch.randn(B, T, H, V)
@@ -731,13 +731,13 @@ def test_scan_backward_varlen_and_reverse(V, monkeypatch, check_close):
 
 @needs_triton
 def test_scan_backward_bad_env(monkeypatch):
-    from seqlab.kernels.prefix_attention import triton_lin
+    from seqlab.kernels.prefix_attention import triton_lin, triton_lin_bwd
 
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", "fast")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_BWD"):
-        triton_lin._bwd_form()
+        triton_lin_bwd._bwd_form()
     for name, fn in (("SEQLAB_PREFIX_ATTN_SCAN_CFG", triton_lin._scan_config),
-                     ("SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG", triton_lin._scan_bwd_config)):
+                     ("SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG", triton_lin_bwd._scan_bwd_config)):
         for bad in ("32,128", "32,x,2", "32,96,1", "32,32,2"):
             monkeypatch.setenv(name, bad)
             with pytest.raises(ValueError, match=name):
