@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test, _lse_combine
 from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _i64, _lanes, _phases
 from seqlab.kernels.scan1.triton_scan import (
     _carry_in,
@@ -43,14 +44,6 @@ from seqlab.kernels.scan1.triton_scan import (
     _seq_flags,
     _ticket,
 )
-
-
-@triton.jit
-def _lse_pair(m1, w1, m2, w2):
-    """(max, sum exp(s - max)) pairs; the empty pair (-inf, 0) is the identity (no inf - inf)."""
-    m = tl.maximum(m1, m2)
-    w = tl.where(m1 == m, w1, w1 * tl.exp(m1 - m)) + tl.where(m2 == m, w2, w2 * tl.exp(m2 - m))
-    return m, w
 
 
 @triton.jit
@@ -84,8 +77,8 @@ def _pa_lse_kernel(s, lse, beta, m0, w0, mT, wT, cu, T, H: tl.constexpr, BT: tl.
         ptr = rows[:, None] * H + o_h[None, :]
         b_s = tl.load(s + ptr, mask=mask, other=float("-inf")).to(tl.float32)
         live = b_s > float("-inf")
-        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_pair)
-        mt, wt = _lse_pair(b_m[None, :], b_w[None, :], cm, cw)
+        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_combine)
+        mt, wt = _lse_combine(b_m[None, :], b_w[None, :], cm, cw)
         lt = mt + tl.log(wt)
         tl.store(lse + ptr, lt, mask=mask)
         tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
@@ -157,13 +150,13 @@ def _pa_lse_chunk_kernel(s, sm, sw, lse, beta, m0, w0, mT, wT, cu, T, NCH, H: tl
             pw = tl.load(sw + ptr, mask=mk, other=0.0)
             bm = tl.max(pm, 0)
             bw = tl.sum(tl.where(pm > float("-inf"), pw * tl.exp(pm - bm[None, :]), 0.0), 0)
-            b_m, b_w = _lse_pair(b_m, b_w, bm, bw)
+            b_m, b_w = _lse_combine(b_m, b_w, bm, bw)
         mask = m_t[:, None] & m_h[None, :]
         ptr = rows[:, None] * H + o_h[None, :]
         b_s = tl.load(s + ptr, mask=mask, other=float("-inf")).to(tl.float32)
         live = b_s > float("-inf")
-        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_pair)
-        mt, wt = _lse_pair(b_m[None, :], b_w[None, :], cm, cw)
+        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_combine)
+        mt, wt = _lse_combine(b_m[None, :], b_w[None, :], cm, cw)
         lt = mt + tl.log(wt)
         tl.store(lse + ptr, lt, mask=mask)
         tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
@@ -327,8 +320,6 @@ def _scan_config(dtype: torch.dtype, D: int, T: int) -> tuple[int, int, int]:
 def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
     """Forward as a score pass and scan1's linear scan over the values (module docstring). Returns
     ``(o, m_T, u_T, w_T, lse)`` like :func:`seqlab.kernels.prefix_attention.triton_scan.prefix_attention_fwd`."""
-    from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test
-
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     o, lse, mT, uT, wT = _fwd_outputs(v, N)

@@ -31,6 +31,7 @@ from seqlab.kernels.prefix_attention.triton_lin import (
     _pa_gates,
     _parse_cfg,
 )
+from seqlab.kernels.prefix_attention.triton_scan import _lookback_test, prefix_attention_bwd
 from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _i64, _lanes
 from seqlab.kernels.scan1.triton_scan import (
     _bwd_coords,
@@ -230,10 +231,7 @@ def prefix_attention_bwd_scan(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT,
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     if T == 0:
-        from seqlab.kernels.prefix_attention.triton_scan import prefix_attention_bwd
         return prefix_attention_bwd(s, v, o, lse, m0, mT, cu_seqlens, do, duT, dwT)
-    from seqlab.kernels.prefix_attention.triton_scan import _lookback_test
-
     dev, f32 = v.device, torch.float32
     varlen = cu_seqlens is not None
     has_h0 = m0 is not None
