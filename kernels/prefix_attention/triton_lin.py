@@ -28,22 +28,45 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
-from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test, _lse_combine
+from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test, _lse_combine, _seq_span
 from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _i64, _lanes, _phases
 from seqlab.kernels.scan1.triton_scan import (
-    _carry_in,
     _chans,
     _combine,
     _early_poll,
     _fwd_coords,
-    _last_row,
+    _link,
     _opaque,
-    _pack_agg,
-    _pack_inc,
     _rows,
     _seq_flags,
     _ticket,
 )
+
+
+@triton.jit
+def _state_in(m0, w0, i_nh, m_h, BH: tl.constexpr, HAS_H0: tl.constexpr):
+    """The initial ``(m, w)`` of ``BH`` heads, or the empty pair ``(-inf, 0)``."""
+    if HAS_H0:
+        b_m = tl.load(m0 + i_nh, mask=m_h, other=float("-inf"))
+        b_w = tl.load(w0 + i_nh, mask=m_h, other=0.0)
+    else:
+        b_m = tl.full([BH], float("-inf"), tl.float32)
+        b_w = tl.zeros([BH], tl.float32)
+    return b_m, b_w
+
+
+@triton.jit
+def _score_tile(s, lse, beta, ptr, mask, b_m, b_w):
+    """Scan one ``[BT, BH]`` tile of scores from the carry ``(b_m, b_w)``: store ``lse_t = m_t + log w_t`` and
+    ``beta_t = exp(s_t - lse_t)`` (0 for ``s_t = -inf``); return the per-row ``(m_t, w_t)``."""
+    b_s = tl.load(s + ptr, mask=mask, other=float("-inf")).to(tl.float32)
+    live = b_s > float("-inf")
+    cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_combine)
+    mt, wt = _lse_combine(b_m[None, :], b_w[None, :], cm, cw)
+    lt = mt + tl.log(wt)
+    tl.store(lse + ptr, lt, mask=mask)
+    tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
+    return mt, wt
 
 
 @triton.jit
@@ -53,35 +76,19 @@ def _pa_lse_kernel(s, lse, beta, m0, w0, mT, wT, cu, T, H: tl.constexpr, BT: tl.
     ``T <= BT``): ``(m_t, w_t)`` by an associative scan combined with the carry, ``lse_t = m_t + log w_t``,
     ``beta_t = exp(s_t - lse_t)`` (0 for ``s_t = -inf``); the last carry is the final ``(m_T, w_T)``."""
     i_n, i_hb = tl.program_id(0), tl.program_id(1)
-    if VARLEN:
-        bos = tl.load(cu + i_n).to(tl.int64)
-        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
-    else:
-        bos = tl.cast(i_n, tl.int64) * T
-        L = tl.cast(T, tl.int64)
+    bos, L = _seq_span(i_n, cu, T, VARLEN)
     o_t = tl.arange(0, BT)
     o_h = i_hb * BH + tl.arange(0, BH)
     m_h = o_h < H
     i_nh = tl.cast(i_n, tl.int64) * H + o_h
-    if HAS_H0:
-        b_m = tl.load(m0 + i_nh, mask=m_h, other=float("-inf"))
-        b_w = tl.load(w0 + i_nh, mask=m_h, other=0.0)
-    else:
-        b_m = tl.full([BH], float("-inf"), tl.float32)
-        b_w = tl.zeros([BH], tl.float32)
+    b_m, b_w = _state_in(m0, w0, i_nh, m_h, BH, HAS_H0)
     last = (o_t == BT - 1)[:, None]
     for j in tl.range(0, tl.cdiv(L, BT)):
         t = j * BT + o_t
         rows = bos + t
         mask = (t < L)[:, None] & m_h[None, :]
         ptr = rows[:, None] * H + o_h[None, :]
-        b_s = tl.load(s + ptr, mask=mask, other=float("-inf")).to(tl.float32)
-        live = b_s > float("-inf")
-        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_combine)
-        mt, wt = _lse_combine(b_m[None, :], b_w[None, :], cm, cw)
-        lt = mt + tl.log(wt)
-        tl.store(lse + ptr, lt, mask=mask)
-        tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
+        mt, wt = _score_tile(s, lse, beta, ptr, mask, b_m, b_w)
         # padded rows (s = -inf) leave the pair unchanged, so the tile's last row is the carry
         b_m = tl.max(tl.where(last, mt, float("-inf")), 0)
         b_w = tl.sum(tl.where(last, wt, 0.0), 0)
@@ -92,12 +99,7 @@ def _pa_lse_kernel(s, lse, beta, m0, w0, mT, wT, cu, T, H: tl.constexpr, BT: tl.
 @triton.jit
 def _pa_chunk_rows(i_n, j, cu, T, CT: tl.constexpr, VARLEN: tl.constexpr):
     """(rows of chunk ``j`` of sequence ``i_n`` in the packed axis, their mask, sequence length)."""
-    if VARLEN:
-        bos = tl.load(cu + i_n).to(tl.int64)
-        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
-    else:
-        bos = tl.cast(i_n, tl.int64) * T
-        L = tl.cast(T, tl.int64)
+    bos, L = _seq_span(i_n, cu, T, VARLEN)
     t = j * CT + tl.arange(0, CT)
     return bos + t, t < L, L
 
@@ -133,12 +135,7 @@ def _pa_lse_chunk_kernel(s, sm, sw, lse, beta, m0, w0, mT, wT, cu, T, NCH, H: tl
     o_h = i_hb * BH + tl.arange(0, BH)
     m_h = o_h < H
     i_nh = tl.cast(i_n, tl.int64) * H + o_h
-    if HAS_H0:
-        b_m = tl.load(m0 + i_nh, mask=m_h, other=float("-inf"))
-        b_w = tl.load(w0 + i_nh, mask=m_h, other=0.0)
-    else:
-        b_m = tl.full([BH], float("-inf"), tl.float32)
-        b_w = tl.zeros([BH], tl.float32)
+    b_m, b_w = _state_in(m0, w0, i_nh, m_h, BH, HAS_H0)
     if (j * CT < L) | ((j == 0) & (L == 0)):
         o_p = tl.arange(0, BP)
         base = tl.cast(i_n, tl.int64) * NCH * H
@@ -153,13 +150,7 @@ def _pa_lse_chunk_kernel(s, sm, sw, lse, beta, m0, w0, mT, wT, cu, T, NCH, H: tl
             b_m, b_w = _lse_combine(b_m, b_w, bm, bw)
         mask = m_t[:, None] & m_h[None, :]
         ptr = rows[:, None] * H + o_h[None, :]
-        b_s = tl.load(s + ptr, mask=mask, other=float("-inf")).to(tl.float32)
-        live = b_s > float("-inf")
-        cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_combine)
-        mt, wt = _lse_combine(b_m[None, :], b_w[None, :], cm, cw)
-        lt = mt + tl.log(wt)
-        tl.store(lse + ptr, lt, mask=mask)
-        tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
+        mt, wt = _score_tile(s, lse, beta, ptr, mask, b_m, b_w)
         if (j + 1) * CT >= L:  # the sequence's last chunk: padded rows leave the pair unchanged
             last = (tl.arange(0, CT) == CT - 1)[:, None]
             tl.store(mT + i_nh, tl.max(tl.where(last, mt, float("-inf")), 0), mask=m_h)
@@ -220,20 +211,7 @@ def _pa_scan_fwd_kernel(
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, False)
     a, b = _pa_inputs(g_raw, v_raw, is_start, seq, o_d, m_d, u0, w0, H, V, HAS_H0)
     ca, cb = tl.associative_scan((a, b), 1, _combine)
-    agg_a = _last_row(ca, rows, CT)
-    agg_b = _last_row(cb, rows, CT)
-    has_reset = tl.max(is_start.to(tl.int32), axis=0)
-    first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
-    wbase = ws_ptr + cid * D
-    if has_reset == 1:  # the chunk's end state does not depend on its carry-in
-        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
-    else:
-        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
-    h_in = tl.zeros(o_d.shape, tl.float32)
-    if first_is_start == 0:
-        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, 1, EARLY)
-    if (has_reset == 0) & (not NO_INCLUSIVE):
-        tl.store(wbase + o_d, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
+    h_in = _link(ca, cb, is_start, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, 1, NO_INCLUSIVE, EARLY)
     if TWO:
         a2, b2 = _pa_inputs(_opaque(g_raw, OPAQUE), _opaque(v_raw, OPAQUE), is_start, seq, o_d, m_d, u0, w0,
                             H, V, HAS_H0)

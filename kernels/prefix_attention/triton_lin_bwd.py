@@ -31,17 +31,14 @@ from seqlab.kernels.prefix_attention.triton_lin import (
     _pa_gates,
     _parse_cfg,
 )
-from seqlab.kernels.prefix_attention.triton_scan import _lookback_test, prefix_attention_bwd
+from seqlab.kernels.prefix_attention.triton_scan import _lookback_test, _seq_span, prefix_attention_bwd
 from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _i64, _lanes
 from seqlab.kernels.scan1.triton_scan import (
     _bwd_coords,
-    _carry_in,
     _chans,
     _combine,
     _early_poll,
-    _last_row,
-    _pack_agg,
-    _pack_inc,
+    _link,
     _rows,
     _seq_flags,
     _ticket,
@@ -98,19 +95,7 @@ def _pa_scan_bwd_kernel(
     gate = tl.where(m_next, 1.0 - gb_next, tl.where(mask, 0.0, 1.0))
     cid = i_n * NCH + j
     ca, cb = tl.associative_scan((gate, g_do), 1, _combine)
-    agg_a = _last_row(ca, rows, CT)
-    agg_b = _last_row(cb, rows, CT)
-    first_is_end = tl.max((is_end & (rows == 0)).to(tl.int32), axis=0)
-    wbase = ws_ptr + cid * D
-    if has_reset == 1:
-        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
-    else:
-        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
-    g_in = tl.zeros(o_d.shape, tl.float32)
-    if (first_is_end == 0) & (j < NCH - 1):
-        g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, -1, EARLY)
-    if (has_reset == 0) & (not NO_INCLUSIVE):
-        tl.store(wbase + o_d, _pack_inc(agg_a * g_in + agg_b), mask=m_d)
+    g_in = _link(ca, cb, is_end, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, -1, NO_INCLUSIVE, EARLY)
     g = ca * _chans(g_in) + cb
     b_here = _pa_gates(beta, r, m_t, o_d, m_d, i_d, H, V, BC, VEC, GROUP_HEAD)
     tl.store(dv + offs, (b_here * g).to(dv.dtype.element_ty), mask=mask)
@@ -157,12 +142,7 @@ def _pa_ds_chunk_kernel(beta, dbeta, lse, ssum, o, duT, dwT, mT, ds, y0, cu, T, 
     """Chunk ``j``'s carry from its successors' summaries and the final-state term, then its own reverse scan of
     ``Y`` and ``ds = beta (dbeta - Y)``; ``Y_0`` of each sequence into ``y0`` (``HAS_H0``)."""
     j, i_n, i_hb = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    if VARLEN:
-        bos = tl.load(cu + i_n).to(tl.int64)
-        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
-    else:
-        bos = tl.cast(i_n, tl.int64) * T
-        L = tl.cast(T, tl.int64)
+    bos, L = _seq_span(i_n, cu, T, VARLEN)
     if j * CT < L:
         o_h = i_hb * BH + tl.arange(0, BH)
         m_h = o_h < H

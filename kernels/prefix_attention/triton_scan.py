@@ -253,6 +253,18 @@ def _fwd_impl() -> str:
 
 
 @triton.jit
+def _seq_span(i_n, cu, T, VARLEN: tl.constexpr):
+    """(first packed row, length) of sequence ``i_n``: from ``cu_seqlens`` (``VARLEN``) or a dense batch of ``T``."""
+    if VARLEN:
+        bos = tl.load(cu + i_n).to(tl.int64)
+        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
+    else:
+        bos = tl.cast(i_n, tl.int64) * T
+        L = tl.cast(T, tl.int64)
+    return bos, L
+
+
+@triton.jit
 def _lse_combine(m1, w1, m2, w2):
     """(max, sum exp(s - max)) pairs; an empty pair (-inf, 0) is the identity (no inf - inf)."""
     m = tl.maximum(m1, m2)
@@ -284,12 +296,7 @@ def _pa_fused_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.cons
     read once and ``o`` written once."""
     i_v, i_nh = tl.program_id(0), tl.program_id(1)
     i_n, i_h = i_nh // H, i_nh % H
-    if VARLEN:
-        bos = tl.load(cu + i_n).to(tl.int64)
-        L = tl.load(cu + i_n + 1).to(tl.int64) - bos
-    else:
-        bos = tl.cast(i_n, tl.int64) * T
-        L = tl.cast(T, tl.int64)
+    bos, L = _seq_span(i_n, cu, T, VARLEN)
     o_t = tl.arange(0, BT)
     o_v = i_v * BV + tl.arange(0, BV)
     mask_v = o_v < V

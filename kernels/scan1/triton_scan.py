@@ -156,6 +156,35 @@ def _early_poll(ws_ptr, cid, o_d, m_d, D, valid, STEP: tl.constexpr):
 
 
 @triton.jit
+def _link(ca, cb, resets, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT: tl.constexpr, STEP: tl.constexpr,
+          NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr):
+    """A scanned tile's place in the chain: publish its aggregate (its inclusive state when a sequence restarts inside
+    it, ``resets``), take its carry-in from the look-back (:func:`_carry_in`) unless its first row restarts (or, in the
+    backward, ``STEP = -1``, it is the last chunk), publish its inclusive state, and return the carry-in. Shared by
+    every single-pass scan tile (scan1's and prefix attention's, forward and backward)."""
+    agg_a = _last_row(ca, rows, CT)
+    agg_b = _last_row(cb, rows, CT)
+    has_reset = tl.max(resets.to(tl.int32), axis=0)
+    first_resets = tl.max((resets & (rows == 0)).to(tl.int32), axis=0)
+    wbase = ws_ptr + cid * D
+    if has_reset == 1:  # the chunk's end state does not depend on its carry-in
+        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
+    else:
+        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
+    h_in = tl.zeros(o_d.shape, tl.float32)
+    if STEP == 1:
+        if first_resets == 0:
+            h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP, EARLY)
+    else:
+        # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
+        if (first_resets == 0) & (j < NCH - 1):
+            h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP, EARLY)
+    if (has_reset == 0) & (not NO_INCLUSIVE):
+        tl.store(wbase + o_d, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
+    return h_in
+
+
+@triton.jit
 def _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN: tl.constexpr, REVERSE: tl.constexpr):
     """Per row: sequence index, whether the row starts its sequence in scan order, whether it ends it."""
     if IS_VARLEN:
@@ -290,20 +319,7 @@ def _fwd_tile(
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     a, b = _fwd_inputs(a_raw, b_raw, is_start, seq, o_d, m_d, h0_ptr, D, LOG_A, HAS_H0)
     ca, cb = tl.associative_scan((a, b), 1, _combine)
-    agg_a = _last_row(ca, rows, CT)
-    agg_b = _last_row(cb, rows, CT)
-    has_reset = tl.max(is_start.to(tl.int32), axis=0)
-    first_is_start = tl.max((is_start & (rows == 0)).to(tl.int32), axis=0)
-    wbase = ws_ptr + cid * D
-    if has_reset == 1:  # the chunk's end state does not depend on its carry-in
-        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
-    else:
-        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
-    h_in = tl.zeros(o_d.shape, tl.float32)
-    if first_is_start == 0:
-        h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, 1, EARLY)
-    if (has_reset == 0) & (not NO_INCLUSIVE):
-        tl.store(wbase + o_d, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
+    h_in = _link(ca, cb, is_start, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, 1, NO_INCLUSIVE, EARLY)
     if TWO > 0:
         a2, b2 = _fwd_inputs(_opaque(a_raw, OPAQUE), _opaque(b_raw, OPAQUE), is_start, seq, o_d, m_d, h0_ptr,
                              D, LOG_A, HAS_H0)
@@ -409,21 +425,7 @@ def _bwd_tile(
     gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
     cid = i_n * NCH + j
     ca, cb = tl.associative_scan((gate, do), 1, _combine)
-    agg_a = _last_row(ca, rows, CT)
-    agg_b = _last_row(cb, rows, CT)
-    has_reset = tl.max(is_end.to(tl.int32), axis=0)
-    first_is_end = tl.max((is_end & (rows == 0)).to(tl.int32), axis=0)
-    wbase = ws_ptr + cid * D
-    if has_reset == 1:
-        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
-    else:
-        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
-    g_in = tl.zeros(o_d.shape, tl.float32)
-    if (first_is_end == 0) & (j < NCH - 1):
-        # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
-        g_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, -1, EARLY)
-    if (has_reset == 0) & (not NO_INCLUSIVE):
-        tl.store(wbase + o_d, _pack_inc(agg_a * g_in + agg_b), mask=m_d)
+    g_in = _link(ca, cb, is_end, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, -1, NO_INCLUSIVE, EARLY)
     g = ca * _chans(g_in) + cb
     if LATE_LOADS:
         hp_raw, ah_raw = _bwd_state_loads(a_ptr, h_ptr, r_prev, offs, mask, o_d, NR, D, LOG_A)
