@@ -164,6 +164,10 @@ def timings(ctx, B=4, T=4096, H=16, K=128, V=128, dev="cuda", dt=torch.bfloat16)
         ctx.bench(f"prefix_attention fwd+bwd seqlab triton {impl} {tag}",
                   run(lambda: prefix_attention(s, v, backend="triton"), True),
                   bytes_moved=nbytes + 4 * B * T * H * V * v.element_size())
+        # fwd+bwd from a CUDA graph (torch.autograd.grad: no .grad accumulation inside the capture)
+        ctx.bench(f"prefix_attention fwd+bwd seqlab triton {impl} CUDA graph {tag}",
+                  lambda: torch.autograd.grad(prefix_attention(s, v, backend="triton")[0], (s, v), do),
+                  bytes_moved=nbytes + 4 * B * T * H * V * v.element_size(), graph=True)
     _pa_form_env(None)
     _set_env("SEQLAB_PREFIX_ATTN_FAST", fast0)
     if dev == "cuda":

@@ -9,6 +9,8 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" two2     # the same from CUDA graphs, and the host time of each launch piece
 #   bash benchmarks/pending_gpu.sh "$OUT" nine     # ninth session: new defaults, host time of each launch piece
 #   bash benchmarks/pending_gpu.sh "$OUT" ten      # tenth session: prefix_attention's scan forward and backward forms
+#   bash benchmarks/pending_gpu.sh "$OUT" eleven   # scan forms as defaults (graph fwd+bwd), cache hints, score-pass tiles
+#   bash benchmarks/pending_gpu.sh "$OUT" twelve   # the new prefix_attention defaults, scan1 defaults, ncu of the scan kernels
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -130,6 +132,68 @@ if [ "$part" = ten ]; then
             python3 benchmarks/pa_profile.py --forms lookback,scan --json "$out/pa_prof_$lse.json" 2>&1 \
             | grep -v Warn | grep "^| _\|^| void\|prefix_attention\|sum" | head -40
     done
+fi
+if [ "$part" = eleven ]; then
+    # eleventh session: prefix_attention's old defaults (look-back forward, walking backward) against the scan
+    # forward and scan backward, fwd+bwd from CUDA graphs too; scan1's streaming cache hints (SEQLAB_SCAN1_HINTS) in
+    # both; tiles of the chunked score pass; an Nsight Compute summary of the value scan where ncu exists
+    which ncu nsys 2>/dev/null; ls -d /usr/local/cuda*/bin 2>/dev/null
+    pa() {  # label, env..., then kernels_ii
+        local tag=$1; shift
+        step "prefix_attention $tag"
+        env "$@" SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 timeout 90 python3 benchmarks/kernels_ii.py \
+            --only prefix_attention --json "$out/pa11_$tag.json" 2>&1 | grep -v Warn | grep "fwd\|limit\|correct" | tail -12
+    }
+    pa walk SEQLAB_PREFIX_ATTN_BWD=walk SEQLAB_BENCH_PA_FORMS=lookback
+    pa scan SEQLAB_PREFIX_ATTN_BWD=scan SEQLAB_BENCH_PA_FORMS=scan
+    pa hints SEQLAB_SCAN1_HINTS=1 SEQLAB_PREFIX_ATTN_BWD=scan SEQLAB_BENCH_PA_FORMS=scan
+    for tile in 128,16,4 32,16,1 64,16,2; do
+        step "score-pass chunk tile $tile (device us)"
+        SEQLAB_PREFIX_ATTN_LSE_TILE=$tile SEQLAB_PREFIX_ATTN_BWD=scan timeout 40 python3 benchmarks/pa_profile.py \
+            --forms scan --json "$out/pa11_lse_$tile.json" 2>&1 | grep -v Warn | grep "_pa_lse\|_pa_ds\|sum" | head -8
+    done
+    for dt in float32 bfloat16; do
+        step "scan1 default and SEQLAB_SCAN1_HINTS=1, $dt"
+        timeout 110 python3 benchmarks/scan1_sweep.py --configs "@HINTS=1" --graph --dtypes "$dt" \
+            --json "$out/scan1_hints_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" \
+            | grep -v " vs " | tail -14
+    done
+    if command -v ncu >/dev/null; then
+        step "ncu: the value scan of the scan forward"
+        SEQLAB_PREFIX_ATTN_BWD=scan timeout 90 ncu --kernel-name _pa_scan_fwd_kernel --launch-count 1 \
+            --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+            python3 benchmarks/pa_profile.py --forms scan 2>&1 | grep -v Warn | tail -80
+    fi
+fi
+if [ "$part" = twelve ]; then
+    # eleventh session, second call: prefix_attention's new defaults (scan forward and backward, 16-bit cache hints,
+    # 32-step score chunks, u_T from the end row) against the old ones in separate processes; scan1's defaults
+    # (hints on for bf16); Nsight Compute on the value-scan kernels
+    step "prefix_attention defaults"
+    SEQLAB_BENCH_PA_FORMS=scan timeout 90 python3 benchmarks/kernels_ii.py --only prefix_attention \
+        --json "$out/pa12_default.json" 2>&1 | grep -v Warn | grep "fwd\|limit\|correct" | tail -10
+    step "prefix_attention old defaults: look-back forward, walking backward"
+    SEQLAB_PREFIX_ATTN_BWD=walk SEQLAB_PREFIX_ATTN_LOOKBACK_CFG=64,128,4,128 SEQLAB_BENCH_PA_FORMS=lookback timeout 90 \
+        python3 benchmarks/kernels_ii.py --only prefix_attention --timings-only --json "$out/pa12_old.json" 2>&1 \
+        | grep -v Warn | grep "fwd" | tail -6
+    step "prefix_attention kernel times (defaults)"
+    timeout 40 python3 benchmarks/pa_profile.py --forms scan --json "$out/pa12_prof.json" 2>&1 | grep -v Warn \
+        | grep "^| _\|^| void\|sum" | head -24
+    for dt in bfloat16 float32; do
+        step "scan1 defaults, $dt"
+        timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
+            --json "$out/scan1_12_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" \
+            | grep -v " vs " | tail -14
+    done
+    if command -v ncu >/dev/null; then
+        for k in _pa_scan_fwd_kernel _pa_scan_bwd_kernel; do
+            step "ncu $k"
+            timeout 100 ncu --kernel-name $k --launch-count 1 --section SpeedOfLight --section Occupancy \
+                --section WarpStateStats --section LaunchStats --section MemoryWorkloadAnalysis \
+                python3 benchmarks/pa_profile.py --forms scan 2>&1 | grep -v Warn \
+                | grep -E "^ +[A-Z][A-Za-z./ %-]+ +[a-zA-Z/%]* +[0-9.,]+$|Section|stall|Stall" | head -70
+        done
+    fi
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -29,7 +29,7 @@ import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
 from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test, _lse_combine, _seq_span
-from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _i64, _lanes, _phases
+from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _hints, _i64, _lanes, _phases
 from seqlab.kernels.scan1.triton_scan import (
     _chans,
     _combine,
@@ -39,6 +39,8 @@ from seqlab.kernels.scan1.triton_scan import (
     _opaque,
     _rows,
     _seq_flags,
+    _stream_load,
+    _stream_store,
     _ticket,
 )
 
@@ -190,11 +192,31 @@ def _pa_inputs(g_raw, v_raw, is_start, seq, o_d, m_d, u0, w0, H: tl.constexpr, V
 
 
 @triton.jit
+def _pa_final_u(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, uT, wT, H: tl.constexpr, V: tl.constexpr, CT: tl.constexpr,
+                IS_VARLEN: tl.constexpr):
+    """``u_T = o_T w_T`` from the rows that end a sequence. Dense: only the last chunk holds one, so its row is
+    reduced to a ``[BC, VEC]`` vector there and ``w_T`` loaded per channel; a full-tile masked load of ``w_T`` (the
+    packed form) is hoisted by the compiler above the look-back and held through it (sm_90a, 32x128x2 bf16 tile: 168
+    registers a thread against 99 without it)."""
+    D: tl.constexpr = H * V
+    if IS_VARLEN:
+        fin = _rows(is_end) & _chans(m_d)
+        w = tl.load(wT + _rows(seq) * H + _chans(o_d // V), mask=fin, other=0.0)
+        tl.store(uT + _rows(seq) * D + _chans(o_d), hs * w, mask=fin)
+    else:
+        if (j + 1) * CT >= L:
+            h_end = tl.sum(tl.where(_rows(rows == L - 1 - j * CT), hs, 0.0), 1)
+            w = tl.load(wT + i_n * H + o_d // V, mask=m_d, other=0.0)
+            tl.store(uT + i_n * D + o_d, h_end * w, mask=m_d)
+
+
+@triton.jit
 def _pa_scan_fwd_kernel(
     beta, v, u0, w0, o, uT, wT, seq_ptr, cu_ptr, ws_ptr, cnt_ptr, L, NSEQ, NCH, nD,
     H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, GROUP_HEAD: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
     TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr, TWO: tl.constexpr, OPAQUE: tl.constexpr,
+    HINTS: tl.constexpr = 0,
 ):
     """scan1's forward tile (``triton_scan._fwd_tile``) on ``[T, H * V]`` rows with the per-head gates of
     :func:`_pa_inputs`: publish the tile's aggregate, resolve the carry-in by the look-back, publish the inclusive
@@ -202,7 +224,7 @@ def _pa_scan_fwd_kernel(
     D: tl.constexpr = H * V
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, False, CT, BC, VEC)
-    v_raw = tl.load(v + offs, mask=mask, other=0.0)
+    v_raw = _stream_load(v + offs, mask, 0.0, HINTS)
     g_raw = _pa_gates(beta, r, m_t, o_d, m_d, i_d, H, V, BC, VEC, GROUP_HEAD)
     cid = i_n * NCH + j
     pre = tl.zeros([BC, VEC], tl.int64)
@@ -221,11 +243,9 @@ def _pa_scan_fwd_kernel(
         hs = ca * _chans(h_in) + cb
     if OPAQUE:
         offs = _rows(_opaque(r, True)) * D + _chans(o_d)
-    tl.store(o + offs, hs.to(o.dtype.element_ty), mask=mask)
+    _stream_store(o + offs, hs.to(o.dtype.element_ty), mask, HINTS)
     if STORE_FINAL:
-        fin = _rows(is_end) & _chans(m_d)
-        w = tl.load(wT + _rows(seq) * H + _chans(o_d // V), mask=fin, other=0.0)
-        tl.store(uT + _rows(seq) * D + _chans(o_d), hs * w, mask=fin)
+        _pa_final_u(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, uT, wT, H, V, CT, IS_VARLEN)
 
 
 def _lse_tile(T: int, H: int) -> tuple[int, int, int]:
@@ -249,13 +269,28 @@ def _lse_form() -> str:
     return form
 
 
-def _lse_chunk_tile(H: int) -> tuple[int, int, int]:
-    """``(CT, BH, num_warps)`` of the chunked score pass: 128 steps of up to 16 heads, 4 warps (``[CT, BH]`` tiles of
-    2,048 scores: 128 programs at B4 T4096 H16)."""
-    if interpret_mode():
+def _lse_chunk_tile(H: int, backward: bool = False) -> tuple[int, int, int]:
+    """``(CT, BH, num_warps)`` of the chunked score passes, up to 16 heads a tile: forward 32 steps, one warp;
+    backward (``triton_lin_bwd``'s ``ds`` pass) 128 steps, 4 warps. ``SEQLAB_PREFIX_ATTN_LSE_TILE=CT,BH,W`` (powers
+    of two) pins both, for sweeps.
+
+    H200, B4 T4096 H16 (``bash benchmarks/pending_gpu.sh $OUT eleven``, device us of the chunk kernel, forward /
+    backward): 128,16,4 12.2 / 5.1; 64,16,2 10.1 / 6.1; 32,16,1 7.1 / 7.7."""
+    env = getenv("SEQLAB_PREFIX_ATTN_LSE_TILE")
+    if not env and interpret_mode():
         return 16, min(4, triton.next_power_of_2(H)), 1
+    if env:
+        try:
+            ct, bh, w = (int(x) for x in env.split(","))
+        except ValueError:
+            raise ValueError(f"SEQLAB_PREFIX_ATTN_LSE_TILE must be CT,BH,W (three integers), got {env!r}") from None
+        if any(x <= 0 or x & (x - 1) for x in (ct, bh, w)) or ct < 16:
+            raise ValueError(f"SEQLAB_PREFIX_ATTN_LSE_TILE={env!r}: CT, BH and W must be powers of two, CT >= 16")
+        return ct, bh, w
     bh = min(16, triton.next_power_of_2(H))
-    return max(16, 2048 // bh), bh, 4
+    if backward:
+        return max(16, 2048 // bh), bh, 4
+    return max(32, 512 // bh), bh, 1
 
 
 def _score_pass(s, lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H) -> None:
@@ -323,6 +358,6 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
         beta, v, u0, w0, o, uT, wT, seq_idx, cu_seqlens, ws, ws[-2:], L, nseq, nch, nd,
         H=H, V=V, HAS_H0=m0 is not None, STORE_FINAL=True, IS_VARLEN=varlen, CT=ct, BC=bc, VEC=vec,
         GROUP_HEAD=V % vec == 0, NO_INCLUSIVE=_lookback_test(), TICKET=ticket, EARLY=early, I64=_i64(ws, v),
-        TWO=two, OPAQUE=opaque, num_warps=warps,
+        TWO=two, OPAQUE=opaque, HINTS=_hints(v.dtype), num_warps=warps,
     )
     return o, mT, uT, wT, lse

@@ -189,9 +189,11 @@ def _pa_ds_chunk_kernel(beta, dbeta, lse, ssum, o, duT, dwT, mT, ds, y0, cu, T, 
 
 
 def _bwd_form() -> str:
-    """``SEQLAB_PREFIX_ATTN_BWD``: ``walk`` (default, ``triton_scan._pa_bwd_kernel``: one program per sequence, head
-    and value block walking the chunks right to left) or ``scan`` (:func:`prefix_attention_bwd_scan`)."""
-    form = getenv("SEQLAB_PREFIX_ATTN_BWD", "walk")
+    """``SEQLAB_PREFIX_ATTN_BWD``: ``scan`` (default, :func:`prefix_attention_bwd_scan`: scan1's reverse scan over
+    the values and a chunked pass over the scores) or ``walk`` (``triton_scan._pa_bwd_kernel``: one program per
+    sequence, head and value block walking the chunks right to left). H200, B4 T4096 H16 V128 bf16 (``bash
+    benchmarks/pending_gpu.sh $OUT ten``, device us): scan about 175 (value scan 158) against walk 671-678."""
+    form = getenv("SEQLAB_PREFIX_ATTN_BWD", "scan")
     if form not in ("walk", "scan"):
         raise ValueError(f"SEQLAB_PREFIX_ATTN_BWD must be 'walk' or 'scan', got {form!r}")
     return form
@@ -233,7 +235,7 @@ def prefix_attention_bwd_scan(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT,
         HEAD_TILE=V % bd == 0, NO_INCLUSIVE=_lookback_test(), TICKET=ticket, EARLY=early, I64=_i64(ws, v),
         num_warps=warps,
     )
-    ctl, bh, w = _lse_chunk_tile(H)
+    ctl, bh, w = _lse_chunk_tile(H, backward=True)
     nchl = max(1, cdiv(T, ctl))
     ssum = torch.empty(N, nchl, H, device=dev, dtype=f32)
     y0 = torch.empty(N, H, device=dev, dtype=f32) if has_h0 else None

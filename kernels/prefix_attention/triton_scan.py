@@ -7,7 +7,9 @@ walking its chunks left to right with the running (max, denominator, output) in 
 ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t``, ``beta_t = exp(s_t - m_t) / w_t``, as a linear scan over the
 tile. ``v`` is read once and ``o`` written once.
 
-Forward (default; ``SEQLAB_PREFIX_ATTN_FWD=lookback``, ``_pa_lookback_fwd_kernel``; on an H200 at B4 T4096 H16
+The default forward and backward are the scan forms of ``triton_lin`` / ``triton_lin_bwd`` (``_fwd_impl``).
+
+Forward (``SEQLAB_PREFIX_ATTN_FWD=lookback``, ``_pa_lookback_fwd_kernel``; on an H200 at B4 T4096 H16
 V128 bf16 its forward+backward took 0.883 ms against the fused form's 1.184 ms, docs/results.md): one launch of
 independent programs,
 one per (chunk, head, value block), bound by memory bandwidth rather than by a walk over the chunks: each
@@ -242,11 +244,16 @@ def _chunk_table(B, T, cu_seqlens, BT, device):
 
 
 def _fwd_impl() -> str:
-    """``SEQLAB_PREFIX_ATTN_FWD``: ``lookback`` (default, :func:`prefix_attention_fwd_lookback`, one launch of
-    independent chunk programs joined by a decoupled look-back, one pass over the values), ``fused``
-    (:func:`prefix_attention_fwd_fused`, one launch walking the chunks, one pass) or ``chunked`` (the three-launch form of
-    :func:`prefix_attention_fwd`)."""
-    impl = getenv("SEQLAB_PREFIX_ATTN_FWD", "lookback")
+    """``SEQLAB_PREFIX_ATTN_FWD``: ``scan`` (default, ``triton_lin.prefix_attention_fwd_scan``: a chunked pass over
+    the scores, then scan1's single-pass linear scan over the values), ``lookback``
+    (:func:`prefix_attention_fwd_lookback`, one launch of independent chunk programs joined by a decoupled look-back
+    over ``(m, u, w)``, one pass over the values), ``fused`` (:func:`prefix_attention_fwd_fused`, one launch walking
+    the chunks, one pass) or ``chunked`` (the three-launch form of :func:`prefix_attention_fwd`).
+
+    H200, B4 T4096 H16 V128 bf16, replayed from CUDA graphs (``bash benchmarks/pending_gpu.sh $OUT eleven``,
+    docs/results.md): forward 0.080 ms (``scan``) against 0.116 ms (``lookback``); forward+backward 0.254 ms with
+    the scan backward against 0.804 ms for ``lookback`` with the walking backward."""
+    impl = getenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
     if impl not in ("fused", "lookback", "chunked", "scan"):
         raise ValueError(f"SEQLAB_PREFIX_ATTN_FWD must be 'fused', 'lookback', 'chunked' or 'scan', got {impl!r}")
     return impl

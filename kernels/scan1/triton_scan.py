@@ -259,13 +259,31 @@ def _fwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BC: 
 
 
 @triton.jit
-def _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A: tl.constexpr):
+def _stream_load(ptr, mask, other, HINTS: tl.constexpr):
+    """A load of data read once (``HINTS``: ``evict_first``, so it leaves L2 before the look-back workspace)."""
+    if HINTS:
+        return tl.load(ptr, mask=mask, other=other, eviction_policy="evict_first")
+    else:
+        return tl.load(ptr, mask=mask, other=other)
+
+
+@triton.jit
+def _stream_store(ptr, x, mask, HINTS: tl.constexpr):
+    """A store of data not read again by this kernel (``HINTS``: ``.cs``, streaming)."""
+    if HINTS:
+        tl.store(ptr, x, mask=mask, cache_modifier=".cs")
+    else:
+        tl.store(ptr, x, mask=mask)
+
+
+@triton.jit
+def _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A: tl.constexpr, HINTS: tl.constexpr = 0):
     """The tile's raw ``a`` (or ``log a``) and ``b``, in their storage dtype (masked rows: identity steps)."""
     if LOG_A:
-        a = tl.load(a_ptr + offs, mask=mask, other=0.0)
+        a = _stream_load(a_ptr + offs, mask, 0.0, HINTS)
     else:
-        a = tl.load(a_ptr + offs, mask=mask, other=1.0)
-    b = tl.load(b_ptr + offs, mask=mask, other=0.0)
+        a = _stream_load(a_ptr + offs, mask, 1.0, HINTS)
+    b = _stream_load(b_ptr + offs, mask, 0.0, HINTS)
     return a, b
 
 
@@ -299,12 +317,26 @@ def _fwd_inputs(a_raw, b_raw, is_start, seq, o_d, m_d, h0_ptr, D, LOG_A: tl.cons
 
 
 @triton.jit
+def _store_final(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, ht_ptr, D, CT: tl.constexpr, IS_VARLEN: tl.constexpr):
+    """The final state from the rows that end a sequence. Dense: only the sequence's last chunk holds one, at row
+    ``L - 1 - j CT``; selecting it by that index keeps the ``[BC, VEC]`` result cheap, where a mask built from the
+    per-row ``is_end`` flags held the whole tile's worth of registers (sm_90a, 32x128x2 bf16 tile: 168 registers a
+    thread against 96 without a final state, 96 with this form). Packed sequences keep the masked tile store."""
+    if IS_VARLEN:
+        tl.store(ht_ptr + _rows(seq) * D + _chans(o_d), hs, mask=_rows(is_end) & _chans(m_d))
+    else:
+        if (j + 1) * CT >= L:
+            h_end = tl.sum(tl.where(_rows(rows == L - 1 - j * CT), hs, 0.0), 1)
+            tl.store(ht_ptr + i_n * D + o_d, h_end, mask=m_d)
+
+
+@triton.jit
 def _fwd_tile(
     a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
     h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr, TWO: tl.constexpr,
-    OPAQUE: tl.constexpr,
+    OPAQUE: tl.constexpr, HINTS: tl.constexpr = 0,
 ):
     """Scan one loaded tile, publish its aggregate, resolve its carry-in, publish its inclusive state, store h.
 
@@ -329,9 +361,9 @@ def _fwd_tile(
         hs = ca * _chans(h_in) + cb
     if OPAQUE:
         offs = _rows(_opaque(r, True)) * D + _chans(o_d)
-    tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
+    _stream_store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask, HINTS)
     if STORE_FINAL:
-        tl.store(ht_ptr + _rows(seq) * D + _chans(o_d), hs, mask=_rows(is_end) & _chans(m_d))
+        _store_final(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, ht_ptr, D, CT, IS_VARLEN)
 
 
 @triton.jit
@@ -340,18 +372,18 @@ def _scan1_fwd_kernel(
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
     TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr, ABLATE: tl.constexpr = 0, TWO: tl.constexpr = 0,
-    OPAQUE: tl.constexpr = 0,
+    OPAQUE: tl.constexpr = 0, HINTS: tl.constexpr = 0,
 ):
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BC, VEC)
-    a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A)
+    a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A, HINTS)
     if ABLATE == 0:
         pre = tl.zeros([BC, VEC], tl.int64)
         if EARLY:
             pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j > 0, 1)
         _fwd_tile(a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
                   h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
-                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, TWO, OPAQUE)
+                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, TWO, OPAQUE, HINTS)
     else:  # benchmark-only ablations (SEQLAB_SCAN1_ABLATE, see scan1_fwd): the same tiles with parts left out
         a = tl.exp(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
         if ABLATE == 1:  # the in-tile scan with carry-in zero: no workspace, no look-back

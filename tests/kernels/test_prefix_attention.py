@@ -171,10 +171,12 @@ def test_bad_inputs():
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("impl", ["fused", "chunked", "lookback", "scan"])
 def test_forward_forms_match_oracle(T, with_state, reverse, impl, monkeypatch, check_close):
-    """All forward forms (SEQLAB_PREFIX_ATTN_FWD=fused, the default single pass; chunked, three launches;
-    lookback, independent chunk programs) give the oracle's outputs, final state and, through the shared
-    backward, its gradients; an empty initial state (w0 = 0) is allowed."""
+    """All forward forms (SEQLAB_PREFIX_ATTN_FWD=scan, the default score pass and linear scan; fused, one walking
+    pass; chunked, three launches; lookback, independent chunk programs) give the oracle's outputs, final state and
+    gradients, through the walking backward (fused, chunked) or the scan backward (the default; lookback, scan); an
+    empty initial state (w0 = 0) is allowed."""
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", impl)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", "walk" if impl in ("fused", "chunked") else "scan")
     ran = _spy_forms(monkeypatch)
     torch.manual_seed(T)
     B, H, V = 2, 2, 20
@@ -617,17 +619,20 @@ def test_lookback_fast_weights_need_a_close_first_score(monkeypatch, check_close
 
 
 @needs_triton
-@pytest.mark.parametrize("cfg,V,walk,two,lse", [("16,32,1", 20, False, "1", "walk"), ("16,64,1", 20, True, "1", "chunks"),
-                                                ("16,64,1", 7, True, "0", "chunks"), ("16,128,1", 6, False, "1", "walk"),
-                                                ("32,128,2", 12, True, "0", "chunks")])
-def test_scan_form_tiles_match_oracle(cfg, V, walk, two, lse, monkeypatch, check_close):
+@pytest.mark.parametrize("cfg,V,walk,two,lse,hints", [("16,32,1", 20, False, "1", "walk", "0"),
+                                                      ("16,64,1", 20, True, "1", "chunks", "1"),
+                                                      ("16,64,1", 7, True, "0", "chunks", "0"),
+                                                      ("16,128,1", 6, False, "1", "walk", "1"),
+                                                      ("32,128,2", 12, True, "0", "chunks", "0")])
+def test_scan_form_tiles_match_oracle(cfg, V, walk, two, lse, hints, monkeypatch, check_close):
     """The scan form with pinned value tiles: heads shared by a thread's channels (``V % VEC == 0``, one gate load a
     step) or straddling them (a gate load a channel), look-backs that walk to the sequence start, one and two
     phases, both score passes (the chunked one with several blocks of predecessor summaries: 5 chunks of 16 steps,
-    4 summaries a block under the interpreter); outputs, lse and final state against the oracle, dense with an
-    initial state and packed."""
+    4 summaries a block under the interpreter), with and without scan1's cache hints (``SEQLAB_SCAN1_HINTS``);
+    outputs, lse and final state against the oracle, dense with an initial state and packed."""
     from seqlab.kernels.prefix_attention import triton_scan
 
+    monkeypatch.setenv("SEQLAB_SCAN1_HINTS", hints)
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", lse)
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_CFG", cfg)
@@ -730,6 +735,35 @@ def test_scan_backward_varlen_and_reverse(V, monkeypatch, check_close):
 
 
 @needs_triton
+@needs_triton
+def test_score_pass_tile_env(monkeypatch, check_close):
+    """``SEQLAB_PREFIX_ATTN_LSE_TILE`` pins the chunked score pass's tile (forward and backward chunk passes); bad
+    values are refused by name."""
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    for bad in ("16,4", "16,x,1", "24,4,1", "8,4,1", "16,4,0"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LSE_TILE", bad)
+        with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_LSE_TILE"):
+            triton_lin._lse_chunk_tile(4)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LSE_TILE", "16,2,1")
+    assert triton_lin._lse_chunk_tile(3) == (16, 2, 1)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_BWD", "scan")
+    torch.manual_seed(5)
+    s = (torch.randn(2, 40, 3) * 3).requires_grad_()
+    v = torch.randn(2, 40, 3, 8).requires_grad_()
+    o, st = prefix_attention(s, v, output_final_state=True, backend="triton")
+    sd, vd = s.detach().double().requires_grad_(), v.detach().double().requires_grad_()
+    o2, st2 = _naive(sd, vd, None, True)
+    for n, a, b in zip(["o", "m", "u", "w"], [o, *st], [o2, *st2]):
+        check_close(n, a.double(), b.detach(), 1e-5)
+    do = torch.randn_like(o)
+    g = torch.autograd.grad(o, (s, v), do)
+    g2 = torch.autograd.grad(o2, (sd, vd), do.double())
+    check_close("ds", g[0].double(), g2[0], 1e-5)
+    check_close("dv", g[1].double(), g2[1], 1e-5)
+
+
 def test_scan_backward_bad_env(monkeypatch):
     from seqlab.kernels.prefix_attention import triton_lin, triton_lin_bwd
 

@@ -336,6 +336,28 @@ def test_two_phase_forward_half_precision(monkeypatch):
     assert torch.allclose(outs["1"][1].double(), ref_t, rtol=1e-3, atol=1e-3)
 
 
+@needs_triton
+@pytest.mark.parametrize("varlen,reverse", [(False, False), (True, True)])
+def test_forward_cache_hints(varlen, reverse, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_HINTS=1`` (evict-first loads, streaming stores in the forward tiles) leaves every output and
+    gradient equal to the PyTorch path's (float32 here, where ``auto`` leaves them off); ``auto`` turns them on for
+    16-bit storage only; other values are refused by name."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.delenv("SEQLAB_SCAN1_HINTS", raising=False)
+    assert triton_launch._hints(torch.float32) is False
+    assert triton_launch._hints(torch.bfloat16) is True and triton_launch._hints(torch.float16) is True
+    monkeypatch.setenv("SEQLAB_SCAN1_HINTS", "0")
+    assert triton_launch._hints(torch.bfloat16) is False
+    monkeypatch.setenv("SEQLAB_SCAN1_HINTS", "yes")
+    with pytest.raises(ValueError, match="SEQLAB_SCAN1_HINTS"):
+        triton_launch._hints(torch.float32)
+    monkeypatch.setenv("SEQLAB_SCAN1_HINTS", "1")
+    assert triton_launch._hints(torch.float32) is True
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,64,1")
+    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 13, True, "hints", check_close)
+
+
 def test_lanes_split_tiles_into_channel_groups(monkeypatch):
     """One channel group a thread (``BC = 32 * warps``), so no look-back vector is held by two threads; tiles that
     would need that are refused, from the environment too."""
