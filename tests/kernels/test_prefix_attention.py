@@ -662,6 +662,61 @@ def test_scan_form_tiles_match_oracle(cfg, V, walk, two, lse, hints, monkeypatch
 
 
 @needs_triton
+@pytest.mark.parametrize("cfg,H,V,T,walk", [("16,64,1", 4, 16, 64, False), ("16,64,1", 2, 32, 48, True),
+                                           ("16,128,2", 8, 16, 32, True)])
+def test_scan_form_flat_tiles(cfg, H, V, T, walk, monkeypatch, check_close):
+    """Full tiles of dense input take the ``FLAT`` value scan (no masks, immediate row offsets); outputs, final state
+    and gradients match the float64 oracle and the masked tile (``SEQLAB_PREFIX_ATTN_FLAT=0``), with an initial
+    state, reversed, and with look-backs that walk to the sequence start. Ragged shapes, packed input and bad
+    values of the flag keep or refuse it."""
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    ct, bd, _ = (int(x) for x in cfg.split(","))
+    seen = []
+    real = triton_lin._flat
+    monkeypatch.setattr(triton_lin, "_flat", lambda *a: seen.append(real(*a)) or seen[-1])
+    torch.manual_seed(T + H)
+    s, v = torch.randn(2, T, H) * 4, torch.randn(2, T, H, V)
+    h0 = (torch.randn(2, H) * 3, torch.randn(2, H, V), torch.rand(2, H) + 0.5)
+    do = torch.randn(2, T, H, V)
+    res = {}
+    for flat in ("1", "0"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FLAT", flat)
+        for reverse in (False, True):
+            xs = [x.clone().requires_grad_() for x in (s, v, *h0)]
+            o, st = prefix_attention(xs[0], xs[1], initial_state=tuple(xs[2:]), output_final_state=True,
+                                     reverse=reverse, backend="triton")
+            ((o * do).sum() + st[1].sum()).backward()
+            res[flat, reverse] = [o, *st] + [x.grad for x in xs]
+    assert seen == [True, True, False, False], seen
+    for reverse in (False, True):
+        xs = [x.double().requires_grad_() for x in (s, v, *h0)]
+        if reverse:
+            o, st = _naive(xs[0].flip(1), xs[1].flip(1), tuple(xs[2:]), True)
+            o = o.flip(1)
+        else:
+            o, st = _naive(xs[0], xs[1], tuple(xs[2:]), True)
+        ((o * do.double()).sum() + st[1].sum()).backward()
+        ref = [o, *st] + [x.grad for x in xs]
+        names = ["o", "m", "u", "w", "ds", "dv", "dm0", "du0", "dw0"]
+        for n, a, b, c in zip(names, res["1", reverse], res["0", reverse], ref):
+            assert (a is None) == (b is None), n
+            if a is None:  # m0: a stabiliser without gradient (the op's docstring)
+                continue
+            check_close(f"flat {n} rev={reverse}", a.double(), c.detach(), 1e-5)
+            check_close(f"flat vs masked {n} rev={reverse}", a.double(), b.double(), 1e-6)
+    assert not real(True, T, H * V, ct, bd, True)  # packed
+    assert not real(False, T + 1, H * V, ct, bd, True)  # a partial last chunk
+    assert not real(False, T, H * V, ct, bd, False)  # a thread's channels straddle heads
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FLAT", "2")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FLAT"):
+        real(False, T, H * V, ct, bd, True)
+
+
+@needs_triton
 def test_scan_form_bad_score_pass_env(monkeypatch):
     from seqlab.kernels.prefix_attention import triton_lin
 
