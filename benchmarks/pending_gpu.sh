@@ -11,6 +11,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" ten      # tenth session: prefix_attention's scan forward and backward forms
 #   bash benchmarks/pending_gpu.sh "$OUT" eleven   # scan forms as defaults (graph fwd+bwd), cache hints, score-pass tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" twelve   # the new prefix_attention defaults, scan1 defaults, ncu of the scan kernels
+#   bash benchmarks/pending_gpu.sh "$OUT" thirteen # FLAT tiles (no masks, immediate row offsets) in both forward scans
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -194,6 +195,25 @@ if [ "$part" = twelve ]; then
                 | grep -E "^ +[A-Z][A-Za-z./ %-]+ +[a-zA-Z/%]* +[0-9.,]+$|Section|stall|Stall" | head -70
         done
     fi
+fi
+if [ "$part" = thirteen ]; then
+    # eleventh session, third call: FLAT forward tiles (dense, full tiles: no masks, compile-time row offsets) in
+    # prefix_attention's value scan and scan1's forward, against the masked tiles in the same process (scan1) or the
+    # next one (prefix_attention)
+    for flat in 1 0; do
+        step "prefix_attention defaults, SEQLAB_PREFIX_ATTN_FLAT=$flat"
+        SEQLAB_PREFIX_ATTN_FLAT=$flat SEQLAB_BENCH_PA_FORMS=scan timeout 90 python3 benchmarks/kernels_ii.py \
+            --only prefix_attention --json "$out/pa13_flat$flat.json" 2>&1 | grep -v Warn | grep "fwd\|copy of v\|correct" | tail -8
+    done
+    step "prefix_attention kernel times (defaults)"
+    timeout 40 python3 benchmarks/pa_profile.py --forms scan --json "$out/pa13_prof.json" 2>&1 | grep -v Warn \
+        | grep "^| _\|^| void\|sum" | head -24
+    for dt in bfloat16 float32; do
+        step "scan1 defaults (FLAT) against SEQLAB_SCAN1_FLAT=0 and HINTS=1, $dt"
+        timeout 150 python3 benchmarks/scan1_sweep.py --configs "@FLAT=0;@HINTS=1" --graph --dtypes "$dt" \
+            --json "$out/scan1_13_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction\|rel" \
+            | grep -v " vs " | tail -24
+    done
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -104,6 +104,16 @@ def _hints(dtype: torch.dtype) -> bool:
     return dtype.itemsize == 2 if v == "auto" else v == "1"
 
 
+def _flat(varlen: bool, T: int, D: int, ct: int, bd: int) -> bool:
+    """Whether the forward takes ``FLAT`` tiles (``triton_scan._flat_ptrs``: no masks, compile-time row offsets,
+    the row stride ``D`` compiled in): dense input whose tiles are all full (``T % CT == 0``, ``D % BD == 0``).
+    ``SEQLAB_SCAN1_FLAT=0`` turns it off (benchmarks, tests)."""
+    v = getenv("SEQLAB_SCAN1_FLAT", "1")
+    if v not in ("0", "1"):
+        raise ValueError(f"SEQLAB_SCAN1_FLAT must be 0 or 1, got {v!r}")
+    return v == "1" and not varlen and T % ct == 0 and D % bd == 0
+
+
 def _i64(ws: torch.Tensor, x: torch.Tensor) -> bool:
     """64-bit index arithmetic in the kernels when an int32 offset could overflow."""
     return max(ws.numel(), x.numel()) >= 2**31 - 1
@@ -170,12 +180,13 @@ def scan1_fwd(
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd, counter=ticket)
     two, opaque = _phases()
+    flat = _flat(cu_seqlens is not None, T, D, ct, bd) and _ablate() == 0
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
         EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype),
-        num_warps=warps,
+        FLAT=flat, DK=D if flat else 0, num_warps=warps,
     )
     return h, ht
 

@@ -277,6 +277,24 @@ def _stream_store(ptr, x, mask, HINTS: tl.constexpr):
 
 
 @triton.jit
+def _flat_ptrs(x_ptr, i_n, j, L, o_d, DK: tl.constexpr, REVERSE: tl.constexpr, CT: tl.constexpr,
+               I64: tl.constexpr):
+    """``[BC, CT, VEC]`` pointers of a full tile of ``[B, T, DK]`` rows (``FLAT``): one 64-bit base a thread and
+    channel plus row offsets that are compile-time constants (``DK`` is the row stride as a constexpr), so loads and
+    stores take immediate offsets instead of a 64-bit address computed per element."""
+    t = tl.arange(0, CT)
+    if REVERSE:
+        row0 = i_n * L + L - 1 - j * CT
+        toff = -(t * DK)
+    else:
+        row0 = i_n * L + j * CT
+        toff = t * DK
+    if I64:
+        row0 = tl.cast(row0, tl.int64)
+    return (x_ptr + row0 * DK + o_d)[:, None, :] + toff[None, :, None]
+
+
+@triton.jit
 def _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A: tl.constexpr, HINTS: tl.constexpr = 0):
     """The tile's raw ``a`` (or ``log a``) and ``b``, in their storage dtype (masked rows: identity steps)."""
     if LOG_A:
@@ -336,7 +354,7 @@ def _fwd_tile(
     h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr, TWO: tl.constexpr,
-    OPAQUE: tl.constexpr, HINTS: tl.constexpr = 0,
+    OPAQUE: tl.constexpr, HINTS: tl.constexpr = 0, h_flat=None, FLAT: tl.constexpr = 0,
 ):
     """Scan one loaded tile, publish its aggregate, resolve its carry-in, publish its inclusive state, store h.
 
@@ -359,9 +377,12 @@ def _fwd_tile(
         _, hs = tl.associative_scan((a2, b2), 1, _combine)
     else:
         hs = ca * _chans(h_in) + cb
-    if OPAQUE:
-        offs = _rows(_opaque(r, True)) * D + _chans(o_d)
-    _stream_store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask, HINTS)
+    if FLAT:
+        _stream_store(h_flat, hs.to(h_ptr.dtype.element_ty), None, HINTS)
+    else:
+        if OPAQUE:
+            offs = _rows(_opaque(r, True)) * D + _chans(o_d)
+        _stream_store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask, HINTS)
     if STORE_FINAL:
         _store_final(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, ht_ptr, D, CT, IS_VARLEN)
 
@@ -372,18 +393,26 @@ def _scan1_fwd_kernel(
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
     TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr, ABLATE: tl.constexpr = 0, TWO: tl.constexpr = 0,
-    OPAQUE: tl.constexpr = 0, HINTS: tl.constexpr = 0,
+    OPAQUE: tl.constexpr = 0, HINTS: tl.constexpr = 0, FLAT: tl.constexpr = 0, DK: tl.constexpr = 0,
 ):
+    """``FLAT`` (dense input, every tile full, ``DK = D``): pointers from :func:`_flat_ptrs`, no masks."""
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BC, VEC)
-    a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A, HINTS)
+    h_flat = None
+    if FLAT:
+        a_raw = _stream_load(_flat_ptrs(a_ptr, i_n, j, L, o_d, DK, REVERSE, CT, I64), None, None, HINTS)
+        b_raw = _stream_load(_flat_ptrs(b_ptr, i_n, j, L, o_d, DK, REVERSE, CT, I64), None, None, HINTS)
+        h_flat = _flat_ptrs(h_ptr, i_n, j, L, o_d, DK, REVERSE, CT, I64)
+    else:
+        a_raw, b_raw = _fwd_loads(a_ptr, b_ptr, offs, mask, LOG_A, HINTS)
     if ABLATE == 0:
         pre = tl.zeros([BC, VEC], tl.int64)
         if EARLY:
             pre = _early_poll(ws_ptr, i_n * NCH + j, o_d, m_d, D, j > 0, 1)
         _fwd_tile(a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
                   h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
-                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, TWO, OPAQUE, HINTS)
+                  LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, TWO, OPAQUE, HINTS,
+                  h_flat, FLAT)
     else:  # benchmark-only ablations (SEQLAB_SCAN1_ABLATE, see scan1_fwd): the same tiles with parts left out
         a = tl.exp(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
         if ABLATE == 1:  # the in-tile scan with carry-in zero: no workspace, no look-back

@@ -358,6 +358,51 @@ def test_forward_cache_hints(varlen, reverse, monkeypatch, check_close):
     _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 13, True, "hints", check_close)
 
 
+@needs_triton
+@pytest.mark.parametrize("cfg,D,T,no_inclusive", [("8,64,1", 64, 32, "0"), ("8,64,1", 128, 24, "1"),
+                                                 ("16,128,2", 128, 32, "1")])
+@pytest.mark.parametrize("log_gate", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_flat_forward_tiles(reverse, log_gate, cfg, D, T, no_inclusive, monkeypatch, check_close):
+    """Dense input whose tiles are all full takes the ``FLAT`` forward (no masks, the row stride compiled in,
+    immediate row offsets): h, the final state and every gradient against the PyTorch path and against the masked
+    tiles (``SEQLAB_SCAN1_FLAT=0``), both directions, with h0; ragged shapes, packed input and bad flag values
+    keep or refuse it."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", no_inclusive)
+    ct, bd, _ = (int(x) for x in cfg.split(","))
+    seen = []
+    real = triton_launch._flat
+    monkeypatch.setattr(triton_launch, "_flat", lambda *a: seen.append(real(*a)) or seen[-1])
+    gen = torch.Generator().manual_seed(D + T)
+    B = 2
+    g = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1) if log_gate else torch.rand(B, T, D, generator=gen) * 2 - 1
+    b, h0, w = torch.randn(B, T, D, generator=gen), torch.randn(B, D, generator=gen), torch.randn(B, T, D, generator=gen)
+
+    def fn(backend):
+        def f(g_, b_, h0_):
+            gates = dict(log_a=g_) if log_gate else dict(a=g_)
+            return scan1(gates.pop("a", None), b_, initial_state=h0_, output_final_state=True, reverse=reverse,
+                         backend=backend, **gates)
+        return f
+
+    ref = _run(fn("torch"), g, b, h0, w)
+    out = {}
+    for flat in ("1", "0"):
+        monkeypatch.setenv("SEQLAB_SCAN1_FLAT", flat)
+        out[flat] = _run(fn("triton"), g, b, h0, w)
+    assert seen == [True, False], seen
+    for name, x, y, r in zip(["h", "final_state", "dgate", "db", "dh0"], out["1"], out["0"], ref):
+        check_close(f"flat {name}", x, r, 1e-5)
+        check_close(f"flat vs masked {name}", x, y, 1e-6)
+    assert not real(True, T, D, ct, bd) and not real(False, T + 1, D, ct, bd) and not real(False, T, D + 8, ct, bd)
+    monkeypatch.setenv("SEQLAB_SCAN1_FLAT", "on")
+    with pytest.raises(ValueError, match="SEQLAB_SCAN1_FLAT"):
+        real(False, T, D, ct, bd)
+
+
 def test_lanes_split_tiles_into_channel_groups(monkeypatch):
     """One channel group a thread (``BC = 32 * warps``), so no look-back vector is held by two threads; tiles that
     would need that are refused, from the environment too."""
