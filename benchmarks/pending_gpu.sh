@@ -12,6 +12,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" eleven   # scan forms as defaults (graph fwd+bwd), cache hints, score-pass tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" twelve   # the new prefix_attention defaults, scan1 defaults, ncu of the scan kernels
 #   bash benchmarks/pending_gpu.sh "$OUT" thirteen # FLAT tiles (no masks, immediate row offsets) in both forward scans
+#   bash benchmarks/pending_gpu.sh "$OUT" fourteen # register caps (maxnreg) of the value scans, forward and backward
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -214,6 +215,27 @@ if [ "$part" = thirteen ]; then
             --json "$out/scan1_13_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction\|rel" \
             | grep -v " vs " | tail -24
     done
+fi
+if [ "$part" = fourteen ]; then
+    # eleventh session, fourth call: register caps (more programs an SM, some spills) of the single-pass scans
+    for cap in "" SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=80 SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=64 \
+               SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG=128 SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG=96; do
+        step "prefix_attention kernel times, ${cap:-defaults}"
+        env $cap timeout 40 python3 benchmarks/pa_profile.py --forms scan --json "$out/pa14_${cap##*_}.json" 2>&1 \
+            | grep -v Warn | grep "^| _pa_scan\|sum" | head -4
+    done
+    step "prefix_attention bf16 correctness with both caps"
+    SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=80 SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG=128 SEQLAB_BENCH_PA_FORMS=scan timeout 60 \
+        python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa14_caps.json" 2>&1 | grep -v Warn \
+        | grep "CUDA graph\|correct" | tail -4
+    step "scan1 register caps, bf16"
+    timeout 200 python3 benchmarks/scan1_sweep.py --configs "@MAXNREG=80;@MAXNREG=64;@BWD_MAXNREG=128;@BWD_MAXNREG=96" \
+        --graph --dtypes bfloat16 --json "$out/scan1_14_bf16.json" 2>&1 | grep -v Warn \
+        | grep "CUDA graph\|ok=False" | grep -v " vs " | tail -14
+    step "scan1 register caps, float32"
+    timeout 150 python3 benchmarks/scan1_sweep.py --configs "@MAXNREG=128;@BWD_MAXNREG=128" \
+        --graph --dtypes float32 --json "$out/scan1_14_fp32.json" 2>&1 | grep -v Warn \
+        | grep "CUDA graph\|ok=False" | grep -v " vs " | tail -10
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -29,7 +29,7 @@ import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
 from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test, _lse_combine, _seq_span
-from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _hints, _i64, _lanes, _phases
+from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _hints, _i64, _lanes, _phases, _regcap
 from seqlab.kernels.scan1.triton_scan import (
     _chans,
     _combine,
@@ -396,6 +396,6 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
         H=H, V=V, HAS_H0=m0 is not None, STORE_FINAL=True, IS_VARLEN=varlen, CT=ct, BC=bc, VEC=vec,
         GROUP_HEAD=V % vec == 0, NO_INCLUSIVE=_lookback_test(), TICKET=ticket, EARLY=early, I64=_i64(ws, v),
         TWO=two, OPAQUE=opaque, HINTS=_hints(v.dtype), FLAT=_flat(varlen, T, D, ct, bd, V % vec == 0),
-        num_warps=warps,
+        num_warps=warps, **_regcap("SEQLAB_PREFIX_ATTN_SCAN_MAXNREG"),
     )
     return o, mT, uT, wT, lse

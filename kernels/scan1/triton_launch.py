@@ -114,6 +114,22 @@ def _flat(varlen: bool, T: int, D: int, ct: int, bd: int) -> bool:
     return v == "1" and not varlen and T % ct == 0 and D % bd == 0
 
 
+def _regcap(name: str) -> dict:
+    """``{"maxnreg": n}`` from environment variable ``name`` (a register cap a thread for one kernel, sweeps:
+    ``SEQLAB_SCAN1_MAXNREG``, ``SEQLAB_SCAN1_BWD_MAXNREG``, ``SEQLAB_PREFIX_ATTN_SCAN_MAXNREG``,
+    ``SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG``), else ``{}`` (ptxas decides). Multiples of 8 from 32 to 255."""
+    v = getenv(name)
+    if not v:
+        return {}
+    try:
+        n = int(v)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer register count, got {v!r}") from None
+    if not 32 <= n <= 255 or n % 8:
+        raise ValueError(f"{name}={n}: a register cap is a multiple of 8 from 32 to 255")
+    return {"maxnreg": n}
+
+
 def _i64(ws: torch.Tensor, x: torch.Tensor) -> bool:
     """64-bit index arithmetic in the kernels when an int32 offset could overflow."""
     return max(ws.numel(), x.numel()) >= 2**31 - 1
@@ -186,7 +202,7 @@ def scan1_fwd(
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
         EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype),
-        FLAT=flat, DK=D if flat else 0, num_warps=warps,
+        FLAT=flat, DK=D if flat else 0, num_warps=warps, **_regcap("SEQLAB_SCAN1_MAXNREG"),
     )
     return h, ht
 
@@ -212,6 +228,6 @@ def scan1_bwd(
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, I64=_i64(ws, h), num_warps=warps,
+        EARLY=early, I64=_i64(ws, h), num_warps=warps, **_regcap("SEQLAB_SCAN1_BWD_MAXNREG"),
     )
     return da, db, dh0

@@ -403,6 +403,24 @@ def test_flat_forward_tiles(reverse, log_gate, cfg, D, T, no_inclusive, monkeypa
         real(False, T, D, ct, bd)
 
 
+@needs_triton
+def test_register_caps(monkeypatch, check_close):
+    """``SEQLAB_SCAN1_MAXNREG`` / ``_BWD_MAXNREG`` (and prefix_attention's ``SEQLAB_PREFIX_ATTN_SCAN_MAXNREG`` /
+    ``_BWD_MAXNREG``) become the launch option ``maxnreg`` (results unchanged); bad values are refused by name."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    assert triton_launch._regcap("SEQLAB_SCAN1_MAXNREG") == {}
+    monkeypatch.setenv("SEQLAB_SCAN1_MAXNREG", "96")
+    assert triton_launch._regcap("SEQLAB_SCAN1_MAXNREG") == {"maxnreg": 96}
+    for bad in ("x", "100", "16", "256"):
+        monkeypatch.setenv("SEQLAB_SCAN1_BWD_MAXNREG", bad)
+        with pytest.raises(ValueError, match="SEQLAB_SCAN1_BWD_MAXNREG"):
+            triton_launch._regcap("SEQLAB_SCAN1_BWD_MAXNREG")
+    monkeypatch.setenv("SEQLAB_SCAN1_BWD_MAXNREG", "128")
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,64,1")
+    _triton_vs_torch(False, False, [3, 29, 1, 20], 5, True, "regcap", check_close)
+
+
 def test_lanes_split_tiles_into_channel_groups(monkeypatch):
     """One channel group a thread (``BC = 32 * warps``), so no look-back vector is held by two threads; tiles that
     would need that are refused, from the environment too."""
