@@ -13,6 +13,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" twelve   # the new prefix_attention defaults, scan1 defaults, ncu of the scan kernels
 #   bash benchmarks/pending_gpu.sh "$OUT" thirteen # FLAT tiles (no masks, immediate row offsets) in both forward scans
 #   bash benchmarks/pending_gpu.sh "$OUT" fourteen # register caps (maxnreg) of the value scans, forward and backward
+#   bash benchmarks/pending_gpu.sh "$OUT" final11  # eleventh session's defaults: prefix_attention and scan1 with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -236,6 +237,20 @@ if [ "$part" = fourteen ]; then
     timeout 150 python3 benchmarks/scan1_sweep.py --configs "@MAXNREG=128;@BWD_MAXNREG=128" \
         --graph --dtypes float32 --json "$out/scan1_14_fp32.json" 2>&1 | grep -v Warn \
         | grep "CUDA graph\|ok=False" | grep -v " vs " | tail -10
+fi
+if [ "$part" = final11 ]; then
+    step "prefix_attention defaults"
+    SEQLAB_BENCH_PA_FORMS=scan timeout 90 python3 benchmarks/kernels_ii.py --only prefix_attention \
+        --json "$out/pa_final11.json" 2>&1 | grep -v Warn | grep "fwd\|copy of v\|correct" | tail -8
+    step "prefix_attention kernel times"
+    timeout 40 python3 benchmarks/pa_profile.py --forms scan --json "$out/pa_final11_prof.json" 2>&1 | grep -v Warn \
+        | grep "^| _\|^| void\|sum" | head -24
+    for dt in bfloat16 float32; do
+        step "scan1 defaults, $dt"
+        timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
+            --json "$out/scan1_final11_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" \
+            | grep -v " vs " | tail -14
+    done
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

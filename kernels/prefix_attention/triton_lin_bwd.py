@@ -32,7 +32,7 @@ from seqlab.kernels.prefix_attention.triton_lin import (
     _parse_cfg,
 )
 from seqlab.kernels.prefix_attention.triton_scan import _lookback_test, _seq_span, prefix_attention_bwd
-from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _i64, _lanes, _regcap
+from seqlab.kernels.scan1.triton_launch import _bwd_regcap, _config, _flag, _geometry, _i64, _lanes
 from seqlab.kernels.scan1.triton_scan import (
     _bwd_coords,
     _chans,
@@ -233,7 +233,7 @@ def prefix_attention_bwd_scan(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT,
         beta, v, o, do, u0, w0, duT, lse, mT, dv, dbeta, g0, seq_idx, cu_seqlens, ws, ws[-2:], L, nseq, nch, nd,
         H=H, V=V, HAS_H0=has_h0, IS_VARLEN=varlen, CT=ct, BC=bc, VEC=vec, GROUP_HEAD=V % vec == 0,
         HEAD_TILE=V % bd == 0, NO_INCLUSIVE=_lookback_test(), TICKET=ticket, EARLY=early, I64=_i64(ws, v),
-        num_warps=warps, **_regcap("SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG"),
+        num_warps=warps, **_bwd_regcap("SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG", v.dtype),
     )
     ctl, bh, w = _lse_chunk_tile(H, backward=True)
     nchl = max(1, cdiv(T, ctl))

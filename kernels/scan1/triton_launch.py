@@ -114,20 +114,33 @@ def _flat(varlen: bool, T: int, D: int, ct: int, bd: int) -> bool:
     return v == "1" and not varlen and T % ct == 0 and D % bd == 0
 
 
-def _regcap(name: str) -> dict:
-    """``{"maxnreg": n}`` from environment variable ``name`` (a register cap a thread for one kernel, sweeps:
-    ``SEQLAB_SCAN1_MAXNREG``, ``SEQLAB_SCAN1_BWD_MAXNREG``, ``SEQLAB_PREFIX_ATTN_SCAN_MAXNREG``,
-    ``SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG``), else ``{}`` (ptxas decides). Multiples of 8 from 32 to 255."""
+def _regcap(name: str, default: int = 0) -> dict:
+    """``{"maxnreg": n}``: a register cap a thread for one kernel from environment variable ``name``
+    (``SEQLAB_SCAN1_MAXNREG``, ``SEQLAB_SCAN1_BWD_MAXNREG``, ``SEQLAB_PREFIX_ATTN_SCAN_MAXNREG``,
+    ``SEQLAB_PREFIX_ATTN_SCAN_BWD_MAXNREG``; a multiple of 8 from 32 to 255, or 0 for none), else ``default``;
+    ``{}`` without a cap (ptxas decides).
+
+    The backward tiles take 128 for 16-bit storage (:func:`_bwd_regcap`); every other cap measured on the H200
+    was slower (``bash benchmarks/pending_gpu.sh $OUT fourteen``, docs/results.md)."""
     v = getenv(name)
-    if not v:
-        return {}
-    try:
-        n = int(v)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer register count, got {v!r}") from None
-    if not 32 <= n <= 255 or n % 8:
-        raise ValueError(f"{name}={n}: a register cap is a multiple of 8 from 32 to 255")
-    return {"maxnreg": n}
+    if v:
+        try:
+            n = int(v)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer register count, got {v!r}") from None
+        if n != 0 and (not 32 <= n <= 255 or n % 8):
+            raise ValueError(f"{name}={n}: a register cap is 0 (none) or a multiple of 8 from 32 to 255")
+    else:
+        n = default
+    return {"maxnreg": n} if n else {}
+
+
+def _bwd_regcap(name: str, dtype: torch.dtype) -> dict:
+    """The backward scan tiles' register cap: 128 for 16-bit storage (sm_90a, bf16 32x32x1 tile: 163 registers a
+    thread uncapped for scan1, 185 for prefix attention, one warp a program; 128 spills ~84 bytes and fits more
+    programs an SM). H200, CUDA graphs: scan1 bf16 forward+backward 0.411 -> 0.398 ms (accelerated-scan 0.414);
+    float32 0.688 -> 0.799 ms, so none there."""
+    return _regcap(name, 128 if dtype.itemsize == 2 else 0)
 
 
 def _i64(ws: torch.Tensor, x: torch.Tensor) -> bool:
@@ -228,6 +241,6 @@ def scan1_bwd(
         a, h0, h, do, dht, da, db, dh0, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, I64=_i64(ws, h), num_warps=warps, **_regcap("SEQLAB_SCAN1_BWD_MAXNREG"),
+        EARLY=early, I64=_i64(ws, h), num_warps=warps, **_bwd_regcap("SEQLAB_SCAN1_BWD_MAXNREG", h.dtype),
     )
     return da, db, dh0

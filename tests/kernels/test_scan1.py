@@ -406,12 +406,17 @@ def test_flat_forward_tiles(reverse, log_gate, cfg, D, T, no_inclusive, monkeypa
 @needs_triton
 def test_register_caps(monkeypatch, check_close):
     """``SEQLAB_SCAN1_MAXNREG`` / ``_BWD_MAXNREG`` (and prefix_attention's ``SEQLAB_PREFIX_ATTN_SCAN_MAXNREG`` /
-    ``_BWD_MAXNREG``) become the launch option ``maxnreg`` (results unchanged); bad values are refused by name."""
+    ``_BWD_MAXNREG``) become the launch option ``maxnreg`` (results unchanged; 0 for none); the backward tiles
+    default to 128 for 16-bit storage only; bad values are refused by name."""
     from seqlab.kernels.scan1 import triton_launch
 
     assert triton_launch._regcap("SEQLAB_SCAN1_MAXNREG") == {}
+    assert triton_launch._bwd_regcap("SEQLAB_SCAN1_BWD_MAXNREG", torch.bfloat16) == {"maxnreg": 128}
+    assert triton_launch._bwd_regcap("SEQLAB_SCAN1_BWD_MAXNREG", torch.float32) == {}
     monkeypatch.setenv("SEQLAB_SCAN1_MAXNREG", "96")
     assert triton_launch._regcap("SEQLAB_SCAN1_MAXNREG") == {"maxnreg": 96}
+    monkeypatch.setenv("SEQLAB_SCAN1_BWD_MAXNREG", "0")
+    assert triton_launch._bwd_regcap("SEQLAB_SCAN1_BWD_MAXNREG", torch.bfloat16) == {}
     for bad in ("x", "100", "16", "256"):
         monkeypatch.setenv("SEQLAB_SCAN1_BWD_MAXNREG", bad)
         with pytest.raises(ValueError, match="SEQLAB_SCAN1_BWD_MAXNREG"):
