@@ -14,6 +14,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" thirteen # FLAT tiles (no masks, immediate row offsets) in both forward scans
 #   bash benchmarks/pending_gpu.sh "$OUT" fourteen # register caps (maxnreg) of the value scans, forward and backward
 #   bash benchmarks/pending_gpu.sh "$OUT" final11  # eleventh session's defaults: prefix_attention and scan1 with peers
+#   bash benchmarks/pending_gpu.sh "$OUT" tiles11  # prefix_attention value-scan tiles after FLAT and the caps
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -250,6 +251,18 @@ if [ "$part" = final11 ]; then
         timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
             --json "$out/scan1_final11_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" \
             | grep -v " vs " | tail -14
+    done
+fi
+if [ "$part" = tiles11 ]; then
+    for cfg in 32,128,2 32,256,4 32,64,1 32,256,2 64,128,4; do
+        step "prefix_attention forward value tile $cfg (device us)"
+        SEQLAB_PREFIX_ATTN_SCAN_CFG=$cfg timeout 30 python3 benchmarks/pa_profile.py --forms scan 2>&1 | grep -v Warn \
+            | grep "^| _pa_scan" | head -3
+    done
+    for cfg in 32,64,2 16,32,1 32,64,1; do
+        step "prefix_attention backward value tile $cfg (device us)"
+        SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG=$cfg timeout 30 python3 benchmarks/pa_profile.py --forms scan 2>&1 \
+            | grep -v Warn | grep "^| _pa_scan_bwd" | head -2
     done
 fi
 if [ "$part" = final ]; then
