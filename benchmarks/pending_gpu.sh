@@ -15,6 +15,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" fourteen # register caps (maxnreg) of the value scans, forward and backward
 #   bash benchmarks/pending_gpu.sh "$OUT" final11  # eleventh session's defaults: prefix_attention and scan1 with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" tiles11  # prefix_attention value-scan tiles after FLAT and the caps
+#   bash benchmarks/pending_gpu.sh "$OUT" hints11  # the load hint and the store hint apart (SEQLAB_SCAN1_HINTS=1, 2)
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -263,6 +264,18 @@ if [ "$part" = tiles11 ]; then
         step "prefix_attention backward value tile $cfg (device us)"
         SEQLAB_PREFIX_ATTN_SCAN_BWD_CFG=$cfg timeout 30 python3 benchmarks/pa_profile.py --forms scan 2>&1 \
             | grep -v Warn | grep "^| _pa_scan_bwd" | head -2
+    done
+fi
+if [ "$part" = hints11 ]; then
+    for dt in float32 bfloat16; do
+        step "scan1 hints apart, $dt"
+        timeout 120 python3 benchmarks/scan1_sweep.py --configs "@HINTS=1;@HINTS=2" --graph --dtypes "$dt" \
+            --json "$out/scan1_hints11_$dt.json" 2>&1 | grep -v Warn | grep "fwd.*CUDA graph\|ok=False" | tail -8
+    done
+    for h in 1 2 3; do
+        step "prefix_attention forward value scan, SEQLAB_SCAN1_HINTS=$h (device us)"
+        SEQLAB_SCAN1_HINTS=$h timeout 30 python3 benchmarks/pa_profile.py --forms scan 2>&1 | grep -v Warn \
+            | grep "^| _pa_scan_fwd" | head -2
     done
 fi
 if [ "$part" = final ]; then

@@ -90,18 +90,18 @@ def _phases() -> tuple[bool, bool]:
     return two, opaque
 
 
-def _hints(dtype: torch.dtype) -> bool:
-    """Cache hints of the forward tiles: inputs loaded ``evict_first``, outputs stored streaming (``.cs``), so the
-    data read or written once leaves L2 before the look-back workspace words that later chunks poll.
-    ``SEQLAB_SCAN1_HINTS``: ``auto`` (default: on for 16-bit storage, off for float32), ``1`` or ``0``.
+def _hints(dtype: torch.dtype) -> int:
+    """Cache hints of the forward tiles, a bit mask: 1, inputs loaded ``evict_first``; 2, outputs stored streaming
+    (``.cs``); so data used once leaves L2 before the look-back workspace words that later chunks poll.
+    ``SEQLAB_SCAN1_HINTS``: ``auto`` (default: 3 for 16-bit storage, 0 for float32) or ``0``-``3``.
 
-    H200, CUDA-graph forward (``bash benchmarks/pending_gpu.sh $OUT eleven``, docs/results.md): scan1 B8 T8192
-    D1024 bf16 0.139 -> 0.131 ms, float32 0.212 -> 0.232 ms; prefix_attention's value scan (B4 T4096 H16 V128
+    H200, CUDA-graph forward (``bash benchmarks/pending_gpu.sh $OUT eleven``, docs/results.md), both hints: scan1 B8
+    T8192 D1024 bf16 0.139 -> 0.131 ms, float32 0.212 -> 0.232 ms; prefix_attention's value scan (B4 T4096 H16 V128
     bf16) 0.080 -> 0.072 ms for the whole scan forward."""
     v = getenv("SEQLAB_SCAN1_HINTS", "auto")
-    if v not in ("auto", "0", "1"):
-        raise ValueError(f"SEQLAB_SCAN1_HINTS must be auto, 0 or 1, got {v!r}")
-    return dtype.itemsize == 2 if v == "auto" else v == "1"
+    if v not in ("auto", "0", "1", "2", "3"):
+        raise ValueError(f"SEQLAB_SCAN1_HINTS must be auto or 0-3 (1 loads, 2 stores), got {v!r}")
+    return (3 if dtype.itemsize == 2 else 0) if v == "auto" else int(v)
 
 
 def _flat(varlen: bool, T: int, D: int, ct: int, bd: int) -> bool:

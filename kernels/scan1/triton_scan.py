@@ -260,8 +260,9 @@ def _fwd_coords(i_d, i_n, j, L, D, REVERSE: tl.constexpr, CT: tl.constexpr, BC: 
 
 @triton.jit
 def _stream_load(ptr, mask, other, HINTS: tl.constexpr):
-    """A load of data read once (``HINTS``: ``evict_first``, so it leaves L2 before the look-back workspace)."""
-    if HINTS:
+    """A load of data read once (``HINTS`` bit 1: ``evict_first``, so it leaves L2 before the look-back
+    workspace)."""
+    if HINTS & 1:
         return tl.load(ptr, mask=mask, other=other, eviction_policy="evict_first")
     else:
         return tl.load(ptr, mask=mask, other=other)
@@ -269,8 +270,8 @@ def _stream_load(ptr, mask, other, HINTS: tl.constexpr):
 
 @triton.jit
 def _stream_store(ptr, x, mask, HINTS: tl.constexpr):
-    """A store of data not read again by this kernel (``HINTS``: ``.cs``, streaming)."""
-    if HINTS:
+    """A store of data not read again by this kernel (``HINTS`` bit 2: ``.cs``, streaming)."""
+    if HINTS & 2:
         tl.store(ptr, x, mask=mask, cache_modifier=".cs")
     else:
         tl.store(ptr, x, mask=mask)

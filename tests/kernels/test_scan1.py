@@ -339,23 +339,25 @@ def test_two_phase_forward_half_precision(monkeypatch):
 @needs_triton
 @pytest.mark.parametrize("varlen,reverse", [(False, False), (True, True)])
 def test_forward_cache_hints(varlen, reverse, monkeypatch, check_close):
-    """``SEQLAB_SCAN1_HINTS=1`` (evict-first loads, streaming stores in the forward tiles) leaves every output and
-    gradient equal to the PyTorch path's (float32 here, where ``auto`` leaves them off); ``auto`` turns them on for
-    16-bit storage only; other values are refused by name."""
+    """``SEQLAB_SCAN1_HINTS`` 1 / 2 / 3 (evict-first loads, streaming stores, both, in the forward tiles) leave every
+    output and gradient equal to the PyTorch path's (float32 here, where ``auto`` leaves them off); ``auto`` is 3
+    for 16-bit storage; other values are refused by name."""
     from seqlab.kernels.scan1 import triton_launch
 
     monkeypatch.delenv("SEQLAB_SCAN1_HINTS", raising=False)
-    assert triton_launch._hints(torch.float32) is False
-    assert triton_launch._hints(torch.bfloat16) is True and triton_launch._hints(torch.float16) is True
+    assert triton_launch._hints(torch.float32) == 0
+    assert triton_launch._hints(torch.bfloat16) == 3 and triton_launch._hints(torch.float16) == 3
     monkeypatch.setenv("SEQLAB_SCAN1_HINTS", "0")
-    assert triton_launch._hints(torch.bfloat16) is False
-    monkeypatch.setenv("SEQLAB_SCAN1_HINTS", "yes")
-    with pytest.raises(ValueError, match="SEQLAB_SCAN1_HINTS"):
-        triton_launch._hints(torch.float32)
-    monkeypatch.setenv("SEQLAB_SCAN1_HINTS", "1")
-    assert triton_launch._hints(torch.float32) is True
+    assert triton_launch._hints(torch.bfloat16) == 0
+    for bad in ("yes", "4"):
+        monkeypatch.setenv("SEQLAB_SCAN1_HINTS", bad)
+        with pytest.raises(ValueError, match="SEQLAB_SCAN1_HINTS"):
+            triton_launch._hints(torch.float32)
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", "8,64,1")
-    _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 13, True, "hints", check_close)
+    for mask in ("1", "2", "3"):
+        monkeypatch.setenv("SEQLAB_SCAN1_HINTS", mask)
+        assert triton_launch._hints(torch.float32) == int(mask)
+        _triton_vs_torch(varlen, reverse, [3, 29, 1, 20], 13, True, f"hints {mask}", check_close)
 
 
 @needs_triton
