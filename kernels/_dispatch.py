@@ -49,6 +49,13 @@ def cdiv(x: int, y: int) -> int:
     return -(-x // y)
 
 
+def next_pow2(n: int) -> int:
+    """The smallest power of two ``>= n`` (0 for 0, as ``triton.next_power_of_2``), for host-side ints:
+    ``triton.next_power_of_2`` is a ``ConstexprFunction``, whose ``__call__`` unwraps constexprs on every call
+    (~3 us here)."""
+    return 0 if n <= 0 else 1 << (int(n) - 1).bit_length()
+
+
 def interpret_mode() -> bool:
     """True under ``TRITON_INTERPRET=1`` (Triton kernels run on the CPU through numpy)."""
     return getenv("TRITON_INTERPRET", "0") == "1"

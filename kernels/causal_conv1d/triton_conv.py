@@ -37,7 +37,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv
+from seqlab.kernels._dispatch import cdiv, next_pow2
 
 BLOCK_C = 64  # channels per program (128 contiguous bytes in bf16 per row)
 BLOCK_T = 64  # time rows per program (fewer for short sequences)
@@ -222,8 +222,8 @@ def _causal_conv1d_bwd_kernel(
 
 
 def _blocks(rows: int, C: int) -> tuple[int, int]:
-    bt = min(BLOCK_T, max(16, triton.next_power_of_2(max(rows, 1))))
-    bc = min(BLOCK_C, max(16, triton.next_power_of_2(C)))
+    bt = min(BLOCK_T, max(16, next_pow2(max(rows, 1))))
+    bc = min(BLOCK_C, max(16, next_pow2(C)))
     return bt, bc
 
 
@@ -256,7 +256,7 @@ def causal_conv1d_fwd(
         cu_seqlens = cu_seqlens.contiguous()
         seq = _row_sequence(cu_seqlens, T, 0)
     BT, BC = _blocks(T, C)
-    BK = triton.next_power_of_2(max(W - 1, 1))
+    BK = next_pow2(max(W - 1, 1))
     has_cache = cache is not None and W > 1
     grid = (cdiv(T, BT), cdiv(C, BC), B)
     _causal_conv1d_fwd_kernel[grid](

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-from seqlab.kernels._dispatch import cdiv, interpret_mode
+from seqlab.kernels._dispatch import cdiv, interpret_mode, next_pow2
 from seqlab.kernels.gla.chunk_layout import ChunkLayout
 
 CHUNK = 64
@@ -514,7 +514,7 @@ def _prec(dtype: torch.dtype) -> str:
 
 
 def _pow2(n: int, lo: int = 16) -> int:
-    return max(lo, triton.next_power_of_2(n))
+    return max(lo, next_pow2(n))
 
 
 def _state_blocks(K: int, V: int) -> tuple[int, int]:

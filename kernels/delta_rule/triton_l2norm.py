@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv
+from seqlab.kernels._dispatch import cdiv, next_pow2
 from seqlab.kernels._eager import EagerTwin, call, custom_op
 from seqlab.kernels.delta_rule.reference import L2NORM_EPS as EPS
 
@@ -45,7 +45,7 @@ def _l2norm_bwd_kernel(x, rstd, dy, dx, N, D: tl.constexpr, BR: tl.constexpr, BD
 
 
 def _blocks(D: int) -> tuple[int, int]:
-    BD = max(16, triton.next_power_of_2(D))
+    BD = max(16, next_pow2(D))
     return max(1, min(64, 4096 // BD)), BD
 
 

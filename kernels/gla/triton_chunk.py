@@ -67,7 +67,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv, interpret_mode
+from seqlab.kernels._dispatch import cdiv, interpret_mode, next_pow2
 from seqlab.kernels.gla.chunk_layout import ChunkLayout
 
 CHUNK = 64
@@ -94,7 +94,7 @@ def _tune(space, key):
 
     def prune(configs, named_args, **kwargs):  # drop blocks wider than the (padded) head dims
         args = {**named_args, **kwargs}
-        lim = {b: max(16, triton.next_power_of_2(args[d])) for b, d in (("BK", "K"), ("BV", "V")) if d in args}
+        lim = {b: max(16, next_pow2(args[d])) for b, d in (("BK", "K"), ("BV", "V")) if d in args}
         kept = [c for c in configs if all(c.kwargs.get(n, 0) <= m for n, m in lim.items())]
         return kept or configs[-1:]
 

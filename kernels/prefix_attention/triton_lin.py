@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
 from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test, _lse_combine, _seq_span
 from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _hints, _i64, _lanes, _phases, _regcap
 from seqlab.kernels.scan1.triton_scan import (
@@ -280,9 +280,9 @@ def _lse_tile(T: int, H: int) -> tuple[int, int, int]:
     to memory per program instead of a walk), at most 4,096 scores a program (sm_90a ``ptxas -v``, 8 warps:
     4096 x 1 186 registers a thread, 2048 x 2 195, 4096 x 2 spills)."""
     if interpret_mode():
-        return 16, min(4, triton.next_power_of_2(H)), 1
-    bt = max(16, min(4096, triton.next_power_of_2(max(T, 1))))
-    bh = max(1, min(triton.next_power_of_2(H), 4096 // bt))
+        return 16, min(4, next_pow2(H)), 1
+    bt = max(16, min(4096, next_pow2(max(T, 1))))
+    bh = max(1, min(next_pow2(H), 4096 // bt))
     return bt, bh, 8 if bt * bh >= 2048 else 4
 
 
@@ -305,7 +305,7 @@ def _lse_chunk_tile(H: int, backward: bool = False) -> tuple[int, int, int]:
     backward): 128,16,4 12.2 / 5.1; 64,16,2 10.1 / 6.1; 32,16,1 7.1 / 7.7."""
     env = getenv("SEQLAB_PREFIX_ATTN_LSE_TILE")
     if not env and interpret_mode():
-        return 16, min(4, triton.next_power_of_2(H)), 1
+        return 16, min(4, next_pow2(H)), 1
     if env:
         try:
             ct, bh, w = (int(x) for x in env.split(","))
@@ -314,7 +314,7 @@ def _lse_chunk_tile(H: int, backward: bool = False) -> tuple[int, int, int]:
         if any(x <= 0 or x & (x - 1) for x in (ct, bh, w)) or ct < 16:
             raise ValueError(f"SEQLAB_PREFIX_ATTN_LSE_TILE={env!r}: CT, BH and W must be powers of two, CT >= 16")
         return ct, bh, w
-    bh = min(16, triton.next_power_of_2(H))
+    bh = min(16, next_pow2(H))
     if backward:
         return max(16, 2048 // bh), bh, 4
     return max(32, 512 // bh), bh, 1
@@ -335,7 +335,7 @@ def _score_pass(s, lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H) -> None:
     grid = (nch, N, cdiv(H, bh))
     _pa_lse_sum_kernel[grid](s, sm, sw, cu_seqlens, T, nch, H=H, CT=ct, BH=bh, VARLEN=varlen, num_warps=w)
     _pa_lse_chunk_kernel[grid](s, sm, sw, lse, beta, m0, w0, mT, wT, cu_seqlens, T, nch, H=H, CT=ct, BH=bh,
-                               BP=min(64, triton.next_power_of_2(nch)) if not interpret_mode() else 4,
+                               BP=min(64, next_pow2(nch)) if not interpret_mode() else 4,
                                HAS_H0=m0 is not None, VARLEN=varlen, num_warps=w)
 
 

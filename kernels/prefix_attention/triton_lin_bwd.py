@@ -24,7 +24,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
 from seqlab.kernels.prefix_attention.triton_lin import (
     _lse_chunk_tile,
     _pa_chunk_rows,
@@ -244,8 +244,8 @@ def prefix_attention_bwd_scan(s, v, o, lse, m0, u0, w0, mT, cu_seqlens, do, duT,
     _pa_ds_sum_kernel[grid](beta, dbeta, lse, ssum, cu_seqlens, T, nchl, H=H, CT=ctl, BH=bh, VARLEN=varlen,
                             num_warps=w)
     _pa_ds_chunk_kernel[grid](beta, dbeta, lse, ssum, o, duT, dwT, mT, ds, y0, cu_seqlens, T, nchl, H=H, V=V,
-                              CT=ctl, BH=bh, BP=min(64, triton.next_power_of_2(nchl)) if not interpret_mode() else 4,
-                              BV=triton.next_power_of_2(V), HAS_H0=has_h0, VARLEN=varlen, num_warps=w)
+                              CT=ctl, BH=bh, BP=min(64, next_pow2(nchl)) if not interpret_mode() else 4,
+                              BV=next_pow2(V), HAS_H0=has_h0, VARLEN=varlen, num_warps=w)
     if not has_h0:
         return ds, dv, None, None
     first = lse[:, 0] if not varlen else lse[0, cu_seqlens[:-1].long()]

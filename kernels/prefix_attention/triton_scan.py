@@ -49,7 +49,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
 
 
 @triton.jit
@@ -224,7 +224,7 @@ def _pa_bwd_kernel(s, v, o, lse, m0, mT, cu, do, duT, dwT, ds_part, dv, du0, dw0
 
 def _cfg(V: int) -> tuple[int, int]:
     BT = 64
-    BV = min(16, max(16, triton.next_power_of_2(V)))  # many programs: the chunk loop is latency-bound
+    BV = min(16, max(16, next_pow2(V)))  # many programs: the chunk loop is latency-bound
     return BT, BV
 
 
@@ -803,7 +803,7 @@ def prefix_attention_fwd(s, v, m0, u0, w0, cu_seqlens):
         return prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens)
     B, T, H, V = v.shape
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
-    BT, BV = 64, min(64, max(16, triton.next_power_of_2(V)))
+    BT, BV = 64, min(64, max(16, next_pow2(V)))
     NV = cdiv(V, BV)
     s = s.contiguous()
     dev = v.device

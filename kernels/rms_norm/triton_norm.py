@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv
+from seqlab.kernels._dispatch import cdiv, next_pow2
 
 
 @triton.jit
@@ -109,7 +109,7 @@ def _rms_norm_bwd_kernel(x, z, w, rstd, dy, dx, dz, dw, N, n_blocks, blocks_per_
 
 def blocks(D: int) -> tuple[int, int, int]:
     """``(BR, BD, num_warps)`` for rows of ``D`` features: tiles of about 4096 elements, one row once D >= 4096."""
-    BD = max(16, triton.next_power_of_2(D))
+    BD = max(16, next_pow2(D))
     BR = max(1, min(64, 4096 // BD))
     return BR, BD, min(16, max(4, BR * BD // 1024))
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 
 import torch
-import triton
 
-from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
 from seqlab.kernels.scan1.triton_scan import _scan1_bwd_kernel, _scan1_fwd_kernel
 
 
@@ -42,10 +41,10 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
         return ct, bd, w
     if interpret_mode():
         return 16, 32, 1
-    ct = max(16, min(32, triton.next_power_of_2(max(L, 1))))
+    ct = max(16, min(32, next_pow2(max(L, 1))))
     if backward:
         return ct, 32, 1
-    bd = min(128, max(32, triton.next_power_of_2(D)))
+    bd = min(128, max(32, next_pow2(D)))
     return ct, bd, 2 if bd == 128 else 1
 
 

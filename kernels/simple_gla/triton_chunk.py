@@ -38,7 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv, interpret_mode
+from seqlab.kernels._dispatch import cdiv, interpret_mode, next_pow2
 
 BT = 64
 
@@ -482,8 +482,8 @@ def fused_recurrent_simple_gla_fwd(q, k, v, g, scale, h0, cu_seqlens, reverse, o
     B, T, HK, K = q.shape
     H, V = v.shape[2:]
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
-    BK = max(16, triton.next_power_of_2(K))
-    BV = min(max(16, triton.next_power_of_2(V)), 32 if BK <= 128 else 16)
+    BK = max(16, next_pow2(K))
+    BV = min(max(16, next_pow2(V)), 32 if BK <= 128 else 16)
     o = torch.empty_like(v)
     ht = q.new_empty(N, H, K, V, dtype=torch.float32) if output_final_state else None
     _fused_recurrent_kernel[(cdiv(V, BV), N * H)](

@@ -85,3 +85,12 @@ def test_getenv_follows_os_environ(monkeypatch):
     assert getenv(name) == "x\u00e9"
     del os.environ[name]
     assert getenv(name, "gone") == "gone"
+
+
+def test_next_pow2_matches_triton():
+    """The host-side ``next_pow2`` equals ``triton.next_power_of_2`` (which costs a ``ConstexprFunction`` call)."""
+    triton = pytest.importorskip("triton")
+    from seqlab.kernels._dispatch import next_pow2
+
+    for n in list(range(0, 5000)) + [2**20 - 1, 2**20, 2**20 + 1, 2**31 - 1, 2**31, 2**31 + 1]:
+        assert next_pow2(n) == triton.next_power_of_2(n), n

@@ -223,7 +223,7 @@ ints = {k: "i32" for k in "L D NSEQ NCH nD".split()}
 common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=False,
               I64=False)
 kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, ABLATE=0,
-                                          TWO=True, OPAQUE=True)),
+                                          TWO=True, OPAQUE=True, HINTS=3, FLAT=False, DK=0)),
         (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True))]
 for fn, sig, extra in kern:
     names = fn.arg_names
