@@ -28,7 +28,13 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
-from seqlab.kernels.prefix_attention.triton_scan import _fwd_outputs, _lookback_test, _lse_combine, _seq_span
+from seqlab.kernels.prefix_attention.triton_scan import (
+    _fwd_outputs,
+    _keep_initial,
+    _lookback_test,
+    _lse_combine,
+    _seq_span,
+)
 from seqlab.kernels.scan1.triton_launch import _config, _flag, _geometry, _hints, _i64, _lanes, _phases, _regcap
 from seqlab.kernels.scan1.triton_scan import (
     _chans,
@@ -39,8 +45,8 @@ from seqlab.kernels.scan1.triton_scan import (
     _opaque,
     _rows,
     _seq_flags,
+    _store_tile,
     _stream_load,
-    _stream_store,
     _ticket,
 )
 
@@ -243,6 +249,7 @@ def _pa_scan_fwd_kernel(
     D: tl.constexpr = H * V
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, False, CT, BC, VEC)
+    po = None
     if FLAT:
         pv, po, pb = _pa_flat_ptrs(v, beta, o, i_n, j, i_d, L, o_d, H, V, CT, BC, VEC, I64)
         v_raw = _stream_load(pv, None, None, HINTS)
@@ -265,12 +272,7 @@ def _pa_scan_fwd_kernel(
         _, hs = tl.associative_scan((a2, b2), 1, _combine)
     else:
         hs = ca * _chans(h_in) + cb
-    if FLAT:
-        _stream_store(po, hs.to(o.dtype.element_ty), None, HINTS)
-    else:
-        if OPAQUE:
-            offs = _rows(_opaque(r, True)) * D + _chans(o_d)
-        _stream_store(o + offs, hs.to(o.dtype.element_ty), mask, HINTS)
+    _store_tile(o, po, hs, r, o_d, offs, mask, D, OPAQUE, HINTS, FLAT)
     if STORE_FINAL:
         _pa_final_u(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, uT, wT, H, V, CT, IS_VARLEN)
 
@@ -374,10 +376,7 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
     N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     o, lse, mT, uT, wT = _fwd_outputs(v, N)
     if T == 0:  # no steps: every sequence keeps its initial state
-        if m0 is None:
-            mT.fill_(float("-inf")), uT.zero_(), wT.zero_()
-        else:
-            mT.copy_(m0), uT.copy_(u0), wT.copy_(w0)
+        _keep_initial(m0, u0, w0, mT, uT, wT)
         return o, mT, uT, wT, lse
     if cu_seqlens is not None:  # empty sequences have no last step to write u_T: they keep the initial state
         uT.copy_(u0) if u0 is not None else uT.zero_()

@@ -347,6 +347,14 @@ def _pa_fused_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.cons
         tl.store(wT + i_nh64, b_w)
 
 
+def _keep_initial(m0, u0, w0, mT, uT, wT) -> None:
+    """Final state of sequences with no steps: the initial state, or the empty ``(-inf, 0, 0)``."""
+    if m0 is None:
+        mT.fill_(float("-inf")), uT.zero_(), wT.zero_()
+    else:
+        mT.copy_(m0), uT.copy_(u0), wT.copy_(w0)
+
+
 def _fwd_outputs(v: torch.Tensor, N: int):
     """The forward's outputs for ``v`` ``[B, T, H, V]`` and ``N`` sequences: ``o`` like ``v``, float32 ``lse``
     ``[B, T, H]`` and final state ``m_T, u_T, w_T`` (``[N, H]``, ``[N, H, V]``, ``[N, H]``)."""
@@ -758,10 +766,7 @@ def prefix_attention_fwd_lookback(s, v, m0, u0, w0, cu_seqlens):
     dev = v.device
     o, lse, mT, uT, wT = _fwd_outputs(v, N)
     if T == 0:  # no chunks: every sequence keeps its initial state
-        if m0 is None:
-            mT.fill_(float("-inf")), uT.zero_(), wT.zero_()
-        else:
-            mT.copy_(m0), uT.copy_(u0), wT.copy_(w0)
+        _keep_initial(m0, u0, w0, mT, uT, wT)
         return o, mT, uT, wT, lse
     varlen = cu_seqlens is not None
     pinned = _lb_pinned()

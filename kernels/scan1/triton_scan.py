@@ -336,6 +336,20 @@ def _fwd_inputs(a_raw, b_raw, is_start, seq, o_d, m_d, h0_ptr, D, LOG_A: tl.cons
 
 
 @triton.jit
+def _store_tile(x_ptr, x_flat, hs, r, o_d, offs, mask, D, OPAQUE: tl.constexpr, HINTS: tl.constexpr,
+                FLAT: tl.constexpr):
+    """Store a scanned forward tile in ``x_ptr``'s dtype: through the ``FLAT`` pointers (no mask), else at ``offs``
+    (recomputed from an opaque copy of the rows under ``OPAQUE``, so the addresses are not held through the
+    look-back)."""
+    if FLAT:
+        _stream_store(x_flat, hs.to(x_ptr.dtype.element_ty), None, HINTS)
+    else:
+        if OPAQUE:
+            offs = _rows(_opaque(r, True)) * D + _chans(o_d)
+        _stream_store(x_ptr + offs, hs.to(x_ptr.dtype.element_ty), mask, HINTS)
+
+
+@triton.jit
 def _store_final(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, ht_ptr, D, CT: tl.constexpr, IS_VARLEN: tl.constexpr):
     """The final state from the rows that end a sequence. Dense: only the sequence's last chunk holds one, at row
     ``L - 1 - j CT``; selecting it by that index keeps the ``[BC, VEC]`` result cheap, where a mask built from the
@@ -378,12 +392,7 @@ def _fwd_tile(
         _, hs = tl.associative_scan((a2, b2), 1, _combine)
     else:
         hs = ca * _chans(h_in) + cb
-    if FLAT:
-        _stream_store(h_flat, hs.to(h_ptr.dtype.element_ty), None, HINTS)
-    else:
-        if OPAQUE:
-            offs = _rows(_opaque(r, True)) * D + _chans(o_d)
-        _stream_store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask, HINTS)
+    _store_tile(h_ptr, h_flat, hs, r, o_d, offs, mask, D, OPAQUE, HINTS, FLAT)
     if STORE_FINAL:
         _store_final(hs, is_end, seq, rows, i_n, j, L, o_d, m_d, ht_ptr, D, CT, IS_VARLEN)
 
