@@ -25,6 +25,13 @@ source benchmarks/device_env.sh || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0)) s] $*"; }
+scan1_defaults() {  # JSON prefix: scan1's defaults, eager and from CUDA graphs, bf16 then float32, peers beside
+    for dt in bfloat16 float32; do
+        step "scan1 defaults, $dt"
+        timeout 110 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" --json "$out/$1_$dt.json" 2>&1 \
+            | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -14
+    done
+}
 if [ "$part" = gla ]; then
     # the seventh session measured the gla fwd ratio (1.08x) and the fwd+bwd ratio (1.16x, older forward) in two
     # runs: fla's backward autotune (~200 s) cut the second run's fwd+bwd row. This step gives both in one process.
@@ -107,11 +114,7 @@ fi
 if [ "$part" = nine ]; then
     # ninth session: the new defaults (two-phase forward, recomputed addresses), eager and from CUDA graphs, and the
     # host time of the eager launch path piece by piece, backward included
-    for dt in bfloat16 float32; do
-        step "scan1 defaults, $dt"
-        timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
-            --json "$out/nine_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -14
-    done
+    scan1_defaults nine
     step "host time of the eager launch path, piece by piece"
     timeout 60 python3 benchmarks/host_parts.py --json "$out/host_parts.json" 2>&1 | grep -v Warn | tail -20
 fi
@@ -184,12 +187,7 @@ if [ "$part" = twelve ]; then
     step "prefix_attention kernel times (defaults)"
     timeout 40 python3 benchmarks/pa_profile.py --forms scan --json "$out/pa12_prof.json" 2>&1 | grep -v Warn \
         | grep "^| _\|^| void\|sum" | head -24
-    for dt in bfloat16 float32; do
-        step "scan1 defaults, $dt"
-        timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
-            --json "$out/scan1_12_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" \
-            | grep -v " vs " | tail -14
-    done
+    scan1_defaults scan1_12
     if command -v ncu >/dev/null; then
         for k in _pa_scan_fwd_kernel _pa_scan_bwd_kernel; do
             step "ncu $k"
@@ -247,12 +245,7 @@ if [ "$part" = final11 ]; then
     step "prefix_attention kernel times"
     timeout 40 python3 benchmarks/pa_profile.py --forms scan --json "$out/pa_final11_prof.json" 2>&1 | grep -v Warn \
         | grep "^| _\|^| void\|sum" | head -24
-    for dt in bfloat16 float32; do
-        step "scan1 defaults, $dt"
-        timeout 100 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" \
-            --json "$out/scan1_final11_$dt.json" 2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" \
-            | grep -v " vs " | tail -14
-    done
+    scan1_defaults scan1_final11
 fi
 if [ "$part" = tiles11 ]; then
     for cfg in 32,128,2 32,256,4 32,64,1 32,256,2 64,128,4; do
