@@ -1,6 +1,8 @@
 """Host side of the scan1 Triton kernels: tile configs, option flags, the look-back workspace and the launches.
 
-The kernels live in :mod:`seqlab.kernels.scan1.triton_scan` (one program per tile).
+The kernels live in :mod:`seqlab.kernels.scan1.triton_scan` (look-back: one program per tile) and
+:mod:`seqlab.kernels.scan1.triton_walk` (one program per sequence and channel block, dense float32 with enough
+channels; :func:`_walk_config`).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import torch
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
 from seqlab.kernels.scan1.triton_scan import _scan1_bwd_kernel, _scan1_fwd_kernel
+from seqlab.kernels.scan1.triton_walk import _scan1_walk_bwd_kernel, _scan1_walk_fwd_kernel
 
 
 def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple[int, int, int]:
@@ -46,6 +49,56 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
         return ct, 32, 1
     bd = min(128, max(32, next_pow2(D)))
     return ct, bd, 2 if bd == 128 else 1
+
+
+_SMS: dict = {}
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 1
+    i = device.index if device.index is not None else torch.cuda.current_device()
+    if i not in _SMS:
+        _SMS[i] = torch.cuda.get_device_properties(i).multi_processor_count
+    return _SMS[i]
+
+
+def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varlen: bool,
+                 backward: bool = False) -> tuple[int, int, int, int, int] | None:
+    """``(CT, BC, VEC, num_warps, STAGES)`` of the walking kernels (:mod:`seqlab.kernels.scan1.triton_walk`), or
+    ``None`` for the look-back kernels.
+
+    ``SEQLAB_SCAN1_WALK``: ``auto`` (default), ``0`` (never) or ``1`` (always, dense input). ``auto`` walks float32
+    dense input when there are at least ``3/2`` programs an SM (``B * D / BD``; fewer leave HBM idle). On the H200 at
+    B=8 T=8192 D=1024 (256 forward programs, 512 backward, 132 SMs; ``benchmarks/scan1_walk_probe.py``, twelfth
+    session) the float32 forward took 0.197 ms walking against 0.212 ms with look-back, the backward kernel 0.364
+    against 0.483 ms; in bf16 walking was slower (forward 0.168 against 0.129 ms, backward 0.341 against 0.265),
+    so 16-bit storage keeps the look-back kernels. Under ``TRITON_INTERPRET=1`` ``auto`` keeps the look-back
+    kernels too (their tests); tests of this form set ``SEQLAB_SCAN1_WALK=1``. ``SEQLAB_SCAN1_WALK_CFG`` / ``SEQLAB_SCAN1_WALK_BWD_CFG`` =
+    ``CT,BC,VEC,W,S`` override the tiles (sweeps)."""
+    v = getenv("SEQLAB_SCAN1_WALK", "auto")
+    if v not in ("auto", "0", "1"):
+        raise ValueError(f"SEQLAB_SCAN1_WALK must be auto, 0 or 1, got {v!r}")
+    if v == "0" or varlen:
+        return None
+    env = getenv("SEQLAB_SCAN1_WALK_BWD_CFG" if backward else "SEQLAB_SCAN1_WALK_CFG")
+    if env:
+        try:
+            ct, bc, vec, w, st = (int(x) for x in env.split(","))
+        except ValueError:
+            raise ValueError(f"SEQLAB_SCAN1_WALK_CFG / _BWD_CFG must be CT,BC,VEC,W,S integers, got {env!r}") from None
+        if min(ct, bc, vec, w, st) < 1 or any(x & (x - 1) for x in (ct, bc, vec, w)):
+            raise ValueError(f"SEQLAB_SCAN1_WALK_CFG / _BWD_CFG: CT, BC, VEC, W must be powers of two and S >= 1, "
+                             f"got {env!r}")
+    elif interpret_mode():
+        ct, bc, vec, w, st = 16, 16, 1, 1, 2
+    elif backward:
+        ct, bc, vec, w, st = 16, 16, 1, 1, 4
+    else:
+        ct, bc, vec, w, st = 64, 32, 1, 1, 3
+    if v == "auto" and (interpret_mode() or dtype.itemsize != 4 or 2 * B * cdiv(D, bc * vec) < 3 * _sm_count(device)):
+        return None
+    return ct, bc, vec, w, st
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -203,6 +256,15 @@ def scan1_fwd(
         if ht is not None:
             ht.copy_(h0 if h0 is not None else torch.zeros_like(ht))
         return h, ht
+    walk = _walk_config(b.dtype, B, D, b.device, cu_seqlens is not None) if _ablate() == 0 else None
+    if walk is not None:
+        ct, bc, vec, warps, stages = walk
+        nd = cdiv(D, bc * vec)
+        _scan1_walk_fwd_kernel[(B * nd,)](
+            a, b, h0, h, ht, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state,
+            REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1, num_warps=warps,
+        )
+        return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
     bc, vec = _lanes(bd, warps)
     ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
@@ -231,6 +293,15 @@ def scan1_bwd(
     if T == 0:
         if dh0 is not None and dht is not None:
             dh0.copy_(dht)
+        return da, db, dh0
+    walk = _walk_config(h.dtype, B, D, h.device, cu_seqlens is not None, backward=True)
+    if walk is not None:
+        ct, bc, vec, warps, stages = walk
+        nd = cdiv(D, bc * vec)
+        _scan1_walk_bwd_kernel[(B * nd,)](
+            a, h0, h, do, dht, da, db, dh0, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None,
+            REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1, num_warps=warps,
+        )
         return da, db, dh0
     ct, bd, warps = _config(h.dtype, D, T, backward=True)
     bc, vec = _lanes(bd, warps)

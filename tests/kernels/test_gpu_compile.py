@@ -61,6 +61,13 @@ def _scan1(dt, monkeypatch):
                                      backend="triton"), a, b, h0)
         _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, cu_seqlens=CU,
                                      backend="triton"), a[:1], b[:1], torch.randn(3, D))
+    # the walking kernels (triton_walk), both gate forms, h0 / final state, both directions
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
+    a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
+    _run(lambda b_, la: scan1(None, b_, log_a=la, backend="triton"), b, a.float().log().to(dt))
+    _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True, backend="triton"),
+         a, b, h0)
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "0")
 
 
 def _linear_attn(op, dt, gated_vec):
@@ -264,3 +271,47 @@ def test_scan1_one_trip_look_back_layouts_hold_each_channel_once(cfg):
                for key in ("sizePerThread", "threadsPerWarp", "warpsPerCTA")]
         assert all(len(p) == len(dims) for p in per), ln
         assert all(per[0][i] * per[1][i] * per[2][i] <= dims[i] for i in range(len(dims))), ln
+
+
+_WALK_PROBE = r"""
+import sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from seqlab.kernels.scan1.triton_walk import _scan1_walk_bwd_kernel, _scan1_walk_fwd_kernel
+
+dt = sys.argv[1]
+ct, bc, vec, w, st = (int(x) for x in sys.argv[2].split(","))
+common = {"CT": ct, "BC": bc, "VEC": vec, "STAGES": st, "I64": 0, "LOG_A": 1, "HAS_H0": 1, "REVERSE": 0}
+for fn, ptrs, flags in ((_scan1_walk_fwd_kernel, ["a_ptr", "b_ptr", "h0_ptr", "h_ptr", "ht_ptr"], {"STORE_FINAL": 1}),
+                        (_scan1_walk_bwd_kernel, ["a_ptr", "h0_ptr", "h_ptr", "do_ptr", "dht_ptr", "da_ptr", "db_ptr",
+                                                  "dh0_ptr"], {"HAS_DHT": 1})):
+    f32 = {"h0_ptr", "ht_ptr", "dht_ptr", "dh0_ptr"}
+    sig = {n: ("*fp32" if n in f32 else "*" + dt) for n in ptrs}
+    sig.update({"L": "i32", "D": "i32", "nD": "i32"})
+    consts = {**common, **flags}
+    sig.update({k: "constexpr" for k in consts})
+    attrs = {(i,): [["tt.divisibility", 16]] for i in range(len(ptrs))}
+    k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
+                       options={"num_warps": w, "num_stages": st})
+    print(fn.__name__, k.asm["ttgir"].count("async_copy_global_to_local"), k.metadata.shared)
+"""
+
+
+@pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3"), ("fp32", "16,16,1,1,4")])
+def test_scan1_walking_loads_are_pipelined(dt, cfg):
+    """The walking kernels rely on Triton's software pipeliner to keep HBM busy with two programs an SM: compiled
+    for sm_90 at the default tiles (``_walk_config``), every loop load (forward: ``a``, ``b``; backward: ``do``, the
+    next gate, ``h_{p-1}``, the gate) must become an ``async_copy_global_to_local`` into shared memory. A Triton
+    upgrade that stops pipelining non-dot loads fails here instead of silently halving the bandwidth. (bf16 tiles of
+    one channel a thread load 2 bytes, below ``cp.async``'s 4: not pipelined, one reason bf16 keeps the look-back.)"""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", _WALK_PROBE, dt, cfg], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = {ln.split()[0]: (int(ln.split()[1]), int(ln.split()[2])) for ln in out.stdout.splitlines()}
+    assert got["_scan1_walk_fwd_kernel"][0] >= 2 and got["_scan1_walk_fwd_kernel"][1] > 0, out.stdout
+    assert got["_scan1_walk_bwd_kernel"][0] >= 4 and got["_scan1_walk_bwd_kernel"][1] > 0, out.stdout

@@ -497,3 +497,95 @@ def test_benchmark_ablations(monkeypatch):
     monkeypatch.setenv("SEQLAB_SCAN1_ABLATE", "3")
     with pytest.raises(ValueError, match="SEQLAB_SCAN1_ABLATE"):
         triton_launch._ablate()
+
+
+WALK_CFGS = ["16,16,1,1,2", "8,32,1,1,3", "8,8,2,1,1", "16,64,1,2,2"]
+
+
+@needs_triton
+@pytest.mark.parametrize("T", TS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("gate", ["log_a", "a"])
+def test_walking_kernels_match_oracle(T, reverse, gate, monkeypatch, check_close):
+    """The walking kernels (``triton_walk``, ``SEQLAB_SCAN1_WALK=1``): h, the final state and every gradient
+    (initial state included) against the naive oracle, both directions, both gate forms, T in {1, 63, 64, 65, 130}
+    (ragged last chunks), D = 20 (a masked channel block); the launch really took the walking kernels."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
+    taken = []
+    real = triton_launch._walk_config
+    monkeypatch.setattr(triton_launch, "_walk_config", lambda *a, **k: taken.append(real(*a, **k)) or taken[-1])
+    la, b, h0 = _inputs(2, T, 20, seed=T + 7)
+    w = torch.randn(b.shape, generator=torch.Generator().manual_seed(2))
+
+    def ours(la_, b_, h0_):
+        kw = dict(log_a=la_) if gate == "log_a" else dict(a=la_.exp())
+        a = kw.pop("a", None)
+        return scan1(a, b_, initial_state=h0_, output_final_state=True, reverse=reverse, backend="triton", **kw)
+
+    got = _run(ours, la, b, h0, w)
+    ref = _run(lambda la_, b_, h0_: scan1_naive(la_.exp(), b_, h0_, reverse), la, b, h0, w)
+    assert len(taken) == 2 and all(t is not None for t in taken), taken
+    for name, x, r in zip(NAMES, got, ref):
+        check_close(f"walk {name}", x, r, 1e-5)
+
+
+@needs_triton
+@pytest.mark.parametrize("cfg", WALK_CFGS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_walking_tiles_without_state(cfg, reverse, monkeypatch, check_close):
+    """Walking tiles of every shape (time split over threads, vector lanes, two warps) without an initial state or
+    final state and with negative gates (``a`` form), forward and backward, against the PyTorch path; the output
+    buffers are poisoned with NaN first, so a row or channel the kernels skip fails."""
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK_BWD_CFG", cfg)
+    gen = torch.Generator().manual_seed(11)
+    B, T, D = 3, 37, 40
+    a = torch.rand(B, T, D, generator=gen) * 2 - 1
+    b, w = torch.randn(B, T, D, generator=gen), torch.randn(B, T, D, generator=gen)
+    real_empty = torch.empty_like
+    monkeypatch.setattr(torch, "empty_like", lambda x, **k: real_empty(x, **k).fill_(float("nan")))
+
+    def run(backend):
+        leaves = [x.clone().requires_grad_() for x in (a, b)]
+        h = scan1(leaves[0], leaves[1], reverse=reverse, backend=backend)[0]
+        return [h.detach(), *torch.autograd.grad((h * w).sum(), leaves)]
+
+    ref = run("torch")
+    for name, x, r in zip(["h", "da", "db"], run("triton"), ref):
+        check_close(f"walk {cfg} {name}", x, r, 1e-5)
+
+
+def test_walk_dispatch(monkeypatch):
+    """``SEQLAB_SCAN1_WALK``: ``auto`` walks float32 dense input with >= 3/2 programs an SM and never 16-bit storage,
+    packed input or the interpreter; ``0`` never walks; bad values and configs are refused by name."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setattr(triton_launch, "_sm_count", lambda device: 132)
+    monkeypatch.setattr(triton_launch, "interpret_mode", lambda: False)
+    cuda = torch.device("cuda", 0)
+    f32, bf16 = torch.float32, torch.bfloat16
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (64, 32, 1, 1, 3)
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False, backward=True) == (16, 16, 1, 1, 4)
+    assert triton_launch._walk_config(f32, 2, 1024, cuda, False) is None  # 64 programs for 132 SMs
+    assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, True) is None
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
+    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 32, 1, 1, 3)
+    assert triton_launch._walk_config(f32, 1, 32, cuda, True) is None  # packed input always looks back
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "0")
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False) is None
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "yes")
+    with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK"):
+        triton_launch._walk_config(f32, 8, 1024, cuda, False)
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
+    for bad in ("64,32,1", "64,24,1,1,3", "64,32,1,1,0", "a,b,c,d,e"):
+        monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", bad)
+        with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK_CFG"):
+            triton_launch._walk_config(f32, 8, 1024, cuda, False)
+    monkeypatch.setattr(triton_launch, "interpret_mode", lambda: True)
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "auto")
+    monkeypatch.delenv("SEQLAB_SCAN1_WALK_CFG")
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False) is None
