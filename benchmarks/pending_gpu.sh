@@ -275,7 +275,7 @@ fi
 if [ "$part" = walk12 ]; then
     step "scan1 float32: walking kernels (default) against the look-back kernels and other walking tiles"
     timeout 400 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_walk12.json" \
-        --configs "@WALK=0;@WALK_CFG=32,32,1,1,5;@WALK_BWD_CFG=32,16,1,1,3;@WALK_BWD_CFG=16,16,1,1,3" 2>&1 \
+        --configs "@WALK=0;@WALK_CFG=32,32,1,1,4;@WALK_BWD_CFG=32,16,1,1,3;@WALK_BWD_CFG=16,16,1,1,6;@WALK_BWD_CFG=32,32,1,1,4" 2>&1 \
         | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction\|limit" | tail -40
 fi
 if [ "$part" = final ]; then

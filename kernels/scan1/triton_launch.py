@@ -262,7 +262,8 @@ def scan1_fwd(
         nd = cdiv(D, bc * vec)
         _scan1_walk_fwd_kernel[(B * nd,)](
             a, b, h0, h, ht, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state,
-            REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1, num_warps=warps,
+            REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
+            MASK_D=D % (bc * vec) != 0, num_warps=warps,
         )
         return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
@@ -300,7 +301,8 @@ def scan1_bwd(
         nd = cdiv(D, bc * vec)
         _scan1_walk_bwd_kernel[(B * nd,)](
             a, h0, h, do, dht, da, db, dh0, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None,
-            REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1, num_warps=warps,
+            REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
+            MASK_D=D % (bc * vec) != 0, num_warps=warps,
         )
         return da, db, dh0
     ct, bd, warps = _config(h.dtype, D, T, backward=True)

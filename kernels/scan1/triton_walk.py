@@ -45,12 +45,19 @@ def _walk_chans(pid, nD, D, BC: tl.constexpr, VEC: tl.constexpr, I64: tl.constex
 
 
 @triton.jit
-def _row_of(i_n, p, L, REVERSE: tl.constexpr):
-    """Row of the packed ``[B * T]`` axis holding scan position ``p`` of sequence ``i_n``."""
-    if REVERSE:
-        return i_n * L + L - 1 - p
+def _ld(ptr, mask, other, MASKED: tl.constexpr):
+    if MASKED:
+        return tl.load(ptr, mask=mask, other=other).to(tl.float32)
     else:
-        return i_n * L + p
+        return tl.load(ptr).to(tl.float32)
+
+
+@triton.jit
+def _st(ptr, x, mask, MASKED: tl.constexpr):
+    if MASKED:
+        tl.store(ptr, x.to(ptr.dtype.element_ty), mask=mask)
+    else:
+        tl.store(ptr, x.to(ptr.dtype.element_ty))
 
 
 @triton.jit
@@ -64,32 +71,98 @@ def _last(x, rows, CT: tl.constexpr):
 
 
 @triton.jit
+def _fwd_chunk(a_ptr, b_ptr, h_ptr, offs, mask, h, rows, LOG_A: tl.constexpr, CT: tl.constexpr,
+               MASKED: tl.constexpr):
+    """Scan one chunk from carry ``h``, store it, return the carry out (masked rows are identity steps)."""
+    if LOG_A:
+        a = tl.exp(_ld(a_ptr + offs, mask, 0.0, MASKED))
+    else:
+        a = _ld(a_ptr + offs, mask, 1.0, MASKED)
+    b = _ld(b_ptr + offs, mask, 0.0, MASKED)
+    b += _first_row(a * h[:, None, :], rows)
+    _, hs = tl.associative_scan((a, b), 1, _combine)
+    _st(h_ptr + offs, hs, mask, MASKED)
+    return _last(hs, rows, CT)
+
+
+@triton.jit
 def _scan1_walk_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, L, D, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, REVERSE: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, I64: tl.constexpr,
+    MASK_D: tl.constexpr = 1,
 ):
+    """Full chunks run in the pipelined loop without a time mask (a row mask cost the loop ~45% on the H200:
+    ``benchmarks/walk_ab.py``, twelfth session), the ragged last chunk after it with one; ``MASK_D``: channel
+    masks (``D`` not a multiple of the block)."""
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
     rows = tl.arange(0, CT)
+    if REVERSE:
+        toff = o_d[:, None, :] - (rows * D)[None, :, None]
+    else:
+        toff = o_d[:, None, :] + (rows * D)[None, :, None]
+    m_dt = m_d[:, None, :] & (rows >= 0)[None, :, None]
     h = tl.zeros([BC, VEC], tl.float32)
     if HAS_H0:
         h = tl.load(h0_ptr + i_n * D + o_d, mask=m_d, other=0.0).to(tl.float32)
-    for j in tl.range(0, tl.cdiv(L, CT), num_stages=STAGES):
-        p = j * CT + rows
-        m_t = p < L
-        offs = _row_of(i_n, p, L, REVERSE)[None, :, None] * D + o_d[:, None, :]
-        mask = m_t[None, :, None] & m_d[:, None, :]
-        if LOG_A:
-            a = tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
+    full = L // CT
+    for j in tl.range(0, full, num_stages=STAGES):
+        if REVERSE:
+            row0 = i_n * L + L - 1 - j * CT
         else:
-            a = tl.load(a_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-        b = tl.load(b_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        b += _first_row(a * h[:, None, :], rows)
-        _, hs = tl.associative_scan((a, b), 1, _combine)
-        tl.store(h_ptr + offs, hs.to(h_ptr.dtype.element_ty), mask=mask)
-        h = _last(hs, rows, CT)  # masked rows past the end are identity steps: this is h_{L-1} in the last chunk
+            row0 = i_n * L + j * CT
+        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, m_dt, h, rows, LOG_A, CT, MASK_D)
+    if full * CT < L:  # the ragged last chunk
+        if REVERSE:
+            row0 = i_n * L + L - 1 - full * CT
+        else:
+            row0 = i_n * L + full * CT
+        mask = m_dt & (full * CT + rows < L)[None, :, None]
+        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, mask, h, rows, LOG_A, CT, True)
     if STORE_FINAL:
         tl.store(ht_ptr + i_n * D + o_d, h, mask=m_d)
+
+
+@triton.jit
+def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h0, rows,
+               LOG_A: tl.constexpr, HAS_H0: tl.constexpr, CT: tl.constexpr, MASK_D: tl.constexpr,
+               EDGE: tl.constexpr):
+    """One backward chunk (tile row 0 = its last scan position) from carry ``g`` (``g`` at the position after
+    it): store ``db``, ``da`` and return ``g`` at its first position. ``EDGE``: the chunk holds position 0 or
+    ``L - 1`` (or is ragged), so its rows are masked against the sequence's ends."""
+    if EDGE:
+        mask = m_dt & (p < L)[None, :, None]
+        m_nx = m_dt & (p + 1 < L)[None, :, None]  # past the end: identity step, g enters the last position as d h_T
+        m_pv = mask & (p >= 1)[None, :, None]
+    else:
+        mask = m_dt
+        m_nx = m_dt
+        m_pv = m_dt
+    do = _ld(do_ptr + offs, mask, 0.0, EDGE or MASK_D)
+    if LOG_A:
+        gate = tl.exp(_ld(a_ptr + offs + nxt, m_nx, 0.0, EDGE or MASK_D))
+    else:
+        gate = _ld(a_ptr + offs + nxt, m_nx, 1.0, EDGE or MASK_D)
+    hp = _ld(h_ptr + offs - nxt, m_pv, 0.0, EDGE or MASK_D)
+    if EDGE and HAS_H0:
+        hp += tl.where((p == 0)[None, :, None], h0[:, None, :], 0.0)
+    do += _first_row(gate * g[:, None, :], rows)
+    _, gs = tl.associative_scan((gate, do), 1, _combine)
+    _st(db_ptr + offs, gs, mask, EDGE or MASK_D)
+    da = gs * hp
+    if LOG_A:
+        da = da * tl.exp(_ld(a_ptr + offs, mask, 0.0, EDGE or MASK_D))
+    _st(da_ptr + offs, da, mask, EDGE or MASK_D)
+    return _last(gs, rows, CT)
+
+
+@triton.jit
+def _bwd_row0(i_n, j, L, REVERSE: tl.constexpr, CT: tl.constexpr):
+    """Row of tile row 0 (scan position ``j CT + CT - 1``) of backward chunk ``j``."""
+    if REVERSE:
+        return i_n * L + L - j * CT - CT
+    else:
+        return i_n * L + j * CT + CT - 1
 
 
 @triton.jit
@@ -97,46 +170,41 @@ def _scan1_walk_bwd_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, L, D, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, I64: tl.constexpr,
+    MASK_D: tl.constexpr = 1,
 ):
+    """Walks from the last chunk (masked: ragged, and its last position has no next gate) through the interior
+    chunks (the pipelined loop, no time masks) to chunk 0 (masked: its first position reads ``h0``)."""
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
-    rows = tl.arange(0, CT)  # tile row 0 is the chunk's last scan position
+    rows = tl.arange(0, CT)
+    if REVERSE:
+        toff = o_d[:, None, :] + (rows * D)[None, :, None]
+        nxt = -D  # the row of scan position p + 1 relative to p's
+    else:
+        toff = o_d[:, None, :] - (rows * D)[None, :, None]
+        nxt = D
+    m_dt = m_d[:, None, :] & (rows >= 0)[None, :, None]
     g = tl.zeros([BC, VEC], tl.float32)
     if HAS_DHT:
         g = tl.load(dht_ptr + i_n * D + o_d, mask=m_d, other=0.0).to(tl.float32)
     h0 = tl.zeros([BC, VEC], tl.float32)
     if HAS_H0:
         h0 = tl.load(h0_ptr + i_n * D + o_d, mask=m_d, other=0.0).to(tl.float32)
-    if REVERSE:
-        nxt = -D  # the row of scan position p + 1 relative to p's
-    else:
-        nxt = D
     nch = tl.cdiv(L, CT)
-    for jj in tl.range(0, nch, num_stages=STAGES):
-        p = (nch - 1 - jj) * CT + CT - 1 - rows
-        m_t = p < L
-        offs = _row_of(i_n, p, L, REVERSE)[None, :, None] * D + o_d[:, None, :]
-        mask = m_t[None, :, None] & m_d[:, None, :]
-        do = tl.load(do_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        # gate of position p + 1; past the end an identity step, so g enters the last position as d h_T
-        m_nx = (p + 1 < L)[None, :, None] & m_d[:, None, :]
-        if LOG_A:
-            gate = tl.exp(tl.load(a_ptr + offs + nxt, mask=m_nx, other=0.0).to(tl.float32))
-        else:
-            gate = tl.load(a_ptr + offs + nxt, mask=m_nx, other=1.0).to(tl.float32)
-        m_pv = ((p >= 1) & m_t)[None, :, None] & m_d[:, None, :]
-        hp = tl.load(h_ptr + offs - nxt, mask=m_pv, other=0.0).to(tl.float32)
-        if HAS_H0:
-            hp += tl.where((p == 0)[None, :, None], h0[:, None, :], 0.0)
-        do += _first_row(gate * g[:, None, :], rows)
-        _, gs = tl.associative_scan((gate, do), 1, _combine)
-        g = _last(gs, rows, CT)  # g at the chunk's first position
-        tl.store(db_ptr + offs, gs.to(db_ptr.dtype.element_ty), mask=mask)
-        da = gs * hp
-        if LOG_A:
-            da = da * tl.exp(tl.load(a_ptr + offs, mask=mask, other=0.0).to(tl.float32))
-        tl.store(da_ptr + offs, da.to(da_ptr.dtype.element_ty), mask=mask)
+    last = nch - 1
+    g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, last, L, REVERSE, CT) * D + toff, nxt,
+                   last * CT + CT - 1 - rows, L, m_dt, g, h0, rows, LOG_A, HAS_H0, CT, MASK_D, True)
+    for jj in tl.range(0, nch - 2, num_stages=STAGES):
+        j = nch - 2 - jj
+        g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, j, L, REVERSE, CT) * D + toff, nxt,
+                       j * CT + CT - 1 - rows, L, m_dt, g, h0, rows, LOG_A, HAS_H0, CT, MASK_D, False)
+    if nch > 1:
+        g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, 0, L, REVERSE, CT) * D + toff, nxt,
+                       CT - 1 - rows, L, m_dt, g, h0, rows, LOG_A, HAS_H0, CT, MASK_D, True)
     if HAS_H0:  # d h0 = a_0 g_0
-        r0 = _row_of(i_n, 0, L, REVERSE)
+        if REVERSE:
+            r0 = i_n * L + L - 1
+        else:
+            r0 = i_n * L
         a0 = tl.load(a_ptr + r0 * D + o_d, mask=m_d, other=0.0).to(tl.float32)
         if LOG_A:
             a0 = tl.exp(a0)
