@@ -17,6 +17,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" tiles11  # prefix_attention value-scan tiles after FLAT and the caps
 #   bash benchmarks/pending_gpu.sh "$OUT" hints11  # the load hint and the store hint apart (SEQLAB_SCAN1_HINTS=1, 2)
 #   bash benchmarks/pending_gpu.sh "$OUT" walk12   # twelfth session: scan1's walking kernels (float32 default) vs look-back
+#   bash benchmarks/pending_gpu.sh "$OUT" final12  # twelfth session's scan1 defaults (float32 walks), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -277,6 +278,9 @@ if [ "$part" = walk12 ]; then
     timeout 400 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_walk12.json" \
         --configs "@WALK=0;@WALK_CFG=32,32,1,1,4;@WALK_BWD_CFG=32,16,1,1,3;@WALK_BWD_CFG=16,16,1,1,6;@WALK_BWD_CFG=32,32,1,1,4" 2>&1 \
         | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction\|limit" | tail -40
+fi
+if [ "$part" = final12 ]; then
+    scan1_defaults scan1_final12
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -69,13 +69,16 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     ``None`` for the look-back kernels.
 
     ``SEQLAB_SCAN1_WALK``: ``auto`` (default), ``0`` (never) or ``1`` (always, dense input). ``auto`` walks float32
-    dense input when there are at least ``3/2`` programs an SM (``B * D / BD``; fewer leave HBM idle). On the H200 at
-    B=8 T=8192 D=1024 (256 forward programs, 512 backward, 132 SMs; ``benchmarks/scan1_walk_probe.py``, twelfth
-    session) the float32 forward took 0.197 ms walking against 0.212 ms with look-back, the backward kernel 0.364
-    against 0.483 ms; in bf16 walking was slower (forward 0.168 against 0.129 ms, backward 0.341 against 0.265),
-    so 16-bit storage keeps the look-back kernels. Under ``TRITON_INTERPRET=1`` ``auto`` keeps the look-back
-    kernels too (their tests); tests of this form set ``SEQLAB_SCAN1_WALK=1``. ``SEQLAB_SCAN1_WALK_CFG`` / ``SEQLAB_SCAN1_WALK_BWD_CFG`` =
-    ``CT,BC,VEC,W,S`` override the tiles (sweeps)."""
+    dense input when there are at least ``3/2`` programs an SM (``B * D / BD``; fewer leave HBM idle). Defaults:
+    forward 64-step chunks, backward 32-step chunks, 32 channels a program, one warp (Triton lays a tile out as 4
+    channels a thread, time over 4 threads: sm_90 TTGIR), loads pipelined over 3 / 4 stages. H200, B=8 T=8192 D=1024 float32 (256 programs for 132 SMs), from CUDA graphs, twelfth session
+    (``bash benchmarks/pending_gpu.sh $OUT walk12``, docs/results.md): forward 0.200 ms walking against 0.212 ms with
+    look-back (accelerated-scan 0.192); forward+backward 0.552 ms with this backward tile, 0.576 with 16-step chunks
+    of 16 channels, 0.693 with look-back (accelerated-scan 0.548). In bf16 walking was slower (probe: forward 0.168
+    against 0.129 ms, backward kernel 0.341 against 0.265), so 16-bit storage keeps the look-back kernels. Under
+    ``TRITON_INTERPRET=1`` ``auto`` keeps the look-back kernels too (their tests); tests of this form set
+    ``SEQLAB_SCAN1_WALK=1``. ``SEQLAB_SCAN1_WALK_CFG`` / ``SEQLAB_SCAN1_WALK_BWD_CFG`` = ``CT,BC,VEC,W,S`` override
+    the tiles (sweeps)."""
     v = getenv("SEQLAB_SCAN1_WALK", "auto")
     if v not in ("auto", "0", "1"):
         raise ValueError(f"SEQLAB_SCAN1_WALK must be auto, 0 or 1, got {v!r}")
@@ -93,7 +96,7 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     elif interpret_mode():
         ct, bc, vec, w, st = 16, 16, 1, 1, 2
     elif backward:
-        ct, bc, vec, w, st = 16, 16, 1, 1, 4
+        ct, bc, vec, w, st = 32, 32, 1, 1, 4
     else:
         ct, bc, vec, w, st = 64, 32, 1, 1, 3
     if v == "auto" and (interpret_mode() or dtype.itemsize != 4 or 2 * B * cdiv(D, bc * vec) < 3 * _sm_count(device)):

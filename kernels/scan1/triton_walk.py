@@ -7,10 +7,10 @@ programs; it keeps HBM busy with few of them because its loop is software-pipeli
 (``tl.range(num_stages=S)``: ``cp.async`` copies of the next ``S - 1`` chunks into shared memory while one is
 scanned, on sm_80 and later), so the bytes in flight sit in shared memory, not in registers.
 
-H200, B=8 T=8192 D=1024, log gates, float32, from CUDA graphs (``benchmarks/scan1_walk_probe.py``, twelfth session,
-docs/results.md): forward 0.197 ms at ``CT = 64``, 32 channels a program, ``S = 3`` (look-back kernel 0.212,
-accelerated-scan 0.192, three-pass torch add 0.185); backward kernel 0.364 ms at ``CT = 16``, 16 channels a
-program (time split over two threads), ``S = 4`` (look-back kernel 0.483). In bf16 the walk is slower (forward 0.168
+H200, B=8 T=8192 D=1024, log gates, float32, from CUDA graphs (twelfth session, docs/results.md): forward 0.200 ms
+(look-back kernel 0.212, accelerated-scan 0.192, three-pass torch add 0.185), forward+backward 0.552 ms (look-back
+0.693, accelerated-scan 0.548); defaults and sweeps in :func:`seqlab.kernels.scan1.triton_launch._walk_config`.
+In bf16 the walk is slower (forward 0.168
 against 0.129 ms; a copy through the same loop took 0.125-0.131 ms): one channel a thread loads 2 bytes, below
 ``cp.async``'s 4, so Triton does not pipeline those loads (sm_90 TTGIR, ``tests/kernels/test_gpu_compile.py``), and
 two adjacent channels a thread halve the programs (0.42-0.55 ms). bf16 keeps the look-back kernels.

@@ -298,7 +298,7 @@ for fn, ptrs, flags in ((_scan1_walk_fwd_kernel, ["a_ptr", "b_ptr", "h0_ptr", "h
 """
 
 
-@pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3"), ("fp32", "16,16,1,1,4")])
+@pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3"), ("fp32", "32,32,1,1,4")])
 def test_scan1_walking_loads_are_pipelined(dt, cfg):
     """The walking kernels rely on Triton's software pipeliner to keep HBM busy with two programs an SM: compiled
     for sm_90 at the default tiles (``_walk_config``), every loop load (forward: ``a``, ``b``; backward: ``do``, the

@@ -569,7 +569,7 @@ def test_walk_dispatch(monkeypatch):
     cuda = torch.device("cuda", 0)
     f32, bf16 = torch.float32, torch.bfloat16
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (64, 32, 1, 1, 3)
-    assert triton_launch._walk_config(f32, 8, 1024, cuda, False, backward=True) == (16, 16, 1, 1, 4)
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False, backward=True) == (32, 32, 1, 1, 4)
     assert triton_launch._walk_config(f32, 2, 1024, cuda, False) is None  # 64 programs for 132 SMs
     assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
     assert triton_launch._walk_config(f32, 8, 1024, cuda, True) is None
