@@ -1,3 +1,11 @@
+"""A/B of scan1's walking forward (``kernels/scan1/triton_walk.py``) against variants of its loop, on one H200-class
+GPU, float32 B=8 T=8192 D=1024 log gates, from CUDA graphs: the probe kernel of ``scan1_walk_probe.py`` (no
+masks), the launch path, and a kernel with a time mask (``MASK_T``), a channel mask (``MASK_D``), addresses from
+rows (``ROWOF``), ``tl.cdiv`` trip counts (``CDIV``) and a compile-time row stride (``DKC``) switched on and off.
+Twelfth session: a time mask cost 0.200 -> 0.290 ms, so full chunks now run unmasked (docs/results.md).
+
+    source benchmarks/device_env.sh && python benchmarks/walk_ab.py
+"""
 import torch, torch.nn.functional as F, os, sys
 import triton, triton.language as tl
 sys.path.insert(0, "benchmarks")

@@ -10,13 +10,14 @@ scanned, on sm_80 and later), so the bytes in flight sit in shared memory, not i
 H200, B=8 T=8192 D=1024, log gates, float32, from CUDA graphs (twelfth session, docs/results.md): forward 0.200 ms
 (look-back kernel 0.212, accelerated-scan 0.192, three-pass torch add 0.185), forward+backward 0.552 ms (look-back
 0.693, accelerated-scan 0.548); defaults and sweeps in :func:`seqlab.kernels.scan1.triton_launch._walk_config`.
-In bf16 the walk is slower (forward 0.168
-against 0.129 ms; a copy through the same loop took 0.125-0.131 ms): one channel a thread loads 2 bytes, below
+In bf16 the walk is slower (probe ``benchmarks/scan1_walk_probe.py``:
+forward 0.168 against 0.129 ms; a copy through the same loop took 0.125-0.131 ms): one channel a thread loads 2 bytes, below
 ``cp.async``'s 4, so Triton does not pipeline those loads (sm_90 TTGIR, ``tests/kernels/test_gpu_compile.py``), and
 two adjacent channels a thread halve the programs (0.42-0.55 ms). bf16 keeps the look-back kernels.
 
-Tiles are ``[BC, CT, VEC]`` as in the look-back kernels (channels over threads, time inside a thread when
-``BC = 32 * num_warps``). Forward: the carry is folded into the chunk's first row (``b_0 += a_0 h``) and the chunk
+Tiles are ``[BC, CT, VEC]`` as in the look-back kernels; at ``VEC = 1`` Triton orders the layout by the channels'
+contiguity (float32, 32 channels, one warp: 4 channels a thread, time over 4 threads, sm_90 TTGIR), which gives
+16-byte ``cp.async`` copies and costs shuffles in the scan. Forward: the carry is folded into the chunk's first row (``b_0 += a_0 h``) and the chunk
 scanned with ``tl.associative_scan``; the state entering the sequence is ``h0`` (or zero), the state leaving it is
 the final state. Backward, walking from the last chunk, ``g_p = do_p + a_{p+1} g_{p+1}`` with ``g`` entering at
 ``d h_T`` (positions past the end are identity steps), ``db = g``, ``da_p = g_p h_{p-1}`` (``h_{-1} = h0``), ``d log
