@@ -18,6 +18,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" hints11  # the load hint and the store hint apart (SEQLAB_SCAN1_HINTS=1, 2)
 #   bash benchmarks/pending_gpu.sh "$OUT" walk12   # twelfth session: scan1's walking kernels (float32 default) vs look-back
 #   bash benchmarks/pending_gpu.sh "$OUT" final12  # twelfth session's scan1 defaults (float32 walks), peers beside
+#   bash benchmarks/pending_gpu.sh "$OUT" final12f # float32 scan1 defaults after the two-level walking chunks
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -281,6 +282,11 @@ if [ "$part" = walk12 ]; then
 fi
 if [ "$part" = final12 ]; then
     scan1_defaults scan1_final12
+fi
+if [ "$part" = final12f ]; then
+    step "scan1 defaults, float32"
+    timeout 110 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes float32 --json "$out/scan1_final12f.json" \
+        2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -64,20 +64,23 @@ def _sm_count(device: torch.device) -> int:
 
 
 def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varlen: bool,
-                 backward: bool = False) -> tuple[int, int, int, int, int] | None:
-    """``(CT, BC, VEC, num_warps, STAGES)`` of the walking kernels (:mod:`seqlab.kernels.scan1.triton_walk`), or
+                 backward: bool = False) -> tuple[int, int, int, int, int, int] | None:
+    """``(CT, BC, VEC, num_warps, STAGES, TS)`` of the walking kernels (:mod:`seqlab.kernels.scan1.triton_walk`), or
     ``None`` for the look-back kernels.
 
     ``SEQLAB_SCAN1_WALK``: ``auto`` (default), ``0`` (never) or ``1`` (always, dense input). ``auto`` walks float32
     dense input when there are at least ``3/2`` programs an SM (``B * D / BD``; fewer leave HBM idle). Defaults:
-    forward 64-step chunks, backward 32-step chunks, 32 channels a program, one warp (Triton lays a tile out as 4
-    channels a thread, time over 4 threads: sm_90 TTGIR), loads pipelined over 3 / 4 stages. H200, B=8 T=8192 D=1024 float32 (256 programs for 132 SMs), from CUDA graphs, twelfth session
-    (``bash benchmarks/pending_gpu.sh $OUT walk12``, docs/results.md): forward 0.200 ms walking against 0.212 ms with
-    look-back (accelerated-scan 0.192); forward+backward 0.552 ms with this backward tile, 0.576 with 16-step chunks
-    of 16 channels, 0.693 with look-back (accelerated-scan 0.548). In bf16 walking was slower (probe: forward 0.168
+    forward 64-step chunks, backward 32-step chunks, 32 channels a program, one warp, loads pipelined over 3 / 4
+    stages, each chunk scanned in ``TS = 4`` segments of consecutive steps (``triton_walk._seg_carries``: Triton lays
+    a ``VEC = 1`` tile out as 4 channels a thread and the segments over 4 threads, sm_90 TTGIR; 112 shuffles a
+    64-step forward chunk against 1040 with one segment). H200, B=8 T=8192 D=1024 float32 (256 programs for 132
+    SMs), CUDA graphs, twelfth session (docs/results.md): with one segment the forward took 0.200 ms walking against
+    0.212 ms with look-back (accelerated-scan 0.192) and forward+backward 0.551 ms against 0.693 (accelerated-scan
+    0.551; ``pending_gpu.sh $OUT walk12``, ``final12``); four segments took the forward kernel 0.1998 -> 0.1973 ms and
+    the backward 0.3570 -> 0.3534 ms (``benchmarks/walk_split_ab.py``). In bf16 walking was slower (probe: forward 0.168
     against 0.129 ms, backward kernel 0.341 against 0.265), so 16-bit storage keeps the look-back kernels. Under
     ``TRITON_INTERPRET=1`` ``auto`` keeps the look-back kernels too (their tests); tests of this form set
-    ``SEQLAB_SCAN1_WALK=1``. ``SEQLAB_SCAN1_WALK_CFG`` / ``SEQLAB_SCAN1_WALK_BWD_CFG`` = ``CT,BC,VEC,W,S`` override
+    ``SEQLAB_SCAN1_WALK=1``. ``SEQLAB_SCAN1_WALK_CFG`` / ``SEQLAB_SCAN1_WALK_BWD_CFG`` = ``CT,BC,VEC,W,S[,TS]`` override
     the tiles (sweeps)."""
     v = getenv("SEQLAB_SCAN1_WALK", "auto")
     if v not in ("auto", "0", "1"):
@@ -87,21 +90,24 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     env = getenv("SEQLAB_SCAN1_WALK_BWD_CFG" if backward else "SEQLAB_SCAN1_WALK_CFG")
     if env:
         try:
-            ct, bc, vec, w, st = (int(x) for x in env.split(","))
+            vals = [int(x) for x in env.split(",")]
         except ValueError:
-            raise ValueError(f"SEQLAB_SCAN1_WALK_CFG / _BWD_CFG must be CT,BC,VEC,W,S integers, got {env!r}") from None
-        if min(ct, bc, vec, w, st) < 1 or any(x & (x - 1) for x in (ct, bc, vec, w)):
-            raise ValueError(f"SEQLAB_SCAN1_WALK_CFG / _BWD_CFG: CT, BC, VEC, W must be powers of two and S >= 1, "
-                             f"got {env!r}")
+            vals = []
+        if len(vals) not in (5, 6):
+            raise ValueError(f"SEQLAB_SCAN1_WALK_CFG / _BWD_CFG must be CT,BC,VEC,W,S[,TS] integers, got {env!r}")
+        ct, bc, vec, w, st, ts = vals + [1] * (6 - len(vals))
+        if min(vals) < 1 or any(x & (x - 1) for x in (ct, bc, vec, w, ts)) or ts > ct:
+            raise ValueError(f"SEQLAB_SCAN1_WALK_CFG / _BWD_CFG: CT, BC, VEC, W, TS must be powers of two, TS <= CT "
+                             f"and S >= 1, got {env!r}")
     elif interpret_mode():
-        ct, bc, vec, w, st = 16, 16, 1, 1, 2
+        ct, bc, vec, w, st, ts = 16, 16, 1, 1, 2, 4
     elif backward:
-        ct, bc, vec, w, st = 32, 32, 1, 1, 4
+        ct, bc, vec, w, st, ts = 32, 32, 1, 1, 4, 4
     else:
-        ct, bc, vec, w, st = 64, 32, 1, 1, 3
+        ct, bc, vec, w, st, ts = 64, 32, 1, 1, 3, 4
     if v == "auto" and (interpret_mode() or dtype.itemsize != 4 or 2 * B * cdiv(D, bc * vec) < 3 * _sm_count(device)):
         return None
-    return ct, bc, vec, w, st
+    return ct, bc, vec, w, st, ts
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -261,12 +267,12 @@ def scan1_fwd(
         return h, ht
     walk = _walk_config(b.dtype, B, D, b.device, cu_seqlens is not None) if _ablate() == 0 else None
     if walk is not None:
-        ct, bc, vec, warps, stages = walk
+        ct, bc, vec, warps, stages, ts = walk
         nd = cdiv(D, bc * vec)
         _scan1_walk_fwd_kernel[(B * nd,)](
             a, b, h0, h, ht, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
-            MASK_D=D % (bc * vec) != 0, num_warps=warps,
+            MASK_D=D % (bc * vec) != 0, TS=ts, num_warps=warps,
         )
         return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
@@ -300,12 +306,12 @@ def scan1_bwd(
         return da, db, dh0
     walk = _walk_config(h.dtype, B, D, h.device, cu_seqlens is not None, backward=True)
     if walk is not None:
-        ct, bc, vec, warps, stages = walk
+        ct, bc, vec, warps, stages, ts = walk
         nd = cdiv(D, bc * vec)
         _scan1_walk_bwd_kernel[(B * nd,)](
             a, h0, h, do, dht, da, db, dh0, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
-            MASK_D=D % (bc * vec) != 0, num_warps=warps,
+            MASK_D=D % (bc * vec) != 0, TS=ts, num_warps=warps,
         )
         return da, db, dh0
     ct, bd, warps = _config(h.dtype, D, T, backward=True)

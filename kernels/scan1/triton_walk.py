@@ -62,28 +62,45 @@ def _st(ptr, x, mask, MASKED: tl.constexpr):
 
 
 @triton.jit
-def _first_row(x, rows):
-    return tl.where(rows[None, :, None] == 0, x, 0.0)
+def _seg_carries(ca, cb, h, TS: tl.constexpr, TI: tl.constexpr):
+    """Two-level chunk scan, second level: ``ca, cb`` ``[BC, TS, TI, VEC]`` are the in-segment scans (zero carry)
+    of ``TS`` segments of ``TI`` steps; returns the state entering each segment ``[BC, TS, VEC]`` given carry ``h``
+    entering the chunk, and the state leaving the chunk. Segments lie across threads, so this walks ``TS`` segment
+    aggregates (a few reductions) instead of scanning every row across threads."""
+    ti = tl.arange(0, TI)[None, None, :, None]
+    agg_a = tl.sum(tl.where(ti == TI - 1, ca, 0.0), axis=2)
+    agg_b = tl.sum(tl.where(ti == TI - 1, cb, 0.0), axis=2)
+    seg = tl.arange(0, TS)[None, :, None]
+    enter = tl.zeros_like(agg_b)
+    run = h
+    for s in tl.static_range(TS):
+        enter = tl.where(seg == s, run[:, None, :], enter)
+        ga = tl.sum(tl.where(seg == s, agg_a, 0.0), axis=1)
+        gb = tl.sum(tl.where(seg == s, agg_b, 0.0), axis=1)
+        run = ga * run + gb
+    return enter, run
 
 
 @triton.jit
-def _last(x, rows, CT: tl.constexpr):
-    return tl.sum(tl.where(rows[None, :, None] == CT - 1, x, 0.0), axis=1)
-
-
-@triton.jit
-def _fwd_chunk(a_ptr, b_ptr, h_ptr, offs, mask, h, rows, LOG_A: tl.constexpr, CT: tl.constexpr,
+def _fwd_chunk(a_ptr, b_ptr, h_ptr, offs, mask, h, LOG_A: tl.constexpr, TS: tl.constexpr, TI: tl.constexpr,
                MASKED: tl.constexpr):
-    """Scan one chunk from carry ``h``, store it, return the carry out (masked rows are identity steps)."""
+    """Scan one ``[BC, TS, TI, VEC]`` chunk (row ``s TI + i``) from carry ``h``, store it, return the carry out
+    (masked rows are identity steps)."""
     if LOG_A:
         a = tl.exp(_ld(a_ptr + offs, mask, 0.0, MASKED))
     else:
         a = _ld(a_ptr + offs, mask, 1.0, MASKED)
     b = _ld(b_ptr + offs, mask, 0.0, MASKED)
-    b += _first_row(a * h[:, None, :], rows)
-    _, hs = tl.associative_scan((a, b), 1, _combine)
-    _st(h_ptr + offs, hs, mask, MASKED)
-    return _last(hs, rows, CT)
+    ca, cb = tl.associative_scan((a, b), 2, _combine)
+    enter, h = _seg_carries(ca, cb, h, TS, TI)
+    _st(h_ptr + offs, ca * enter[:, :, None, :] + cb, mask, MASKED)
+    return h
+
+
+@triton.jit
+def _rows4(TS: tl.constexpr, TI: tl.constexpr):
+    """Row within the chunk of each ``[1, TS, TI, 1]`` position: segment ``s``, step ``i`` -> ``s TI + i``."""
+    return (tl.arange(0, TS)[:, None] * TI + tl.arange(0, TI)[None, :])[None, :, :, None]
 
 
 @triton.jit
@@ -91,18 +108,20 @@ def _scan1_walk_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, L, D, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, REVERSE: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, I64: tl.constexpr,
-    MASK_D: tl.constexpr = 1,
+    MASK_D: tl.constexpr = 1, TS: tl.constexpr = 1,
 ):
     """Full chunks run in the pipelined loop without a time mask (a row mask cost the loop ~45% on the H200:
     ``benchmarks/walk_ab.py``, twelfth session), the ragged last chunk after it with one; ``MASK_D``: channel
-    masks (``D`` not a multiple of the block)."""
+    masks (``D`` not a multiple of the block). Chunks are ``[BC, TS, TI, VEC]`` tiles, ``TS`` segments of
+    ``TI = CT / TS`` steps (:func:`_seg_carries`)."""
+    TI: tl.constexpr = CT // TS
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
-    rows = tl.arange(0, CT)
+    r4 = _rows4(TS, TI)
     if REVERSE:
-        toff = o_d[:, None, :] - (rows * D)[None, :, None]
+        toff = o_d[:, None, None, :] - r4 * D
     else:
-        toff = o_d[:, None, :] + (rows * D)[None, :, None]
-    m_dt = m_d[:, None, :] & (rows >= 0)[None, :, None]
+        toff = o_d[:, None, None, :] + r4 * D
+    m_dt = m_d[:, None, None, :] & (r4 >= 0)
     h = tl.zeros([BC, VEC], tl.float32)
     if HAS_H0:
         h = tl.load(h0_ptr + i_n * D + o_d, mask=m_d, other=0.0).to(tl.float32)
@@ -112,29 +131,29 @@ def _scan1_walk_fwd_kernel(
             row0 = i_n * L + L - 1 - j * CT
         else:
             row0 = i_n * L + j * CT
-        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, m_dt, h, rows, LOG_A, CT, MASK_D)
+        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, m_dt, h, LOG_A, TS, TI, MASK_D)
     if full * CT < L:  # the ragged last chunk
         if REVERSE:
             row0 = i_n * L + L - 1 - full * CT
         else:
             row0 = i_n * L + full * CT
-        mask = m_dt & (full * CT + rows < L)[None, :, None]
-        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, mask, h, rows, LOG_A, CT, True)
+        mask = m_dt & (full * CT + r4 < L)
+        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, mask, h, LOG_A, TS, TI, True)
     if STORE_FINAL:
         tl.store(ht_ptr + i_n * D + o_d, h, mask=m_d)
 
 
 @triton.jit
-def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h0, rows,
-               LOG_A: tl.constexpr, HAS_H0: tl.constexpr, CT: tl.constexpr, MASK_D: tl.constexpr,
-               EDGE: tl.constexpr):
-    """One backward chunk (tile row 0 = its last scan position) from carry ``g`` (``g`` at the position after
-    it): store ``db``, ``da`` and return ``g`` at its first position. ``EDGE``: the chunk holds position 0 or
-    ``L - 1`` (or is ragged), so its rows are masked against the sequence's ends."""
+def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h0,
+               LOG_A: tl.constexpr, HAS_H0: tl.constexpr, TS: tl.constexpr, TI: tl.constexpr,
+               MASK_D: tl.constexpr, EDGE: tl.constexpr):
+    """One backward chunk (tile row 0 = its last scan position; ``p`` the positions, ``[1, TS, TI, 1]``) from carry
+    ``g`` (``g`` at the position after it): store ``db``, ``da`` and return ``g`` at its first position. ``EDGE``:
+    the chunk holds position 0 or ``L - 1`` (or is ragged), so its rows are masked against the sequence's ends."""
     if EDGE:
-        mask = m_dt & (p < L)[None, :, None]
-        m_nx = m_dt & (p + 1 < L)[None, :, None]  # past the end: identity step, g enters the last position as d h_T
-        m_pv = mask & (p >= 1)[None, :, None]
+        mask = m_dt & (p < L)
+        m_nx = m_dt & (p + 1 < L)  # past the end: identity step, g enters the last position as d h_T
+        m_pv = mask & (p >= 1)
     else:
         mask = m_dt
         m_nx = m_dt
@@ -146,15 +165,16 @@ def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h
         gate = _ld(a_ptr + offs + nxt, m_nx, 1.0, EDGE or MASK_D)
     hp = _ld(h_ptr + offs - nxt, m_pv, 0.0, EDGE or MASK_D)
     if EDGE and HAS_H0:
-        hp += tl.where((p == 0)[None, :, None], h0[:, None, :], 0.0)
-    do += _first_row(gate * g[:, None, :], rows)
-    _, gs = tl.associative_scan((gate, do), 1, _combine)
+        hp += tl.where(p == 0, h0[:, None, None, :], 0.0)
+    ca, cb = tl.associative_scan((gate, do), 2, _combine)
+    enter, g = _seg_carries(ca, cb, g, TS, TI)
+    gs = ca * enter[:, :, None, :] + cb
     _st(db_ptr + offs, gs, mask, EDGE or MASK_D)
     da = gs * hp
     if LOG_A:
         da = da * tl.exp(_ld(a_ptr + offs, mask, 0.0, EDGE or MASK_D))
     _st(da_ptr + offs, da, mask, EDGE or MASK_D)
-    return _last(gs, rows, CT)
+    return g
 
 
 @triton.jit
@@ -171,19 +191,20 @@ def _scan1_walk_bwd_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, L, D, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, I64: tl.constexpr,
-    MASK_D: tl.constexpr = 1,
+    MASK_D: tl.constexpr = 1, TS: tl.constexpr = 1,
 ):
     """Walks from the last chunk (masked: ragged, and its last position has no next gate) through the interior
     chunks (the pipelined loop, no time masks) to chunk 0 (masked: its first position reads ``h0``)."""
+    TI: tl.constexpr = CT // TS
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
-    rows = tl.arange(0, CT)
+    r4 = _rows4(TS, TI)
     if REVERSE:
-        toff = o_d[:, None, :] + (rows * D)[None, :, None]
+        toff = o_d[:, None, None, :] + r4 * D
         nxt = -D  # the row of scan position p + 1 relative to p's
     else:
-        toff = o_d[:, None, :] - (rows * D)[None, :, None]
+        toff = o_d[:, None, None, :] - r4 * D
         nxt = D
-    m_dt = m_d[:, None, :] & (rows >= 0)[None, :, None]
+    m_dt = m_d[:, None, None, :] & (r4 >= 0)
     g = tl.zeros([BC, VEC], tl.float32)
     if HAS_DHT:
         g = tl.load(dht_ptr + i_n * D + o_d, mask=m_d, other=0.0).to(tl.float32)
@@ -193,14 +214,14 @@ def _scan1_walk_bwd_kernel(
     nch = tl.cdiv(L, CT)
     last = nch - 1
     g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, last, L, REVERSE, CT) * D + toff, nxt,
-                   last * CT + CT - 1 - rows, L, m_dt, g, h0, rows, LOG_A, HAS_H0, CT, MASK_D, True)
+                   last * CT + CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, True)
     for jj in tl.range(0, nch - 2, num_stages=STAGES):
         j = nch - 2 - jj
         g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, j, L, REVERSE, CT) * D + toff, nxt,
-                       j * CT + CT - 1 - rows, L, m_dt, g, h0, rows, LOG_A, HAS_H0, CT, MASK_D, False)
+                       j * CT + CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, False)
     if nch > 1:
         g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, 0, L, REVERSE, CT) * D + toff, nxt,
-                       CT - 1 - rows, L, m_dt, g, h0, rows, LOG_A, HAS_H0, CT, MASK_D, True)
+                       CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, True)
     if HAS_H0:  # d h0 = a_0 g_0
         if REVERSE:
             r0 = i_n * L + L - 1

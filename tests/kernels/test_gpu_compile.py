@@ -281,8 +281,9 @@ from triton.compiler import ASTSource
 from seqlab.kernels.scan1.triton_walk import _scan1_walk_bwd_kernel, _scan1_walk_fwd_kernel
 
 dt = sys.argv[1]
-ct, bc, vec, w, st = (int(x) for x in sys.argv[2].split(","))
-common = {"CT": ct, "BC": bc, "VEC": vec, "STAGES": st, "I64": 0, "LOG_A": 1, "HAS_H0": 1, "REVERSE": 0}
+ct, bc, vec, w, st, ts = (int(x) for x in sys.argv[2].split(","))
+common = {"CT": ct, "BC": bc, "VEC": vec, "STAGES": st, "I64": 0, "LOG_A": 1, "HAS_H0": 1, "REVERSE": 0, "MASK_D": 0,
+          "TS": ts}
 for fn, ptrs, flags in ((_scan1_walk_fwd_kernel, ["a_ptr", "b_ptr", "h0_ptr", "h_ptr", "ht_ptr"], {"STORE_FINAL": 1}),
                         (_scan1_walk_bwd_kernel, ["a_ptr", "h0_ptr", "h_ptr", "do_ptr", "dht_ptr", "da_ptr", "db_ptr",
                                                   "dh0_ptr"], {"HAS_DHT": 1})):
@@ -298,7 +299,7 @@ for fn, ptrs, flags in ((_scan1_walk_fwd_kernel, ["a_ptr", "b_ptr", "h0_ptr", "h
 """
 
 
-@pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3"), ("fp32", "32,32,1,1,4")])
+@pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3,1"), ("fp32", "32,32,1,1,4,1"), ("fp32", "64,32,1,1,3,4")])
 def test_scan1_walking_loads_are_pipelined(dt, cfg):
     """The walking kernels rely on Triton's software pipeliner to keep HBM busy with two programs an SM: compiled
     for sm_90 at the default tiles (``_walk_config``), every loop load (forward: ``a``, ``b``; backward: ``do``, the

@@ -499,7 +499,7 @@ def test_benchmark_ablations(monkeypatch):
         triton_launch._ablate()
 
 
-WALK_CFGS = ["16,16,1,1,2", "8,32,1,1,3", "8,8,2,1,1", "16,64,1,2,2"]
+WALK_CFGS = ["16,16,1,1,2", "8,32,1,1,3,2", "8,8,2,1,1,8", "16,64,1,2,2,4", "16,32,1,1,2,16"]
 
 
 @needs_triton
@@ -507,7 +507,7 @@ WALK_CFGS = ["16,16,1,1,2", "8,32,1,1,3", "8,8,2,1,1", "16,64,1,2,2"]
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("gate,D", [("log_a", 20), ("a", 20), ("log_a", 32), ("a", 32)])
 def test_walking_kernels_match_oracle(T, reverse, gate, D, monkeypatch, check_close):
-    """The walking kernels (``triton_walk``, ``SEQLAB_SCAN1_WALK=1``, 16-step chunks of 16 channels): h, the final
+    """The walking kernels (``triton_walk``, ``SEQLAB_SCAN1_WALK=1``, 16-step chunks of 16 channels in 4 segments): h, the final
     state and every gradient (initial state included) against the naive oracle, both directions, both gate forms,
     T in {1, 63, 64, 65, 130} (one chunk, ragged last chunks, full chunks with interior ones), D = 20 (a masked
     channel block) and 32 (``MASK_D`` off); the launch really took the walking kernels."""
@@ -536,7 +536,8 @@ def test_walking_kernels_match_oracle(T, reverse, gate, D, monkeypatch, check_cl
 @pytest.mark.parametrize("cfg", WALK_CFGS)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_walking_tiles_without_state(cfg, reverse, monkeypatch, check_close):
-    """Walking tiles of every shape (time split over threads, vector lanes, two warps) without an initial state or
+    """Walking tiles of every shape (time split over threads, vector lanes, two warps, 1 to 16 segments a chunk:
+    ``TS``, the sixth number) without an initial state or
     final state and with negative gates (``a`` form), forward and backward, against the PyTorch path; the output
     buffers are poisoned with NaN first, so a row or channel the kernels skip fails."""
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
@@ -568,13 +569,16 @@ def test_walk_dispatch(monkeypatch):
     monkeypatch.setattr(triton_launch, "interpret_mode", lambda: False)
     cuda = torch.device("cuda", 0)
     f32, bf16 = torch.float32, torch.bfloat16
-    assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (64, 32, 1, 1, 3)
-    assert triton_launch._walk_config(f32, 8, 1024, cuda, False, backward=True) == (32, 32, 1, 1, 4)
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (64, 32, 1, 1, 3, 4)
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False, backward=True) == (32, 32, 1, 1, 4, 4)
     assert triton_launch._walk_config(f32, 2, 1024, cuda, False) is None  # 64 programs for 132 SMs
     assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
     assert triton_launch._walk_config(f32, 8, 1024, cuda, True) is None
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
-    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 32, 1, 1, 3)
+    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 32, 1, 1, 3, 4)
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", "32,32,1,1,4,4")
+    assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (32, 32, 1, 1, 4, 4)
+    monkeypatch.delenv("SEQLAB_SCAN1_WALK_CFG")
     assert triton_launch._walk_config(f32, 1, 32, cuda, True) is None  # packed input always looks back
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "0")
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False) is None
@@ -582,7 +586,7 @@ def test_walk_dispatch(monkeypatch):
     with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK"):
         triton_launch._walk_config(f32, 8, 1024, cuda, False)
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
-    for bad in ("64,32,1", "64,24,1,1,3", "64,32,1,1,0", "a,b,c,d,e"):
+    for bad in ("64,32,1", "64,24,1,1,3", "64,32,1,1,0", "a,b,c,d,e", "64,32,1,1,3,128", "64,32,1,1,3,3"):
         monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", bad)
         with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK_CFG"):
             triton_launch._walk_config(f32, 8, 1024, cuda, False)
