@@ -10,19 +10,22 @@ scanned, on sm_80 and later), so the bytes in flight sit in shared memory, not i
 H200, B=8 T=8192 D=1024, log gates, float32, from CUDA graphs (twelfth session, docs/results.md): forward 0.200 ms
 (look-back kernel 0.212, accelerated-scan 0.192, three-pass torch add 0.185), forward+backward 0.552 ms (look-back
 0.693, accelerated-scan 0.548); defaults and sweeps in :func:`seqlab.kernels.scan1.triton_launch._walk_config`.
-In bf16 the walk is slower (probe ``benchmarks/scan1_walk_probe.py``:
-forward 0.168 against 0.129 ms; a copy through the same loop took 0.125-0.131 ms): one channel a thread loads 2 bytes, below
-``cp.async``'s 4, so Triton does not pipeline those loads (sm_90 TTGIR, ``tests/kernels/test_gpu_compile.py``), and
-two adjacent channels a thread halve the programs (0.42-0.55 ms). bf16 keeps the look-back kernels.
+In bf16 the walk is slower (probe ``benchmarks/scan1_walk_probe.py``: forward 0.168 against 0.129 ms; a copy
+through the same loop took 0.125-0.131 ms): one channel a thread loads 2 bytes, below ``cp.async``'s 4, so Triton
+does not pipeline those loads (sm_90 TTGIR, ``tests/kernels/test_gpu_compile.py``), and two adjacent channels a
+thread halve the programs (0.42-0.55 ms). bf16 keeps the look-back kernels.
 
-Tiles are ``[BC, CT, VEC]`` as in the look-back kernels; at ``VEC = 1`` Triton orders the layout by the channels'
-contiguity (float32, 32 channels, one warp: 4 channels a thread, time over 4 threads, sm_90 TTGIR), which gives
-16-byte ``cp.async`` copies and costs shuffles in the scan. Forward: the carry is folded into the chunk's first row (``b_0 += a_0 h``) and the chunk
-scanned with ``tl.associative_scan``; the state entering the sequence is ``h0`` (or zero), the state leaving it is
-the final state. Backward, walking from the last chunk, ``g_p = do_p + a_{p+1} g_{p+1}`` with ``g`` entering at
-``d h_T`` (positions past the end are identity steps), ``db = g``, ``da_p = g_p h_{p-1}`` (``h_{-1} = h0``), ``d log
-a_p = da_p a_p``, ``d h0 = a_0 g_0``. ``REVERSE`` maps scan position ``p`` to time ``T - 1 - p``. All arithmetic
-float32. Host side: :mod:`seqlab.kernels.scan1.triton_launch` (``_walk_config``, ``scan1_fwd`` / ``scan1_bwd``).
+Chunks are ``[BC, TS, TI, VEC]`` tiles: ``TS`` segments of ``TI = CT / TS`` consecutive steps. At ``VEC = 1``
+Triton orders the layout by the channels' contiguity (float32, 32 channels, one warp: 4 channels a thread, which gives
+16-byte ``cp.async`` copies) and puts the segments over the remaining 4 threads, so each segment is scanned in-thread
+(``tl.associative_scan`` along ``TI``) and a walk over the ``TS`` segment aggregates (:func:`_seg_carries`) gives
+each segment's carry: ``h = A_cum * carry + B_cum``. With one segment the scan ran across threads (sm_90: 1040
+shuffles a 64-step chunk against 112). Forward: the state entering the sequence is ``h0`` (or zero), the state
+leaving it is the final state. Backward, walking from the last chunk, ``g_p = do_p + a_{p+1} g_{p+1}`` with ``g``
+entering at ``d h_T`` (positions past the end are identity steps), ``db = g``, ``da_p = g_p h_{p-1}`` (``h_{-1} =
+h0``), ``d log a_p = da_p a_p``, ``d h0 = a_0 g_0``. ``REVERSE`` maps scan position ``p`` to time
+``T - 1 - p``. All arithmetic float32. Host side: :mod:`seqlab.kernels.scan1.triton_launch` (``_walk_config``, ``scan1_fwd`` /
+``scan1_bwd``).
 """
 from __future__ import annotations
 

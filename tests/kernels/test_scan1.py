@@ -507,10 +507,10 @@ WALK_CFGS = ["16,16,1,1,2", "8,32,1,1,3,2", "8,8,2,1,1,8", "16,64,1,2,2,4", "16,
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("gate,D", [("log_a", 20), ("a", 20), ("log_a", 32), ("a", 32)])
 def test_walking_kernels_match_oracle(T, reverse, gate, D, monkeypatch, check_close):
-    """The walking kernels (``triton_walk``, ``SEQLAB_SCAN1_WALK=1``, 16-step chunks of 16 channels in 4 segments): h, the final
-    state and every gradient (initial state included) against the naive oracle, both directions, both gate forms,
-    T in {1, 63, 64, 65, 130} (one chunk, ragged last chunks, full chunks with interior ones), D = 20 (a masked
-    channel block) and 32 (``MASK_D`` off); the launch really took the walking kernels."""
+    """The walking kernels (``triton_walk``, ``SEQLAB_SCAN1_WALK=1``, 16-step chunks of 16 channels in 4
+    segments): h, the final state and every gradient (initial state included) against the naive oracle, both
+    directions, both gate forms, T in {1, 63, 64, 65, 130} (one chunk, ragged last chunks, full chunks with interior
+    ones), D = 20 (a masked channel block) and 32 (``MASK_D`` off); the launch really took the walking kernels."""
     from seqlab.kernels.scan1 import triton_launch
 
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
