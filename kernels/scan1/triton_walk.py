@@ -24,8 +24,8 @@ shuffles a 64-step chunk against 112). Forward: the state entering the sequence 
 leaving it is the final state. Backward, walking from the last chunk, ``g_p = do_p + a_{p+1} g_{p+1}`` with ``g``
 entering at ``d h_T`` (positions past the end are identity steps), ``db = g``, ``da_p = g_p h_{p-1}`` (``h_{-1} =
 h0``), ``d log a_p = da_p a_p``, ``d h0 = a_0 g_0``. ``REVERSE`` maps scan position ``p`` to time
-``T - 1 - p``. All arithmetic float32. Host side: :mod:`seqlab.kernels.scan1.triton_launch` (``_walk_config``, ``scan1_fwd`` /
-``scan1_bwd``).
+``T - 1 - p``. All arithmetic float32. Host side: :mod:`seqlab.kernels.scan1.triton_launch` (``_walk_config``,
+``scan1_fwd`` / ``scan1_bwd``).
 """
 from __future__ import annotations
 
