@@ -19,6 +19,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk12   # twelfth session: scan1's walking kernels (float32 default) vs look-back
 #   bash benchmarks/pending_gpu.sh "$OUT" final12  # twelfth session's scan1 defaults (float32 walks), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final12f # float32 scan1 defaults after the two-level walking chunks
+#   bash benchmarks/pending_gpu.sh "$OUT" walk13   # next: walking-kernel sweep (bf16 16-byte tiles, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -286,6 +287,20 @@ fi
 if [ "$part" = final12f ]; then
     step "scan1 defaults, float32"
     timeout 110 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes float32 --json "$out/scan1_final12f.json" \
+        2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
+fi
+if [ "$part" = walk13 ]; then
+    # prepared in the twelfth session, untimed: the [BC, TS, TI, VEC] tiles give bf16 16-byte cp.async copies (the
+    # one-level bf16 walk was not pipelined), SEGSCAN=1 joins a chunk's segments with one scan (sm_90 bf16 64-step
+    # chunk: 720 -> 280 shuffles forward, 1104 -> 432 backward)
+    step "scan1 walking-kernel sweep, kernels alone, both dtypes"
+    timeout 300 python3 benchmarks/scan1_walk_sweep.py --json "$out/walk_sweep13.json" 2>&1 | grep -v Warn | tail -24
+    step "scan1 bf16 end to end: look-back defaults against the walking kernels"
+    timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_walk13_bf16.json" \
+        --configs "@WALK=1@WALK_CFG=64,32,1,1,3,8@WALK_BWD_CFG=32,32,1,1,4,8@WALK_SEGSCAN=1" 2>&1 \
+        | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
+    step "scan1 float32 defaults (two-level walking chunks)"
+    timeout 110 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes float32 --json "$out/scan1_walk13_f32.json" \
         2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
 fi
 if [ "$part" = final ]; then

@@ -110,6 +110,16 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     return ct, bc, vec, w, st, ts
 
 
+def _segscan() -> int:
+    """``SEQLAB_SCAN1_WALK_SEGSCAN``: how the walking kernels join a chunk's segments (``triton_walk._seg_carries``):
+    ``0`` (default, the form timed on the H200) walks the segment aggregates; ``1`` scans (inclusive, exclusive) map
+    pairs across them (fewer shuffles, untimed)."""
+    v = getenv("SEQLAB_SCAN1_WALK_SEGSCAN", "0")
+    if v not in ("0", "1"):
+        raise ValueError(f"SEQLAB_SCAN1_WALK_SEGSCAN must be 0 or 1, got {v!r}")
+    return int(v)
+
+
 def _flag(name: str, default: bool) -> bool:
     """``SEQLAB_SCAN1_TICKET`` (default 0: tiles in program-id order; 1: from an atomic ticket counter) and
     ``SEQLAB_SCAN1_EARLY_POLL`` (default 1: the preceding chunk's inclusive state is polled while the tile loads,
@@ -272,7 +282,7 @@ def scan1_fwd(
         _scan1_walk_fwd_kernel[(B * nd,)](
             a, b, h0, h, ht, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
-            MASK_D=D % (bc * vec) != 0, TS=ts, num_warps=warps,
+            MASK_D=D % (bc * vec) != 0, TS=ts, SEGSCAN=_segscan(), num_warps=warps,
         )
         return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
@@ -311,7 +321,7 @@ def scan1_bwd(
         _scan1_walk_bwd_kernel[(B * nd,)](
             a, h0, h, do, dht, da, db, dh0, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
-            MASK_D=D % (bc * vec) != 0, TS=ts, num_warps=warps,
+            MASK_D=D % (bc * vec) != 0, TS=ts, SEGSCAN=_segscan(), num_warps=warps,
         )
         return da, db, dh0
     ct, bd, warps = _config(h.dtype, D, T, backward=True)

@@ -65,28 +65,47 @@ def _st(ptr, x, mask, MASKED: tl.constexpr):
 
 
 @triton.jit
-def _seg_carries(ca, cb, h, TS: tl.constexpr, TI: tl.constexpr):
+def _combine_excl(a1, b1, ea1, eb1, a2, b2, ea2, eb2):
+    """Scan operator over (inclusive map, exclusive map) pairs: the exclusive map of a concatenation's right part is
+    the left part's inclusive map composed with its own exclusive map (associative; a single element's exclusive map
+    is the identity)."""
+    return a1 * a2, a2 * b1 + b2, a1 * ea2, ea2 * b1 + eb2
+
+
+@triton.jit
+def _seg_carries(ca, cb, h, TS: tl.constexpr, TI: tl.constexpr, SEGSCAN: tl.constexpr = 0):
     """Two-level chunk scan, second level: ``ca, cb`` ``[BC, TS, TI, VEC]`` are the in-segment scans (zero carry)
     of ``TS`` segments of ``TI`` steps; returns the state entering each segment ``[BC, TS, VEC]`` given carry ``h``
-    entering the chunk, and the state leaving the chunk. Segments lie across threads, so this walks ``TS`` segment
-    aggregates (a few reductions) instead of scanning every row across threads."""
+    entering the chunk, and the state leaving the chunk. Segments lie across threads. ``SEGSCAN = 0``: a walk over
+    the ``TS`` segment aggregates (two reductions a segment); ``1``: one scan across the segments of (inclusive,
+    exclusive) map pairs (:func:`_combine_excl`) and one reduction for the state leaving the chunk (fewer shuffles;
+    not timed on a GPU yet)."""
     ti = tl.arange(0, TI)[None, None, :, None]
     agg_a = tl.sum(tl.where(ti == TI - 1, ca, 0.0), axis=2)
     agg_b = tl.sum(tl.where(ti == TI - 1, cb, 0.0), axis=2)
-    seg = tl.arange(0, TS)[None, :, None]
-    enter = tl.zeros_like(agg_b)
-    run = h
-    for s in tl.static_range(TS):
-        enter = tl.where(seg == s, run[:, None, :], enter)
-        ga = tl.sum(tl.where(seg == s, agg_a, 0.0), axis=1)
-        gb = tl.sum(tl.where(seg == s, agg_b, 0.0), axis=1)
-        run = ga * run + gb
+    if SEGSCAN:
+        one = tl.full(agg_a.shape, 1.0, tl.float32)
+        zero = tl.zeros(agg_b.shape, tl.float32)
+        _, _, ea, eb = tl.associative_scan((agg_a, agg_b, one, zero), 1, _combine_excl)
+        enter = ea * h[:, None, :] + eb
+        # the state leaving the last segment, taken by a sum (tl.reduce's butterfly may swap operands, and this map
+        # composition does not commute)
+        run = tl.sum(tl.where(tl.arange(0, TS)[None, :, None] == TS - 1, agg_a * enter + agg_b, 0.0), axis=1)
+    else:
+        seg = tl.arange(0, TS)[None, :, None]
+        enter = tl.zeros_like(agg_b)
+        run = h
+        for s in tl.static_range(TS):
+            enter = tl.where(seg == s, run[:, None, :], enter)
+            ga = tl.sum(tl.where(seg == s, agg_a, 0.0), axis=1)
+            gb = tl.sum(tl.where(seg == s, agg_b, 0.0), axis=1)
+            run = ga * run + gb
     return enter, run
 
 
 @triton.jit
 def _fwd_chunk(a_ptr, b_ptr, h_ptr, offs, mask, h, LOG_A: tl.constexpr, TS: tl.constexpr, TI: tl.constexpr,
-               MASKED: tl.constexpr):
+               MASKED: tl.constexpr, SEGSCAN: tl.constexpr):
     """Scan one ``[BC, TS, TI, VEC]`` chunk (row ``s TI + i``) from carry ``h``, store it, return the carry out
     (masked rows are identity steps)."""
     if LOG_A:
@@ -95,7 +114,7 @@ def _fwd_chunk(a_ptr, b_ptr, h_ptr, offs, mask, h, LOG_A: tl.constexpr, TS: tl.c
         a = _ld(a_ptr + offs, mask, 1.0, MASKED)
     b = _ld(b_ptr + offs, mask, 0.0, MASKED)
     ca, cb = tl.associative_scan((a, b), 2, _combine)
-    enter, h = _seg_carries(ca, cb, h, TS, TI)
+    enter, h = _seg_carries(ca, cb, h, TS, TI, SEGSCAN)
     _st(h_ptr + offs, ca * enter[:, :, None, :] + cb, mask, MASKED)
     return h
 
@@ -111,7 +130,7 @@ def _scan1_walk_fwd_kernel(
     a_ptr, b_ptr, h0_ptr, h_ptr, ht_ptr, L, D, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, REVERSE: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, I64: tl.constexpr,
-    MASK_D: tl.constexpr = 1, TS: tl.constexpr = 1,
+    MASK_D: tl.constexpr = 1, TS: tl.constexpr = 1, SEGSCAN: tl.constexpr = 0,
 ):
     """Full chunks run in the pipelined loop without a time mask (a row mask cost the loop ~45% on the H200:
     ``benchmarks/walk_ab.py``, twelfth session), the ragged last chunk after it with one; ``MASK_D``: channel
@@ -134,14 +153,14 @@ def _scan1_walk_fwd_kernel(
             row0 = i_n * L + L - 1 - j * CT
         else:
             row0 = i_n * L + j * CT
-        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, m_dt, h, LOG_A, TS, TI, MASK_D)
+        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, m_dt, h, LOG_A, TS, TI, MASK_D, SEGSCAN)
     if full * CT < L:  # the ragged last chunk
         if REVERSE:
             row0 = i_n * L + L - 1 - full * CT
         else:
             row0 = i_n * L + full * CT
         mask = m_dt & (full * CT + r4 < L)
-        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, mask, h, LOG_A, TS, TI, True)
+        h = _fwd_chunk(a_ptr, b_ptr, h_ptr, row0 * D + toff, mask, h, LOG_A, TS, TI, True, SEGSCAN)
     if STORE_FINAL:
         tl.store(ht_ptr + i_n * D + o_d, h, mask=m_d)
 
@@ -149,7 +168,7 @@ def _scan1_walk_fwd_kernel(
 @triton.jit
 def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h0,
                LOG_A: tl.constexpr, HAS_H0: tl.constexpr, TS: tl.constexpr, TI: tl.constexpr,
-               MASK_D: tl.constexpr, EDGE: tl.constexpr):
+               MASK_D: tl.constexpr, EDGE: tl.constexpr, SEGSCAN: tl.constexpr):
     """One backward chunk (tile row 0 = its last scan position; ``p`` the positions, ``[1, TS, TI, 1]``) from carry
     ``g`` (``g`` at the position after it): store ``db``, ``da`` and return ``g`` at its first position. ``EDGE``:
     the chunk holds position 0 or ``L - 1`` (or is ragged), so its rows are masked against the sequence's ends."""
@@ -170,7 +189,7 @@ def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h
     if EDGE and HAS_H0:
         hp += tl.where(p == 0, h0[:, None, None, :], 0.0)
     ca, cb = tl.associative_scan((gate, do), 2, _combine)
-    enter, g = _seg_carries(ca, cb, g, TS, TI)
+    enter, g = _seg_carries(ca, cb, g, TS, TI, SEGSCAN)
     gs = ca * enter[:, :, None, :] + cb
     _st(db_ptr + offs, gs, mask, EDGE or MASK_D)
     da = gs * hp
@@ -194,7 +213,7 @@ def _scan1_walk_bwd_kernel(
     a_ptr, h0_ptr, h_ptr, do_ptr, dht_ptr, da_ptr, db_ptr, dh0_ptr, L, D, nD,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, HAS_DHT: tl.constexpr, REVERSE: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, I64: tl.constexpr,
-    MASK_D: tl.constexpr = 1, TS: tl.constexpr = 1,
+    MASK_D: tl.constexpr = 1, TS: tl.constexpr = 1, SEGSCAN: tl.constexpr = 0,
 ):
     """Walks from the last chunk (masked: ragged, and its last position has no next gate) through the interior
     chunks (the pipelined loop, no time masks) to chunk 0 (masked: its first position reads ``h0``)."""
@@ -217,14 +236,14 @@ def _scan1_walk_bwd_kernel(
     nch = tl.cdiv(L, CT)
     last = nch - 1
     g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, last, L, REVERSE, CT) * D + toff, nxt,
-                   last * CT + CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, True)
+                   last * CT + CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, True, SEGSCAN)
     for jj in tl.range(0, nch - 2, num_stages=STAGES):
         j = nch - 2 - jj
         g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, j, L, REVERSE, CT) * D + toff, nxt,
-                       j * CT + CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, False)
+                       j * CT + CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, False, SEGSCAN)
     if nch > 1:
         g = _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, _bwd_row0(i_n, 0, L, REVERSE, CT) * D + toff, nxt,
-                       CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, True)
+                       CT - 1 - r4, L, m_dt, g, h0, LOG_A, HAS_H0, TS, TI, MASK_D, True, SEGSCAN)
     if HAS_H0:  # d h0 = a_0 g_0
         if REVERSE:
             r0 = i_n * L + L - 1

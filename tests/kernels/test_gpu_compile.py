@@ -281,9 +281,9 @@ from triton.compiler import ASTSource
 from seqlab.kernels.scan1.triton_walk import _scan1_walk_bwd_kernel, _scan1_walk_fwd_kernel
 
 dt = sys.argv[1]
-ct, bc, vec, w, st, ts = (int(x) for x in sys.argv[2].split(","))
+ct, bc, vec, w, st, ts, seg = (int(x) for x in sys.argv[2].split(","))
 common = {"CT": ct, "BC": bc, "VEC": vec, "STAGES": st, "I64": 0, "LOG_A": 1, "HAS_H0": 1, "REVERSE": 0, "MASK_D": 0,
-          "TS": ts}
+          "TS": ts, "SEGSCAN": seg}
 for fn, ptrs, flags in ((_scan1_walk_fwd_kernel, ["a_ptr", "b_ptr", "h0_ptr", "h_ptr", "ht_ptr"], {"STORE_FINAL": 1}),
                         (_scan1_walk_bwd_kernel, ["a_ptr", "h0_ptr", "h_ptr", "do_ptr", "dht_ptr", "da_ptr", "db_ptr",
                                                   "dh0_ptr"], {"HAS_DHT": 1})):
@@ -292,20 +292,22 @@ for fn, ptrs, flags in ((_scan1_walk_fwd_kernel, ["a_ptr", "b_ptr", "h0_ptr", "h
     sig.update({"L": "i32", "D": "i32", "nD": "i32"})
     consts = {**common, **flags}
     sig.update({k: "constexpr" for k in consts})
-    attrs = {(i,): [["tt.divisibility", 16]] for i in range(len(ptrs))}
+    attrs = {(i,): [["tt.divisibility", 16]] for i in range(len(ptrs) + 3)}  # pointers, L, D, nD (as at D = 1024)
     k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
                        options={"num_warps": w, "num_stages": st})
     print(fn.__name__, k.asm["ttgir"].count("async_copy_global_to_local"), k.metadata.shared)
 """
 
 
-@pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3,1"), ("fp32", "32,32,1,1,4,1"), ("fp32", "64,32,1,1,3,4")])
+@pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3,4,0"), ("fp32", "32,32,1,1,4,4,0"),
+                                    ("fp32", "64,32,1,1,3,4,1"), ("bf16", "64,32,1,1,3,8,1")])
 def test_scan1_walking_loads_are_pipelined(dt, cfg):
     """The walking kernels rely on Triton's software pipeliner to keep HBM busy with two programs an SM: compiled
     for sm_90 at the default tiles (``_walk_config``), every loop load (forward: ``a``, ``b``; backward: ``do``, the
     next gate, ``h_{p-1}``, the gate) must become an ``async_copy_global_to_local`` into shared memory. A Triton
     upgrade that stops pipelining non-dot loads fails here instead of silently halving the bandwidth. (bf16 tiles of
-    one channel a thread load 2 bytes, below ``cp.async``'s 4: not pipelined, one reason bf16 keeps the look-back.)"""
+    one channel a thread in the one-level ``[BC, CT, VEC]`` tiles loaded 2 bytes, below ``cp.async``'s 4, and were
+    not pipelined; the ``[BC, TS, TI, VEC]`` tiles lay bf16 out as 8 channels a thread, 16-byte copies.)"""
     import subprocess
     import sys
 

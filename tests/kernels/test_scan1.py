@@ -533,14 +533,17 @@ def test_walking_kernels_match_oracle(T, reverse, gate, D, monkeypatch, check_cl
 
 
 @needs_triton
+@pytest.mark.parametrize("segscan", ["0", "1"])
 @pytest.mark.parametrize("cfg", WALK_CFGS)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_walking_tiles_without_state(cfg, reverse, monkeypatch, check_close):
+def test_walking_tiles_without_state(cfg, reverse, segscan, monkeypatch, check_close):
     """Walking tiles of every shape (time split over threads, vector lanes, two warps, 1 to 16 segments a chunk:
     ``TS``, the sixth number) without an initial state or
     final state and with negative gates (``a`` form), forward and backward, against the PyTorch path; the output
-    buffers are poisoned with NaN first, so a row or channel the kernels skip fails."""
+    buffers are poisoned with NaN first, so a row or channel the kernels skip fails. Both ways of joining a chunk's
+    segments (``SEQLAB_SCAN1_WALK_SEGSCAN``)."""
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK_SEGSCAN", segscan)
     monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", cfg)
     monkeypatch.setenv("SEQLAB_SCAN1_WALK_BWD_CFG", cfg)
     gen = torch.Generator().manual_seed(11)
@@ -590,6 +593,9 @@ def test_walk_dispatch(monkeypatch):
         monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", bad)
         with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK_CFG"):
             triton_launch._walk_config(f32, 8, 1024, cuda, False)
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK_SEGSCAN", "2")
+    with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK_SEGSCAN"):
+        triton_launch._segscan()
     monkeypatch.setattr(triton_launch, "interpret_mode", lambda: True)
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "auto")
     monkeypatch.delenv("SEQLAB_SCAN1_WALK_CFG")
