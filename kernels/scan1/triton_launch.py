@@ -101,10 +101,11 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
                              f"and S >= 1, got {env!r}")
     elif interpret_mode():
         ct, bc, vec, w, st, ts = 16, 16, 1, 1, 2, 4
-    elif backward:
-        ct, bc, vec, w, st, ts = 32, 32, 1, 1, 4, 4
     else:
-        ct, bc, vec, w, st, ts = 64, 32, 1, 1, 3, 4
+        ct, bc, vec, w, st = (32, 32, 1, 1, 4) if backward else (64, 32, 1, 1, 3)
+        # segments over the threads Triton leaves for time once each thread holds 16 bytes of adjacent channels:
+        # 4 for float32 (the timed default), 8 for 16-bit storage (sm_90 TTGIR; bf16 walks are opt-in, untimed)
+        ts = min(ct, max(1, 32 * w * max(1, 16 // dtype.itemsize) // (bc * vec)))
     if v == "auto" and (interpret_mode() or dtype.itemsize != 4 or 2 * B * cdiv(D, bc * vec) < 3 * _sm_count(device)):
         return None
     return ct, bc, vec, w, st, ts

@@ -578,7 +578,7 @@ def test_walk_dispatch(monkeypatch):
     assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
     assert triton_launch._walk_config(f32, 8, 1024, cuda, True) is None
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
-    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 32, 1, 1, 3, 4)
+    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 32, 1, 1, 3, 8)
     monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", "32,32,1,1,4,4")
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (32, 32, 1, 1, 4, 4)
     monkeypatch.delenv("SEQLAB_SCAN1_WALK_CFG")
