@@ -29,8 +29,8 @@ source benchmarks/device_env.sh || exit 1
 nvidia-smi --query-gpu=name --format=csv,noheader
 t0=$SECONDS
 step() { echo "== [$((SECONDS - t0)) s] $*"; }
-scan1_defaults() {  # JSON prefix: scan1's defaults, eager and from CUDA graphs, bf16 then float32, peers beside
-    for dt in bfloat16 float32; do
+scan1_defaults() {  # JSON prefix [dtypes]: scan1's defaults, eager and from CUDA graphs (bf16 then float32), peers beside
+    for dt in ${2:-bfloat16 float32}; do
         step "scan1 defaults, $dt"
         timeout 110 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes "$dt" --json "$out/$1_$dt.json" 2>&1 \
             | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -14
@@ -285,9 +285,7 @@ if [ "$part" = final12 ]; then
     scan1_defaults scan1_final12
 fi
 if [ "$part" = final12f ]; then
-    step "scan1 defaults, float32"
-    timeout 110 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes float32 --json "$out/scan1_final12f.json" \
-        2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
+    scan1_defaults scan1_final12f float32
 fi
 if [ "$part" = walk13 ]; then
     # prepared in the twelfth session, untimed: the [BC, TS, TI, VEC] tiles give bf16 16-byte cp.async copies (the
@@ -302,9 +300,7 @@ if [ "$part" = walk13 ]; then
     timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_walk13_bf16.json" \
         --configs "@WALK=1@WALK_CFG=64,32,1,1,3,8@WALK_BWD_CFG=32,32,1,1,4,8@WALK_SEGSCAN=1" 2>&1 \
         | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
-    step "scan1 float32 defaults (two-level walking chunks)"
-    timeout 110 python3 benchmarks/scan1_sweep.py --no-sweep --graph --dtypes float32 --json "$out/scan1_walk13_f32.json" \
-        2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
+    scan1_defaults scan1_walk13 float32  # the two-level walking chunks end to end
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do
