@@ -296,6 +296,12 @@ if [ "$part" = walk13 ]; then
     step "scan1 walking kernels at prefix_attention's value-scan shape (B4 T4096 D=H*V=2048 bf16; its value scan 44 us)"
     timeout 120 python3 benchmarks/scan1_walk_sweep.py --dtypes bfloat16 --shape 4,4096,2048 \
         --rows "64,32,1,1,3,8,1;32,32,1,1,4,8,1;64,32,1,1,3,8" --json "$out/walk_sweep13_pa.json" 2>&1 | grep -v Warn | tail -8
+    for w in 0 1; do
+        step "prefix_attention forward, SEQLAB_PREFIX_ATTN_SCAN_WALK=$w (1: the walking value scan, SEGSCAN=1)"
+        SEQLAB_PREFIX_ATTN_SCAN_WALK=$w SEQLAB_SCAN1_WALK_SEGSCAN=1 SEQLAB_BENCH_PA_FORMS=scan timeout 90 \
+            python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa_walk13_$w.json" 2>&1 \
+            | grep -v Warn | grep "fwd\|copy of v\|correct" | tail -8
+    done
     step "scan1 bf16 end to end: look-back defaults against the walking kernels"
     timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_walk13_bf16.json" \
         --configs "@WALK=1@WALK_CFG=64,32,1,1,3,8@WALK_BWD_CFG=32,32,1,1,4,8@WALK_SEGSCAN=1" 2>&1 \

@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
+from seqlab.kernels.prefix_attention.triton_lin_walk import walk_config, walk_value_scan
 from seqlab.kernels.prefix_attention.triton_scan import (
     _fwd_outputs,
     _keep_initial,
@@ -383,6 +384,10 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
     beta = torch.empty_like(lse)
     varlen = cu_seqlens is not None
     _score_pass(s.contiguous(), lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H)
+    walk = walk_config(v.dtype, varlen)
+    if walk is not None:  # opt-in: the value scan as one walking program per sequence and channel block
+        walk_value_scan(walk, beta, v, u0, w0, o, uT, wT, m0 is not None)
+        return o, mT, uT, wT, lse
     D = H * V
     ct, bd, warps = _scan_config(v.dtype, D, T)
     bc, vec = _lanes(bd, warps)

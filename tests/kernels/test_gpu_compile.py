@@ -140,6 +140,13 @@ def _prefix_attention(dt, monkeypatch):
                                                           backend="triton"), s, v, *h0)
             s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, 32).to(dt)
             _run(lambda s_, v_: prefix_attention(s_, v_, backend="triton"), s, v)
+            # the walking value scan (SEQLAB_PREFIX_ATTN_SCAN_WALK=1): with an initial state, one-head blocks and not
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "1")
+            _run(lambda s_, v_: prefix_attention(s_, v_, output_final_state=True, backend="triton"), s, v)
+            s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, V).to(dt)
+            _run(lambda s_, v_, m, u, w: prefix_attention(s_, v_, initial_state=(m, u, w), output_final_state=True,
+                                                          backend="triton"), s, v, *h0)
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "0")
 
 
 def _causal_conv1d(dt):

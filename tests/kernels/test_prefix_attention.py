@@ -855,3 +855,53 @@ def test_scan_forms_half_precision(monkeypatch, check_close):
         check_close(f"fp16 {n}", a.double(), b, 3e-3)
     o, _ = prefix_attention(s * 1e4, v, backend="triton")
     assert torch.isfinite(o).all()
+
+
+@needs_triton
+@pytest.mark.parametrize("cfg", ["", "16,16,1,1,2,4", "8,8,2,1,3,2", "16,32,1,1,2,16"])
+@pytest.mark.parametrize("H,V,T", [(2, 16, 37), (3, 8, 32), (2, 16, 64)])
+def test_scan_form_walking_value_scan(cfg, H, V, T, monkeypatch, check_close):
+    """``SEQLAB_PREFIX_ATTN_SCAN_WALK=1``: the value scan as walking programs (``triton_lin_walk``) after the same
+    score pass. Outputs, final state and every gradient against the float64 oracle with an initial state, both
+    directions; one-head channel blocks (``V`` a multiple of the block) and blocks spanning heads, ragged and full
+    chunks, masked channel blocks; the launch really walked; packed input and bad flags keep or refuse it."""
+    from seqlab.kernels.prefix_attention import triton_lin, triton_lin_walk
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "1")
+    if cfg:
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", cfg)
+    taken = []
+    real = triton_lin.walk_config
+    monkeypatch.setattr(triton_lin, "walk_config", lambda *a: taken.append(real(*a)) or taken[-1])
+    torch.manual_seed(T + H + V)
+    s, v = torch.randn(2, T, H) * 4, torch.randn(2, T, H, V)
+    h0 = (torch.randn(2, H) * 3, torch.randn(2, H, V), torch.rand(2, H) + 0.5)
+    do = torch.randn(2, T, H, V)
+    for reverse in (False, True):
+        xs = [x.clone().requires_grad_() for x in (s, v, *h0)]
+        o, st = prefix_attention(xs[0], xs[1], initial_state=tuple(xs[2:]), output_final_state=True, reverse=reverse,
+                                 backend="triton")
+        ((o * do).sum() + st[1].sum()).backward()
+        got = [o, *st] + [x.grad for x in xs]
+        xd = [x.double().requires_grad_() for x in (s, v, *h0)]
+        if reverse:
+            od, std = _naive(xd[0].flip(1), xd[1].flip(1), tuple(xd[2:]), True)
+            od = od.flip(1)
+        else:
+            od, std = _naive(xd[0], xd[1], tuple(xd[2:]), True)
+        ((od * do.double()).sum() + std[1].sum()).backward()
+        ref = [od, *std] + [x.grad for x in xd]
+        for n, a, c in zip(["o", "m", "u", "w", "ds", "dv", "dm0", "du0", "dw0"], got, ref):
+            if a is None:
+                continue
+            check_close(f"walk {n} rev={reverse}", a.double(), c.detach(), 1e-5)
+    assert len(taken) == 2 and all(t is not None for t in taken), taken
+    assert real(torch.float32, True) is None  # packed input keeps the look-back value scan
+    for bad in ("16,16,1,1,2", "16,12,1,1,2,4", "16,16,1,1,2,32"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", bad)
+        with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG"):
+            triton_lin_walk.walk_config(torch.float32, False)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "yes")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_WALK"):
+        triton_lin_walk.walk_config(torch.float32, False)
