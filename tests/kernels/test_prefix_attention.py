@@ -661,6 +661,30 @@ def test_scan_form_tiles_match_oracle(cfg, V, walk, two, lse, hints, monkeypatch
     assert ran == ["scan"] * 3, ran
 
 
+STATE_NAMES = ["o", "m", "u", "w", "ds", "dv", "dm0", "du0", "dw0"]
+
+
+def _with_state_grads(fn, s, v, h0, do, reverse):
+    """``[o, m_T, u_T, w_T]`` and the gradients of ``(o * do).sum() + u_T.sum()`` w.r.t. ``(s, v, m0, u0, w0)``
+    (``None`` where there is none) of ``fn(s, v, initial_state, reverse)``."""
+    xs = [x.clone().requires_grad_() for x in (s, v, *h0)]
+    o, st = fn(xs[0], xs[1], tuple(xs[2:]), reverse)
+    ((o * do.to(o.dtype)).sum() + st[1].sum()).backward()
+    return [o, *st] + [x.grad for x in xs]
+
+
+def _triton_run(s_, v_, h0_, reverse):
+    return prefix_attention(s_, v_, initial_state=h0_, output_final_state=True, reverse=reverse, backend="triton")
+
+
+def _oracle_run(s_, v_, h0_, reverse):
+    """The float64-capable oracle ``_naive``; ``reverse`` by flipping time."""
+    if reverse:
+        o, st = _naive(s_.flip(1), v_.flip(1), h0_, True)
+        return o.flip(1), st
+    return _naive(s_, v_, h0_, True)
+
+
 @needs_triton
 @pytest.mark.parametrize("cfg,H,V,T,walk", [("16,64,1", 4, 16, 64, False), ("16,64,1", 2, 32, 48, True),
                                            ("16,128,2", 8, 16, 32, True)])
@@ -686,23 +710,11 @@ def test_scan_form_flat_tiles(cfg, H, V, T, walk, monkeypatch, check_close):
     for flat in ("1", "0"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FLAT", flat)
         for reverse in (False, True):
-            xs = [x.clone().requires_grad_() for x in (s, v, *h0)]
-            o, st = prefix_attention(xs[0], xs[1], initial_state=tuple(xs[2:]), output_final_state=True,
-                                     reverse=reverse, backend="triton")
-            ((o * do).sum() + st[1].sum()).backward()
-            res[flat, reverse] = [o, *st] + [x.grad for x in xs]
+            res[flat, reverse] = _with_state_grads(_triton_run, s, v, h0, do, reverse)
     assert seen == [True, True, False, False], seen
     for reverse in (False, True):
-        xs = [x.double().requires_grad_() for x in (s, v, *h0)]
-        if reverse:
-            o, st = _naive(xs[0].flip(1), xs[1].flip(1), tuple(xs[2:]), True)
-            o = o.flip(1)
-        else:
-            o, st = _naive(xs[0], xs[1], tuple(xs[2:]), True)
-        ((o * do.double()).sum() + st[1].sum()).backward()
-        ref = [o, *st] + [x.grad for x in xs]
-        names = ["o", "m", "u", "w", "ds", "dv", "dm0", "du0", "dw0"]
-        for n, a, b, c in zip(names, res["1", reverse], res["0", reverse], ref):
+        ref = _with_state_grads(_oracle_run, s.double(), v.double(), [x.double() for x in h0], do, reverse)
+        for n, a, b, c in zip(STATE_NAMES, res["1", reverse], res["0", reverse], ref):
             assert (a is None) == (b is None), n
             if a is None:  # m0: a stabiliser without gradient (the op's docstring)
                 continue
@@ -879,20 +891,9 @@ def test_scan_form_walking_value_scan(cfg, H, V, T, monkeypatch, check_close):
     h0 = (torch.randn(2, H) * 3, torch.randn(2, H, V), torch.rand(2, H) + 0.5)
     do = torch.randn(2, T, H, V)
     for reverse in (False, True):
-        xs = [x.clone().requires_grad_() for x in (s, v, *h0)]
-        o, st = prefix_attention(xs[0], xs[1], initial_state=tuple(xs[2:]), output_final_state=True, reverse=reverse,
-                                 backend="triton")
-        ((o * do).sum() + st[1].sum()).backward()
-        got = [o, *st] + [x.grad for x in xs]
-        xd = [x.double().requires_grad_() for x in (s, v, *h0)]
-        if reverse:
-            od, std = _naive(xd[0].flip(1), xd[1].flip(1), tuple(xd[2:]), True)
-            od = od.flip(1)
-        else:
-            od, std = _naive(xd[0], xd[1], tuple(xd[2:]), True)
-        ((od * do.double()).sum() + std[1].sum()).backward()
-        ref = [od, *std] + [x.grad for x in xd]
-        for n, a, c in zip(["o", "m", "u", "w", "ds", "dv", "dm0", "du0", "dw0"], got, ref):
+        got = _with_state_grads(_triton_run, s, v, h0, do, reverse)
+        ref = _with_state_grads(_oracle_run, s.double(), v.double(), [x.double() for x in h0], do, reverse)
+        for n, a, c in zip(STATE_NAMES, got, ref):
             if a is None:
                 continue
             check_close(f"walk {n} rev={reverse}", a.double(), c.detach(), 1e-5)
