@@ -1,0 +1,75 @@
+"""Offline sm_90 build of scan1's walking kernels (no GPU needed): for each tile ``CT,BC,VEC,W,S,TS,SEGSCAN``, the
+blocked layout Triton picks, the shuffles and ``cp.async`` copies in the PTX and ``ptxas -v`` registers, forward and
+backward. The twelfth session's shuffle counts (docs/results.md, docs/kernels.md) come from:
+
+    python3 benchmarks/scan1_walk_compile_counts.py --dtype fp32 64,32,1,1,3,1,0 64,32,1,1,3,4,0
+    python3 benchmarks/scan1_walk_compile_counts.py --dtype bf16 64,32,1,1,3,8,0 64,32,1,1,3,8,1
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import tempfile
+
+FWD_PTRS = ["a_ptr", "b_ptr", "h0_ptr", "h_ptr", "ht_ptr"]
+BWD_PTRS = ["a_ptr", "h0_ptr", "h_ptr", "do_ptr", "dht_ptr", "da_ptr", "db_ptr", "dh0_ptr"]
+STATE = ("h0_ptr", "ht_ptr", "dht_ptr", "dh0_ptr")  # float32 whatever the storage dtype
+
+
+def counts(dtype: str, cfg: str) -> list[str]:
+    """One line a kernel (forward, backward) for tile ``cfg`` with ``dtype`` storage (``fp32``, ``bf16``, ``fp16``);
+    pointers and ``L, D, nD`` marked 16-divisible, as at ``D = 1024``."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import get_ptxas
+    from triton.compiler import ASTSource
+
+    from seqlab.kernels.scan1.triton_walk import _scan1_walk_bwd_kernel, _scan1_walk_fwd_kernel
+
+    ct, bc, vec, w, st, ts, seg = (int(x) for x in cfg.split(","))
+    ptxas = get_ptxas(90)
+    ptxas = getattr(ptxas, "path", ptxas)
+    lines = []
+    for name, fn, ptrs, flags in (("fwd", _scan1_walk_fwd_kernel, FWD_PTRS, {"STORE_FINAL": 0}),
+                                  ("bwd", _scan1_walk_bwd_kernel, BWD_PTRS, {"HAS_DHT": 0})):
+        sig = {n: "*fp32" if n in STATE else "*" + dtype for n in ptrs}
+        sig.update({"L": "i32", "D": "i32", "nD": "i32"})
+        consts = dict(LOG_A=1, HAS_H0=0, REVERSE=0, CT=ct, BC=bc, VEC=vec, STAGES=st, I64=0, MASK_D=0, TS=ts,
+                      SEGSCAN=seg, **flags)
+        sig.update({k: "constexpr" for k in consts})
+        attrs = {(i,): [["tt.divisibility", 16]] for i in range(len(ptrs) + 3)}
+        k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
+                           options={"num_warps": w})
+        ptx = k.asm["ptx"]
+        ops = collections.Counter(m.group(1) for m in re.finditer(r"^\s+(?:@%p\d+ )?([a-z]+(?:\.[a-z0-9]+)*)", ptx,
+                                                                   re.M))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "k.ptx")
+            with open(path, "w") as f:
+                f.write(ptx)
+            out = subprocess.run([ptxas, "-v", "-arch=sm_90a", path, "-o", os.path.join(tmp, "k.cubin")],
+                                 capture_output=True, text=True)
+        regs = [ln.split(":")[-1].strip() for ln in (out.stdout + out.stderr).splitlines() if "registers" in ln]
+        layout = re.findall(r"sizePerThread = \[[^\]]*\], threadsPerWarp = \[[^\]]*\]", k.asm["ttgir"])[:1]
+        shfl = sum(v for op, v in ops.items() if op.startswith("shfl"))
+        cp = sum(v for op, v in ops.items() if op.startswith(("cp.async.ca", "cp.async.cg")))
+        lines.append(f"{dtype} {name} {cfg}: shuffles {shfl}, cp.async {cp}, {layout}, {regs}")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("cfgs", nargs="+", help="CT,BC,VEC,W,S,TS,SEGSCAN")
+    args = ap.parse_args()
+    for cfg in args.cfgs:
+        for ln in counts(args.dtype, cfg):
+            print(ln, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
