@@ -19,7 +19,8 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk12   # twelfth session: scan1's walking kernels (float32 default) vs look-back
 #   bash benchmarks/pending_gpu.sh "$OUT" final12  # twelfth session's scan1 defaults (float32 walks), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final12f # float32 scan1 defaults after the two-level walking chunks
-#   bash benchmarks/pending_gpu.sh "$OUT" walk13   # next: walking-kernel sweep (bf16 16-byte tiles, SEGSCAN), bf16 end to end
+#   bash benchmarks/pending_gpu.sh "$OUT" pa14     # next: prefix_attention's fused walk (issue 4's 80%-of-copy bar)
+#   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 16-byte tiles, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -296,17 +297,29 @@ if [ "$part" = walk13 ]; then
     step "scan1 walking kernels at prefix_attention's value-scan shape (B4 T4096 D=H*V=2048 bf16; its value scan 44 us)"
     timeout 120 python3 benchmarks/scan1_walk_sweep.py --dtypes bfloat16 --shape 4,4096,2048 \
         --rows "64,32,1,1,3,8,1;32,32,1,1,4,8,1;64,32,1,1,3,8" --json "$out/walk_sweep13_pa.json" 2>&1 | grep -v Warn | tail -8
-    for w in 0 1; do
-        step "prefix_attention forward, SEQLAB_PREFIX_ATTN_SCAN_WALK=$w (1: the walking value scan, SEGSCAN=1)"
-        SEQLAB_PREFIX_ATTN_SCAN_WALK=$w SEQLAB_SCAN1_WALK_SEGSCAN=1 SEQLAB_BENCH_PA_FORMS=scan timeout 90 \
-            python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa_walk13_$w.json" 2>&1 \
-            | grep -v Warn | grep "fwd\|copy of v\|correct" | tail -8
-    done
     step "scan1 bf16 end to end: look-back defaults against the walking kernels"
     timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_walk13_bf16.json" \
         --configs "@WALK=1@WALK_CFG=64,32,1,1,3,8@WALK_BWD_CFG=32,32,1,1,4,8@WALK_SEGSCAN=1" 2>&1 \
         | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
     scan1_defaults scan1_walk13 float32  # the two-level walking chunks end to end
+fi
+if [ "$part" = pa14 ]; then
+    # prepared in the thirteenth session, untimed (no device lent): SEQLAB_PREFIX_ATTN_SCAN_WALK=fused runs the whole
+    # forward as one walk (score pass folded in: no beta buffer, no second launch); 1 keeps the score pass and walks
+    # the value scan (sm_90 offline: 255 registers, 4352 shuffles a build for bf16, so expect it slow); 0 the default
+    for w in "0 0" "fused 0" "fused 1" "1 1"; do
+        set -- $w
+        step "prefix_attention fwd and fwd+bwd, SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2"
+        SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2 SEQLAB_BENCH_PA_FORMS=scan timeout 100 \
+            python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa14_$1_$2.json" 2>&1 \
+            | grep -v Warn | grep "fwd\|copy\|correct\|rel" | tail -10
+    done
+    for cfg in 32,32,1,1,4,8 64,32,1,1,4,8 128,32,1,1,3,8 64,64,1,2,3,8 64,16,1,1,3,4; do
+        step "prefix_attention fused walk, SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$cfg"
+        SEQLAB_PREFIX_ATTN_SCAN_WALK=fused SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$cfg SEQLAB_BENCH_PA_FORMS=scan \
+            timeout 60 python3 benchmarks/kernels_ii.py --only prefix_attention --timings-only \
+            --json "$out/pa14_cfg_$cfg.json" 2>&1 | grep -v Warn | grep "fwd .*CUDA graph\|copy" | tail -4
+    done
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -1,9 +1,14 @@
-"""Offline sm_90 build of scan1's walking kernels (no GPU needed): for each tile ``CT,BC,VEC,W,S,TS,SEGSCAN``, the
-blocked layout Triton picks, the shuffles and ``cp.async`` copies in the PTX and ``ptxas -v`` registers, forward and
-backward. The twelfth session's shuffle counts (docs/results.md, docs/kernels.md) come from:
+"""Offline sm_90 build of the walking kernels (no GPU needed): for each tile ``CT,BC,VEC,W,S,TS,SEGSCAN``, the
+blocked layout Triton picks, the shuffles and ``cp.async`` copies in the PTX and ``ptxas -v`` registers: scan1's
+forward and backward (default), or with ``--pa`` prefix_attention's walking value scan and fused walk
+(``kernels/prefix_attention/triton_lin_walk.py``, at H = 16, V = 128). The twelfth session's shuffle counts
+(docs/results.md, docs/kernels.md) come from:
 
     python3 benchmarks/scan1_walk_compile_counts.py --dtype fp32 64,32,1,1,3,1,0 64,32,1,1,3,4,0
     python3 benchmarks/scan1_walk_compile_counts.py --dtype bf16 64,32,1,1,3,8,0 64,32,1,1,3,8,1
+
+and the thirteenth session's prefix_attention counts from
+``python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 64,32,1,1,3,8,0 64,32,1,1,3,8,1``.
 """
 from __future__ import annotations
 
@@ -17,6 +22,59 @@ import tempfile
 FWD_PTRS = ["a_ptr", "b_ptr", "h0_ptr", "h_ptr", "ht_ptr"]
 BWD_PTRS = ["a_ptr", "h0_ptr", "h_ptr", "do_ptr", "dht_ptr", "da_ptr", "db_ptr", "dh0_ptr"]
 STATE = ("h0_ptr", "ht_ptr", "dht_ptr", "dh0_ptr")  # float32 whatever the storage dtype
+
+
+def _build(fn, sig, consts, n_div, warps):
+    """Compile ``fn`` for sm_90 (the first ``n_div`` arguments 16-divisible) and return ``(ptx, ttgir, regs)``."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.backends.nvidia.compiler import get_ptxas
+    from triton.compiler import ASTSource
+
+    ptxas = get_ptxas(90)
+    ptxas = getattr(ptxas, "path", ptxas)
+    sig = {**sig, **{k: "constexpr" for k in consts}}
+    attrs = {(i,): [["tt.divisibility", 16]] for i in range(n_div)}
+    k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
+                       options={"num_warps": warps})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.ptx")
+        with open(path, "w") as f:
+            f.write(k.asm["ptx"])
+        out = subprocess.run([ptxas, "-v", "-arch=sm_90a", path, "-o", os.path.join(tmp, "k.cubin")],
+                             capture_output=True, text=True)
+    regs = [ln.split(":")[-1].strip() for ln in (out.stdout + out.stderr).splitlines()
+            if "registers" in ln or "spill" in ln]
+    return k.asm["ptx"], k.asm["ttgir"], regs
+
+
+def _line(label: str, ptx: str, ttgir: str, regs) -> str:
+    ops = collections.Counter(m.group(1) for m in re.finditer(r"^\s+(?:@%p\d+ )?([a-z][a-z0-9]*(?:\.[a-z0-9]+)*)", ptx, re.M))
+    layout = re.findall(r"sizePerThread = \[[^\]]*\], threadsPerWarp = \[[^\]]*\]", ttgir)[:1]
+    shfl = sum(v for op, v in ops.items() if op.startswith("shfl"))
+    cp = sum(v for op, v in ops.items() if op.startswith(("cp.async.ca", "cp.async.cg")))
+    ex = sum(v for op, v in ops.items() if op.startswith(("ex2", "lg2")))
+    return f"{label}: shuffles {shfl}, cp.async {cp}, ex2/lg2 {ex}, {layout}, {regs}"
+
+
+def pa_counts(dtype: str, cfg: str, H: int = 16, V: int = 128) -> list[str]:
+    """prefix_attention's walking value scan (after the score pass) and fused walk, ``dtype`` values, float32
+    scores, one-head channel blocks; pointers and ``L, nD`` 16-divisible."""
+    from seqlab.kernels.prefix_attention.triton_lin_walk import _pa_fused_walk_kernel, _pa_walk_fwd_kernel
+
+    ct, bc, vec, w, st, ts, seg = (int(x) for x in cfg.split(","))
+    tile = dict(H=H, V=V, HAS_H0=0, CT=ct, BC=bc, VEC=vec, STAGES=st, TS=ts, I64=0, MASK_D=0, SEGSCAN=seg)
+    lines = []
+    ptrs = ["beta", "v", "u0", "w0", "o", "uT", "wT"]
+    sig = {n: "*" + dtype if n in ("v", "o") else "*fp32" for n in ptrs}
+    sig.update({"L": "i32", "nD": "i32"})
+    lines.append(_line(f"{dtype} pa value walk {cfg}",
+                       *_build(_pa_walk_fwd_kernel, sig, {**tile, "HEAD_BLOCK": 1}, len(ptrs) + 2, w)))
+    ptrs = ["s", "v", "m0", "u0", "w0", "o", "lse", "mT", "uT", "wT"]
+    sig = {n: "*" + dtype if n in ("v", "o") else "*fp32" for n in ptrs}
+    sig.update({"L": "i32", "nD": "i32"})
+    lines.append(_line(f"{dtype} pa fused walk {cfg}", *_build(_pa_fused_walk_kernel, sig, tile, len(ptrs) + 2, w)))
+    return lines
 
 
 def counts(dtype: str, cfg: str) -> list[str]:
@@ -44,7 +102,7 @@ def counts(dtype: str, cfg: str) -> list[str]:
         k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
                            options={"num_warps": w})
         ptx = k.asm["ptx"]
-        ops = collections.Counter(m.group(1) for m in re.finditer(r"^\s+(?:@%p\d+ )?([a-z]+(?:\.[a-z0-9]+)*)", ptx,
+        ops = collections.Counter(m.group(1) for m in re.finditer(r"^\s+(?:@%p\d+ )?([a-z][a-z0-9]*(?:\.[a-z0-9]+)*)", ptx,
                                                                    re.M))
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "k.ptx")
@@ -63,10 +121,11 @@ def counts(dtype: str, cfg: str) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--pa", action="store_true", help="prefix_attention's walking kernels instead of scan1's")
     ap.add_argument("cfgs", nargs="+", help="CT,BC,VEC,W,S,TS,SEGSCAN")
     args = ap.parse_args()
     for cfg in args.cfgs:
-        for ln in counts(args.dtype, cfg):
+        for ln in (pa_counts if args.pa else counts)(args.dtype, cfg):
             print(ln, flush=True)
     return 0
 

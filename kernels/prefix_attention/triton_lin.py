@@ -28,7 +28,12 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
-from seqlab.kernels.prefix_attention.triton_lin_walk import walk_config, walk_value_scan
+from seqlab.kernels.prefix_attention.triton_lin_walk import (
+    fused_walk_forward,
+    fused_walk_ok,
+    walk_config,
+    walk_value_scan,
+)
 from seqlab.kernels.prefix_attention.triton_scan import (
     _fwd_outputs,
     _keep_initial,
@@ -381,10 +386,13 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
         return o, mT, uT, wT, lse
     if cu_seqlens is not None:  # empty sequences have no last step to write u_T: they keep the initial state
         uT.copy_(u0) if u0 is not None else uT.zero_()
-    beta = torch.empty_like(lse)
     varlen = cu_seqlens is not None
-    _score_pass(s.contiguous(), lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H)
     walk = walk_config(v.dtype, varlen)
+    if fused_walk_ok(walk, V):  # opt-in: score pass and value scan in one walk
+        fused_walk_forward(walk, s.contiguous(), v, m0, u0, w0, o, lse, mT, uT, wT)
+        return o, mT, uT, wT, lse
+    beta = torch.empty_like(lse)
+    _score_pass(s.contiguous(), lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H)
     if walk is not None:  # opt-in: the value scan as one walking program per sequence and channel block
         walk_value_scan(walk, beta, v, u0, w0, o, uT, wT, m0 is not None)
         return o, mT, uT, wT, lse

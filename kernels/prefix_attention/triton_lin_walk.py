@@ -1,11 +1,21 @@
-"""Prefix attention's value scan in scan1's walking form (``SEQLAB_PREFIX_ATTN_SCAN_WALK=1``, opt-in, dense input):
-one program per (sequence, block of ``BC * VEC`` channels of the ``[T, H * V]`` rows) walks the whole sequence,
-``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` (see :mod:`seqlab.kernels.prefix_attention.triton_lin`), its loads
-software-pipelined by Triton and each chunk scanned in ``TS`` segments (:mod:`seqlab.kernels.scan1.triton_walk`).
-No workspace, no fill, no look-back: it replaces ``_pa_scan_fwd_kernel`` after the same score pass.
+"""Prefix attention's forward in scan1's walking form (opt-in, dense input, ``SEQLAB_PREFIX_ATTN_SCAN_WALK``): one
+program per (sequence, block of ``BC * VEC`` channels of the ``[T, H * V]`` rows) walks the whole sequence, its loads
+software-pipelined by Triton and each chunk scanned in ``TS`` segments (:mod:`seqlab.kernels.scan1.triton_walk`). No
+workspace, no fill, no look-back.
 
-Untimed on a GPU (twelfth session, no device time left): ``bash benchmarks/pending_gpu.sh $OUT walk13`` times
-scan1's walking kernels at this shape (B4 T4096 D=2048 bf16) first; the look-back value scan took 44 us there.
+- ``1`` (:func:`_pa_walk_fwd_kernel`): the value scan ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` (see
+  :mod:`seqlab.kernels.prefix_attention.triton_lin`) after the same score pass; replaces ``_pa_scan_fwd_kernel``.
+- ``fused`` (:func:`_pa_fused_walk_kernel`): the score pass folded into the walk. A block inside one head scans the
+  head's scores chunk by chunk with the same two-level form on ``(max, sum exp)`` pairs (:func:`_lse_seg_carries`),
+  so one launch reads ``s`` and ``v`` and writes ``o``, ``lse`` and the final state: no ``beta`` buffer, no second
+  launch. At B4 T4096 H16 V128 bf16 the score pass took 9.1 us of the 56 us forward and the bar (80% of copy) is
+  41 us, so the value scan alone cannot meet it after a separate score pass (docs/results.md, eleventh session).
+
+Untimed on a GPU (twelfth session: no device time left; thirteenth: no device lent). Offline sm_90 builds, bf16, tile
+64,32,1,1,3,8 (``python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 64,32,1,1,3,8,0``): the fused
+walk lays values out as 8 channels a thread (16-byte ``cp.async``), 168 registers, no spills, 904 shuffles; the value
+walk after a score pass takes the scores' layout for the whole chunk (one channel a thread, 255 registers, 4352
+shuffles), so ``fused`` is the candidate. ``bash benchmarks/pending_gpu.sh $OUT pa14`` times both.
 """
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels.prefix_attention.triton_scan import _lse_combine
 from seqlab.kernels.scan1.triton_launch import _segscan
 from seqlab.kernels.scan1.triton_walk import _combine, _ld, _rows4, _seg_carries, _st, _walk_chans
 
@@ -75,16 +86,142 @@ def _pa_walk_fwd_kernel(
     tl.store(uT + i_n * D + o_d, h * w, mask=m_d)
 
 
+@triton.jit
+def _lse_seg_carries(cm, cw, M, W, TS: tl.constexpr, TI: tl.constexpr):
+    """Second level of the two-level ``(max, sum exp)`` scan of one chunk's scores: ``cm, cw`` ``[1, TS, TI, 1]``
+    are the in-segment scans (from the empty pair), ``(M, W)`` ``[1, 1]`` the pair entering the chunk; returns the
+    pair entering each segment ``[1, TS, 1]`` (two) and the pair leaving the chunk (two). A walk over the ``TS``
+    segment aggregates, as :func:`seqlab.kernels.scan1.triton_walk._seg_carries` with ``SEGSCAN = 0``; every
+    ``exp`` argument is ``<= 0`` (:func:`_lse_combine`), so any score range is safe."""
+    ti = tl.arange(0, TI)[None, None, :, None]
+    end = ti == TI - 1
+    # the segment's last row: a sum of one value and zeros (-inf + 0 = -inf for an empty segment's max)
+    am = tl.sum(tl.where(end, cm, 0.0), axis=2)
+    aw = tl.sum(tl.where(end, cw, 0.0), axis=2)
+    seg = tl.arange(0, TS)[None, :, None]
+    em = tl.full(am.shape, float("-inf"), tl.float32)
+    ew = tl.zeros_like(aw)
+    for k in tl.static_range(TS):
+        em = tl.where(seg == k, M[:, None, :], em)
+        ew = tl.where(seg == k, W[:, None, :], ew)
+        gm = tl.sum(tl.where(seg == k, am, 0.0), axis=1)
+        gw = tl.sum(tl.where(seg == k, aw, 0.0), axis=1)
+        M, W = _lse_combine(M, W, gm, gw)
+    return em, ew, M, W
+
+
+@triton.jit
+def _pa_fused_chunk(ps, pv, po, pl, mask, ms, h, M, W, STORE_LSE, TS: tl.constexpr, TI: tl.constexpr,
+                    MASKED: tl.constexpr, SEGSCAN: tl.constexpr):
+    """One chunk of the fused walk from the carries ``h`` (the output, ``[BC, VEC]``) and ``(M, W)`` (the head's
+    ``(max, sum exp)``, ``[1, 1]``): scores ``[1, TS, TI, 1]`` -> ``lse_t``, ``beta_t = exp(s_t - lse_t)`` (0 for
+    ``s_t = -inf``), then ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` as :func:`_pa_walk_chunk`; ``lse`` stored when
+    ``STORE_LSE`` (the head's first channel block). Masked rows load ``s = -inf``: identity steps for both scans."""
+    sc = _ld(ps, ms, float("-inf"), MASKED)
+    live = sc > float("-inf")
+    cm, cw = tl.associative_scan((sc, live.to(tl.float32)), 2, _lse_combine)
+    em, ew, M, W = _lse_seg_carries(cm, cw, M, W, TS, TI)
+    mt, wt = _lse_combine(em[:, :, None, :], ew[:, :, None, :], cm, cw)
+    lt = mt + tl.log(wt)
+    g = tl.where(live, tl.exp(sc - lt), 0.0)
+    if STORE_LSE:
+        _st(pl, lt, ms, MASKED)
+    vv = _ld(pv, mask, 0.0, MASKED)
+    b = g * vv
+    a = (1.0 - g) + tl.zeros_like(b)
+    ca, cb = tl.associative_scan((a, b), 2, _combine)
+    enter, h = _seg_carries(ca, cb, h, TS, TI, SEGSCAN)
+    _st(po, ca * enter[:, :, None, :] + cb, mask, MASKED)
+    return h, M, W
+
+
+@triton.jit
+def _pa_fused_walk_kernel(
+    s, v, m0, u0, w0, o, lse, mT, uT, wT, L, nD, H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
+    CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, TS: tl.constexpr,
+    I64: tl.constexpr, MASK_D: tl.constexpr, SEGSCAN: tl.constexpr = 0,
+):
+    """The whole forward in one walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``): one program per (sequence, block of
+    ``BC * VEC`` channels inside one head, ``V % (BC * VEC) == 0``) carries the head's ``(m, w)`` pair and its
+    channels' output through the sequence, chunk by chunk (:func:`_pa_fused_chunk`); no score pass, no ``beta``
+    buffer. Every block of a head scans the head's scores (``1 / (BC * VEC)`` of its value bytes); the first block
+    stores ``lse``, ``m_T`` and ``w_T``. The state entering the sequence is ``(m_0, w_0)`` and ``u_0 / w_0`` (zero
+    where ``w_0 = 0``), or ``(-inf, 0)`` and zero; ``u_T = o_T w_T``."""
+    D: tl.constexpr = H * V
+    TI: tl.constexpr = CT // TS
+    i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
+    c0 = (tl.program_id(0) % nD) * (BC * VEC)
+    hd = c0 // V
+    first = c0 % V == 0
+    r4 = _rows4(TS, TI)
+    toff = o_d[:, None, None, :] + r4 * D
+    m_dt = m_d[:, None, None, :] & (r4 >= 0)
+    soff = hd + r4 * H
+    m_st = r4 >= 0
+    M = tl.full([1, 1], float("-inf"), tl.float32)
+    W = tl.zeros([1, 1], tl.float32)
+    h = tl.zeros([BC, VEC], tl.float32)
+    if HAS_H0:
+        M = tl.zeros([1, 1], tl.float32) + tl.load(m0 + i_n * H + hd)
+        W = tl.zeros([1, 1], tl.float32) + tl.load(w0 + i_n * H + hd)
+        u = tl.load(u0 + i_n * D + o_d, mask=m_d, other=0.0)
+        h = tl.where(W > 0, u / tl.where(W > 0, W, 1.0), 0.0)
+    full = L // CT
+    for j in tl.range(0, full, num_stages=STAGES):
+        row0 = i_n * L + j * CT
+        h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
+                                  lse + row0 * H + soff, m_dt, m_st, h, M, W, first, TS, TI, MASK_D, SEGSCAN)
+    if full * CT < L:  # the ragged last chunk
+        row0 = i_n * L + full * CT
+        m_t = full * CT + r4 < L
+        h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
+                                  lse + row0 * H + soff, m_dt & m_t, m_st & m_t, h, M, W, first, TS, TI, True,
+                                  SEGSCAN)
+    tl.store(uT + i_n * D + o_d, h * W, mask=m_d)
+    if first:
+        tl.store(mT + i_n * H + hd + tl.zeros([1, 1], tl.int32), M)
+        tl.store(wT + i_n * H + hd + tl.zeros([1, 1], tl.int32), W)
+
+
+
+
+def walk_mode() -> str:
+    """``SEQLAB_PREFIX_ATTN_SCAN_WALK``: ``0`` (default: the look-back value scan), ``1`` (the score pass, then the
+    walking value scan :func:`_pa_walk_fwd_kernel`) or ``fused`` (the whole forward in one walk,
+    :func:`_pa_fused_walk_kernel`, where every channel block lies in one head; else as ``1``)."""
+    v = getenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "0")
+    if v not in ("0", "1", "fused"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_SCAN_WALK must be 0, 1 or fused, got {v!r}")
+    return v
+
+
+def fused_walk_ok(cfg, V: int) -> bool:
+    """Whether the fused walk runs: ``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused`` and a walking tile ``cfg`` whose channel
+    blocks each lie in one head (``V`` a multiple of ``BC * VEC``)."""
+    return cfg is not None and walk_mode() == "fused" and V % (cfg[1] * cfg[2]) == 0
+
+
+def fused_walk_forward(cfg, s, v, m0, u0, w0, o, lse, mT, uT, wT) -> None:
+    """Launch :func:`_pa_fused_walk_kernel` over dense ``s`` ``[B, T, H]`` and ``v`` ``[B, T, H, V]`` (``o``,
+    ``lse``, ``m_T``, ``u_T``, ``w_T`` written)."""
+    B, T, H, V = v.shape
+    ct, bc, vec, warps, stages, ts = cfg
+    D = H * V
+    nd = cdiv(D, bc * vec)
+    _pa_fused_walk_kernel[(B * nd,)](
+        s, v, m0, u0, w0, o, lse, mT, uT, wT, T, nd, H=H, V=V, HAS_H0=m0 is not None, CT=ct, BC=bc, VEC=vec,
+        STAGES=stages, TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(),
+        num_warps=warps,
+    )
+
+
 def walk_config(dtype: torch.dtype, varlen: bool) -> tuple[int, int, int, int, int, int] | None:
     """``(CT, BC, VEC, num_warps, STAGES, TS)`` of the walking value scan, or ``None`` (the look-back value scan).
-    ``SEQLAB_PREFIX_ATTN_SCAN_WALK``: ``0`` (default) or ``1`` (dense input only; untimed, see the module
-    docstring); ``SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=CT,BC,VEC,W,S,TS`` sets the tile. Defaults as scan1's walking
+    ``SEQLAB_PREFIX_ATTN_SCAN_WALK`` (:func:`walk_mode`) ``1`` or ``fused`` walks dense input (untimed, see the
+    module docstring); ``SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=CT,BC,VEC,W,S,TS`` sets the tile. Defaults as scan1's walking
     forward (:func:`seqlab.kernels.scan1.triton_launch._walk_config`): 64-step chunks of 32 channels, one warp, 3
     stages, ``TS`` segments from the storage dtype."""
-    v = getenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "0")
-    if v not in ("0", "1"):
-        raise ValueError(f"SEQLAB_PREFIX_ATTN_SCAN_WALK must be 0 or 1, got {v!r}")
-    if v == "0" or varlen:
+    if walk_mode() == "0" or varlen:
         return None
     env = getenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG")
     if env:

@@ -6,6 +6,7 @@ not execute (``record_launches(execute=False)``); the interpreter tests check th
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -146,6 +147,11 @@ def _prefix_attention(dt, monkeypatch):
             s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, V).to(dt)
             _run(lambda s_, v_, m, u, w: prefix_attention(s_, v_, initial_state=(m, u, w), output_final_state=True,
                                                           backend="triton"), s, v, *h0)
+            # the fused walk (SEQLAB_PREFIX_ATTN_SCAN_WALK=fused), with and without an initial state, reversed
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "fused")
+            _run(lambda s_, v_, m, u, w: prefix_attention(s_, v_, initial_state=(m, u, w), output_final_state=True,
+                                                          backend="triton"), s, v, *h0)
+            _run(lambda s_, v_: prefix_attention(s_, v_, reverse=True, backend="triton"), s, v)
             monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "0")
 
 
@@ -304,6 +310,42 @@ for fn, ptrs, flags in ((_scan1_walk_fwd_kernel, ["a_ptr", "b_ptr", "h0_ptr", "h
                        options={"num_warps": w, "num_stages": st})
     print(fn.__name__, k.asm["ttgir"].count("async_copy_global_to_local"), k.metadata.shared)
 """
+
+
+_PA_WALK_PROBE = r"""
+import sys
+sys.path.insert(0, "benchmarks")
+import scan1_walk_compile_counts as c
+from seqlab.kernels.prefix_attention.triton_lin_walk import _pa_fused_walk_kernel
+
+dt = sys.argv[1]
+ct, bc, vec, w, st, ts, seg = (int(x) for x in sys.argv[2].split(","))
+tile = dict(H=16, V=128, HAS_H0=1, CT=ct, BC=bc, VEC=vec, STAGES=st, TS=ts, I64=0, MASK_D=0, SEGSCAN=seg)
+ptrs = ["s", "v", "m0", "u0", "w0", "o", "lse", "mT", "uT", "wT"]
+sig = {n: "*" + dt if n in ("v", "o") else "*fp32" for n in ptrs}
+sig.update({"L": "i32", "nD": "i32"})
+ptx, ttgir, regs = c._build(_pa_fused_walk_kernel, sig, tile, len(ptrs) + 2, w)
+print(ttgir.count("async_copy_global_to_local"), ptx.count("cp.async.cg.shared.global [") + ptx.count(
+    "cp.async.ca.shared.global ["), " | ".join(regs))
+"""
+
+
+@pytest.mark.parametrize("dt,cfg", [("bf16", "64,32,1,1,3,8,0"), ("fp32", "64,32,1,1,3,4,1")])
+def test_prefix_attention_fused_walk_loads_are_pipelined(dt, cfg):
+    """The fused walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``) compiled for sm_90 at its default tiles: both loop
+    loads (the values and the head's scores) become ``async_copy_global_to_local`` copies into shared memory (the
+    pipelined loop that the walking form needs to keep HBM busy), and ``ptxas`` fits it without spills."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", _PA_WALK_PROBE, dt, cfg], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ttgir_copies, ptx_copies = (int(x) for x in out.stdout.split()[:2])
+    assert ttgir_copies >= 2 and ptx_copies > 0, out.stdout
+    spills = [int(n) for n in re.findall(r"(\d+) bytes spill", out.stdout)]
+    assert spills and not any(spills), out.stdout
 
 
 @pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3,4,0"), ("fp32", "32,32,1,1,4,4,0"),

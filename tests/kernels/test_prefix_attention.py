@@ -870,22 +870,28 @@ def test_scan_forms_half_precision(monkeypatch, check_close):
 
 
 @needs_triton
+@pytest.mark.parametrize("mode", ["1", "fused"])
 @pytest.mark.parametrize("cfg", ["", "16,16,1,1,2,4", "8,8,2,1,3,2", "16,32,1,1,2,16"])
-@pytest.mark.parametrize("H,V,T", [(2, 16, 37), (3, 8, 32), (2, 16, 64)])
-def test_scan_form_walking_value_scan(cfg, H, V, T, monkeypatch, check_close):
+@pytest.mark.parametrize("H,V,T", [(2, 16, 37), (3, 8, 32), (2, 16, 64), (2, 32, 70)])
+def test_scan_form_walking_value_scan(mode, cfg, H, V, T, monkeypatch, check_close):
     """``SEQLAB_PREFIX_ATTN_SCAN_WALK=1``: the value scan as walking programs (``triton_lin_walk``) after the same
-    score pass. Outputs, final state and every gradient against the float64 oracle with an initial state, both
-    directions; one-head channel blocks (``V`` a multiple of the block) and blocks spanning heads, ragged and full
-    chunks, masked channel blocks; the launch really walked; packed input and bad flags keep or refuse it."""
+    score pass; ``fused``: the score pass folded into the walk (one launch) wherever a channel block lies in one
+    head, else as ``1``. Outputs, final state and every gradient (the backward reads the forward's ``lse``) against
+    the float64 oracle with an initial state, both directions; one-head channel blocks (``V`` a multiple of the
+    block) and blocks spanning heads, ragged and full chunks, masked channel blocks; the launch really walked (and
+    fused exactly where it can); packed input and bad flags keep or refuse it."""
     from seqlab.kernels.prefix_attention import triton_lin, triton_lin_walk
 
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "1")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", mode)
     if cfg:
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", cfg)
-    taken = []
+    taken, launched = [], []
     real = triton_lin.walk_config
     monkeypatch.setattr(triton_lin, "walk_config", lambda *a: taken.append(real(*a)) or taken[-1])
+    for name in ("fused_walk_forward", "walk_value_scan"):
+        fn = getattr(triton_lin, name)
+        monkeypatch.setattr(triton_lin, name, lambda *a, _n=name, _f=fn: launched.append(_n) or _f(*a))
     torch.manual_seed(T + H + V)
     s, v = torch.randn(2, T, H) * 4, torch.randn(2, T, H, V)
     h0 = (torch.randn(2, H) * 3, torch.randn(2, H, V), torch.rand(2, H) + 0.5)
@@ -898,6 +904,9 @@ def test_scan_form_walking_value_scan(cfg, H, V, T, monkeypatch, check_close):
                 continue
             check_close(f"walk {n} rev={reverse}", a.double(), c.detach(), 1e-5)
     assert len(taken) == 2 and all(t is not None for t in taken), taken
+    block = taken[0][1] * taken[0][2]
+    fused = mode == "fused" and V % block == 0
+    assert launched == ["fused_walk_forward" if fused else "walk_value_scan"] * 2, (launched, block)
     assert real(torch.float32, True) is None  # packed input keeps the look-back value scan
     for bad in ("16,16,1,1,2", "16,12,1,1,2,4", "16,16,1,1,2,32"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", bad)
@@ -906,3 +915,43 @@ def test_scan_form_walking_value_scan(cfg, H, V, T, monkeypatch, check_close):
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "yes")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_WALK"):
         triton_lin_walk.walk_config(torch.float32, False)
+
+
+@needs_triton
+@pytest.mark.parametrize("cfg", ["", "8,8,2,1,3,2"])
+def test_fused_walk_large_scores(cfg, monkeypatch):
+    """The fused walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``) on scores up to 1e4 in magnitude: maxima jumping
+    inside a segment, between segments and between chunks, the first step dominating all after it, ``-inf`` scores
+    (masked steps) in the middle and at the start; finite and equal to masked softmax attention in float64, the
+    final state and ``lse`` against the oracle; with an initial state far below the scores."""
+    from seqlab.kernels.prefix_attention import triton_lin, triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "fused")
+    if cfg:
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", cfg)
+    launched = []
+    fn = triton_lin.fused_walk_forward
+    monkeypatch.setattr(triton_lin, "fused_walk_forward", lambda *a: launched.append(1) or fn(*a))
+    torch.manual_seed(5)
+    s, v = torch.randn(2, 130, 3, dtype=torch.float64) * 1e4, torch.randn(2, 130, 3, 16, dtype=torch.float64)
+    s[0, :, 0] = torch.linspace(-1e4, 1e4, 130)  # a new maximum at every step
+    s[1, :, 1] = torch.linspace(1e4, -1e4, 130)  # the first step dominates everything after it
+    s[0, :3, 2] = float("-inf")  # nothing to attend to yet
+    s[1, 40:47, 2] = float("-inf")
+    o, st = prefix_attention(s.float(), v.float(), output_final_state=True, backend="triton")
+    ref = _masked_softmax_attention(s, v)
+    assert torch.isfinite(o[:, 3:]).all() and all(torch.isfinite(x).all() for x in st)
+    assert rel_rmse(o[:, 3:].double(), ref[:, 3:]) < 1e-5
+    assert o[0, :3, 2].abs().max() == 0  # no live score yet: the empty state's output, 0
+    m_T = s.amax(1)
+    e = torch.exp(s - m_T[:, None])  # -inf scores weigh 0
+    for x, r in zip(st, (m_T, (e[..., None] * v).sum(1), e.sum(1))):  # (m_T, u_T, w_T) in float64
+        assert rel_rmse(x.double(), r) < 1e-6
+    _, _, _, _, lse = triton_scan.prefix_attention_fwd(s.float().contiguous(), v.float(), None, None, None, None)
+    assert torch.allclose(lse.double(), torch.logcumsumexp(s, 1), rtol=1e-6, atol=1e-3)
+    h0 = (torch.full((2, 3), -1e4), torch.randn(2, 3, 16), torch.ones(2, 3))
+    o, _ = prefix_attention(s.float(), v.float(), initial_state=h0, backend="triton")
+    ref, _ = prefix_attention_naive(s, v, tuple(x.double() for x in h0))
+    assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5
+    assert len(launched) == 3, launched
