@@ -19,7 +19,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk12   # twelfth session: scan1's walking kernels (float32 default) vs look-back
 #   bash benchmarks/pending_gpu.sh "$OUT" final12  # twelfth session's scan1 defaults (float32 walks), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final12f # float32 scan1 defaults after the two-level walking chunks
-#   bash benchmarks/pending_gpu.sh "$OUT" pa14     # next: prefix_attention's fused walk (issue 4's 80%-of-copy bar)
+#   bash benchmarks/pending_gpu.sh "$OUT" fused14  # next: prefix_attention's fused walk (issue 4's 80%-of-copy bar)
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 16-byte tiles, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
@@ -303,22 +303,22 @@ if [ "$part" = walk13 ]; then
         | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
     scan1_defaults scan1_walk13 float32  # the two-level walking chunks end to end
 fi
-if [ "$part" = pa14 ]; then
+if [ "$part" = fused14 ]; then
     # prepared in the thirteenth session, untimed (no device lent): SEQLAB_PREFIX_ATTN_SCAN_WALK=fused runs the whole
     # forward as one walk (score pass folded in: no beta buffer, no second launch); 1 keeps the score pass and walks
     # the value scan (sm_90 offline: 255 registers, 4352 shuffles a build for bf16, so expect it slow); 0 the default
-    for w in "0 0" "fused 0" "fused 1" "1 1"; do
+    for w in "fused 0 check" "0 0 -" "fused 1 -" "1 1 -"; do
         set -- $w
         step "prefix_attention fwd and fwd+bwd, SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2"
         SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2 SEQLAB_BENCH_PA_FORMS=scan timeout 100 \
-            python3 benchmarks/kernels_ii.py --only prefix_attention --json "$out/pa14_$1_$2.json" 2>&1 \
-            | grep -v Warn | grep "fwd\|copy\|correct\|rel" | tail -10
+            python3 benchmarks/kernels_ii.py --only prefix_attention $([ "$3" = check ] || echo --timings-only) \
+            --json "$out/fused14_$1_$2.json" 2>&1 | grep -v Warn | grep "fwd\|copy\|correct\|rel" | tail -10
     done
-    for cfg in 32,32,1,1,4,8 64,32,1,1,4,8 128,32,1,1,3,8 64,64,1,2,3,8 64,16,1,1,3,4; do
+    for cfg in 64,32,1,1,3,8 64,32,1,1,6,8 32,32,1,1,8,8; do  # the default: 64,32,1,1,8,8 (bf16)
         step "prefix_attention fused walk, SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$cfg"
         SEQLAB_PREFIX_ATTN_SCAN_WALK=fused SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$cfg SEQLAB_BENCH_PA_FORMS=scan \
             timeout 60 python3 benchmarks/kernels_ii.py --only prefix_attention --timings-only \
-            --json "$out/pa14_cfg_$cfg.json" 2>&1 | grep -v Warn | grep "fwd .*CUDA graph\|copy" | tail -4
+            --json "$out/fused14_cfg_$cfg.json" 2>&1 | grep -v Warn | grep "fwd .*CUDA graph\|copy" | tail -4
     done
 fi
 if [ "$part" = final ]; then

@@ -80,16 +80,9 @@ def pa_counts(dtype: str, cfg: str, H: int = 16, V: int = 128) -> list[str]:
 def counts(dtype: str, cfg: str) -> list[str]:
     """One line a kernel (forward, backward) for tile ``cfg`` with ``dtype`` storage (``fp32``, ``bf16``, ``fp16``);
     pointers and ``L, D, nD`` marked 16-divisible, as at ``D = 1024``."""
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.backends.nvidia.compiler import get_ptxas
-    from triton.compiler import ASTSource
-
     from seqlab.kernels.scan1.triton_walk import _scan1_walk_bwd_kernel, _scan1_walk_fwd_kernel
 
     ct, bc, vec, w, st, ts, seg = (int(x) for x in cfg.split(","))
-    ptxas = get_ptxas(90)
-    ptxas = getattr(ptxas, "path", ptxas)
     lines = []
     for name, fn, ptrs, flags in (("fwd", _scan1_walk_fwd_kernel, FWD_PTRS, {"STORE_FINAL": 0}),
                                   ("bwd", _scan1_walk_bwd_kernel, BWD_PTRS, {"HAS_DHT": 0})):
@@ -97,24 +90,7 @@ def counts(dtype: str, cfg: str) -> list[str]:
         sig.update({"L": "i32", "D": "i32", "nD": "i32"})
         consts = dict(LOG_A=1, HAS_H0=0, REVERSE=0, CT=ct, BC=bc, VEC=vec, STAGES=st, I64=0, MASK_D=0, TS=ts,
                       SEGSCAN=seg, **flags)
-        sig.update({k: "constexpr" for k in consts})
-        attrs = {(i,): [["tt.divisibility", 16]] for i in range(len(ptrs) + 3)}
-        k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
-                           options={"num_warps": w})
-        ptx = k.asm["ptx"]
-        ops = collections.Counter(m.group(1) for m in re.finditer(r"^\s+(?:@%p\d+ )?([a-z][a-z0-9]*(?:\.[a-z0-9]+)*)", ptx,
-                                                                   re.M))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "k.ptx")
-            with open(path, "w") as f:
-                f.write(ptx)
-            out = subprocess.run([ptxas, "-v", "-arch=sm_90a", path, "-o", os.path.join(tmp, "k.cubin")],
-                                 capture_output=True, text=True)
-        regs = [ln.split(":")[-1].strip() for ln in (out.stdout + out.stderr).splitlines() if "registers" in ln]
-        layout = re.findall(r"sizePerThread = \[[^\]]*\], threadsPerWarp = \[[^\]]*\]", k.asm["ttgir"])[:1]
-        shfl = sum(v for op, v in ops.items() if op.startswith("shfl"))
-        cp = sum(v for op, v in ops.items() if op.startswith(("cp.async.ca", "cp.async.cg")))
-        lines.append(f"{dtype} {name} {cfg}: shuffles {shfl}, cp.async {cp}, {layout}, {regs}")
+        lines.append(_line(f"{dtype} {name} {cfg}", *_build(fn, sig, consts, len(ptrs) + 3, w)))
     return lines
 
 

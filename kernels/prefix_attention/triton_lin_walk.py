@@ -15,7 +15,7 @@ Untimed on a GPU (twelfth session: no device time left; thirteenth: no device le
 64,32,1,1,3,8 (``python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 64,32,1,1,3,8,0``): the fused
 walk lays values out as 8 channels a thread (16-byte ``cp.async``), 168 registers, no spills, 904 shuffles; the value
 walk after a score pass takes the scores' layout for the whole chunk (one channel a thread, 255 registers, 4352
-shuffles), so ``fused`` is the candidate. ``bash benchmarks/pending_gpu.sh $OUT pa14`` times both.
+shuffles), so ``fused`` is the candidate. ``bash benchmarks/pending_gpu.sh $OUT fused14`` times both.
 """
 from __future__ import annotations
 
@@ -237,6 +237,12 @@ def walk_config(dtype: torch.dtype, varlen: bool) -> tuple[int, int, int, int, i
     if interpret_mode():
         return 16, 16, 1, 1, 2, 4
     ct, bc, vec, w, st = 64, 32, 1, 1, 3
+    if walk_mode() == "fused":
+        # the fused walk streams one wide tensor (v) where scan1 streams two: as many bytes in flight a program as
+        # scan1's timed float32 default (2 stages ahead x 64 x 32 x 8 bytes = 32 KB, 94% of copy on the H200) take
+        # 1 + 32 KB / (CT BC VEC itemsize) stages, at most 8: bf16 8 (28 KB), float32 5 (32 KB). A derivation from
+        # Little's law, untimed; ``pending_gpu.sh fused14`` times 3, 6 and 8 stages.
+        st = min(8, 1 + cdiv(32768, ct * bc * vec * dtype.itemsize))
     return ct, bc, vec, w, st, min(ct, max(1, 32 * w * max(1, 16 // dtype.itemsize) // (bc * vec)))
 
 

@@ -330,7 +330,7 @@ print(ttgir.count("async_copy_global_to_local"), ptx.count("cp.async.cg.shared.g
 """
 
 
-@pytest.mark.parametrize("dt,cfg", [("bf16", "64,32,1,1,3,8,0"), ("fp32", "64,32,1,1,3,4,1")])
+@pytest.mark.parametrize("dt,cfg", [("bf16", "64,32,1,1,8,8,0"), ("fp32", "64,32,1,1,5,4,1")])
 def test_prefix_attention_fused_walk_loads_are_pipelined(dt, cfg):
     """The fused walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``) compiled for sm_90 at its default tiles: both loop
     loads (the values and the head's scores) become ``async_copy_global_to_local`` copies into shared memory (the
