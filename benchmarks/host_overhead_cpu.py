@@ -62,30 +62,32 @@ def prefix_attention_rows(rounds: int = 2, n: int = 500) -> None:
     import os
 
     from seqlab.kernels import prefix_attention
-    from seqlab.kernels.prefix_attention import triton_lin, triton_scan
+    from seqlab.kernels.prefix_attention import triton_lin, triton_lin_walk, triton_scan
 
-    saved = {(m, k): getattr(m, k) for m in (triton_lin, triton_scan) for k in dir(m)
+    saved = {(m, k): getattr(m, k) for m in (triton_lin, triton_lin_walk, triton_scan) for k in dir(m)
              if k.startswith("_pa_") and k.endswith("_kernel")}
-    env = os.environ.get("SEQLAB_PREFIX_ATTN_FWD")
+    env = {k: os.environ.get(k) for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_SCAN_WALK")}
     for (m, k), kern in saved.items():
         setattr(m, k, _NoLaunch(kern))
     try:
         s, v = torch.randn(1, 64, 2), torch.randn(1, 64, 2, 64)
         sg, vg = s.clone().requires_grad_(), v.clone().requires_grad_()
         for rnd in range(rounds):
-            for form in ("lookback", "scan"):
-                os.environ["SEQLAB_PREFIX_ATTN_FWD"] = form
+            for form in ("lookback", "scan", "scan fused"):  # "scan fused": SEQLAB_PREFIX_ATTN_SCAN_WALK=fused
+                os.environ["SEQLAB_PREFIX_ATTN_FWD"] = form.split()[0]
+                os.environ["SEQLAB_PREFIX_ATTN_SCAN_WALK"] = "fused" if "fused" in form else "0"
                 a = _us(lambda: prefix_attention(s, v, backend="triton"), n)
                 b = _us(lambda: prefix_attention(sg, vg, backend="triton"), n)
-                print(f"round {rnd + 1}  prefix_attention {form:8s}  {a:7.1f} us per fwd, {b:7.1f} with inputs "
+                print(f"round {rnd + 1}  prefix_attention {form:10s}  {a:7.1f} us per fwd, {b:7.1f} with inputs "
                       "needing grad (B1 T64 H2 V64, kernels not launched)")
     finally:
         for (m, k), kern in saved.items():
             setattr(m, k, kern)
-        if env is None:
-            os.environ.pop("SEQLAB_PREFIX_ATTN_FWD", None)
-        else:
-            os.environ["SEQLAB_PREFIX_ATTN_FWD"] = env
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 if __name__ == "__main__":
