@@ -918,7 +918,7 @@ def test_scan_form_walking_value_scan(mode, cfg, H, V, T, monkeypatch, check_clo
 
 
 @needs_triton
-@pytest.mark.parametrize("cfg", ["", "8,8,2,1,3,2"])
+@pytest.mark.parametrize("cfg", ["", "8,8,2,1,3,2", "64,32,1,1,8,8"])  # the last: the bf16 GPU default tile
 def test_fused_walk_large_scores(cfg, monkeypatch):
     """The fused walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``) on scores up to 1e4 in magnitude: maxima jumping
     inside a segment, between segments and between chunks, the first step dominating all after it, ``-inf`` scores
@@ -934,7 +934,7 @@ def test_fused_walk_large_scores(cfg, monkeypatch):
     fn = triton_lin.fused_walk_forward
     monkeypatch.setattr(triton_lin, "fused_walk_forward", lambda *a: launched.append(1) or fn(*a))
     torch.manual_seed(5)
-    s, v = torch.randn(2, 130, 3, dtype=torch.float64) * 1e4, torch.randn(2, 130, 3, 16, dtype=torch.float64)
+    s, v = torch.randn(2, 130, 3, dtype=torch.float64) * 1e4, torch.randn(2, 130, 3, 32, dtype=torch.float64)
     s[0, :, 0] = torch.linspace(-1e4, 1e4, 130)  # a new maximum at every step
     s[1, :, 1] = torch.linspace(1e4, -1e4, 130)  # the first step dominates everything after it
     s[0, :3, 2] = float("-inf")  # nothing to attend to yet
@@ -950,7 +950,7 @@ def test_fused_walk_large_scores(cfg, monkeypatch):
         assert rel_rmse(x.double(), r) < 1e-6
     _, _, _, _, lse = triton_scan.prefix_attention_fwd(s.float().contiguous(), v.float(), None, None, None, None)
     assert torch.allclose(lse.double(), torch.logcumsumexp(s, 1), rtol=1e-6, atol=1e-3)
-    h0 = (torch.full((2, 3), -1e4), torch.randn(2, 3, 16), torch.ones(2, 3))
+    h0 = (torch.full((2, 3), -1e4), torch.randn(2, 3, 32), torch.ones(2, 3))
     o, _ = prefix_attention(s.float(), v.float(), initial_state=h0, backend="triton")
     ref, _ = prefix_attention_naive(s, v, tuple(x.double() for x in h0))
     assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5
