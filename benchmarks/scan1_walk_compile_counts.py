@@ -25,7 +25,8 @@ STATE = ("h0_ptr", "ht_ptr", "dht_ptr", "dh0_ptr")  # float32 whatever the stora
 
 
 def _build(fn, sig, consts, n_div, warps):
-    """Compile ``fn`` for sm_90 (the first ``n_div`` arguments 16-divisible) and return ``(ptx, ttgir, regs)``."""
+    """Compile ``fn`` for sm_90 (the first ``n_div`` arguments 16-divisible, or the argument indices in ``n_div``)
+    and return ``(ptx, ttgir, regs)``."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.backends.nvidia.compiler import get_ptxas
@@ -34,7 +35,7 @@ def _build(fn, sig, consts, n_div, warps):
     ptxas = get_ptxas(90)
     ptxas = getattr(ptxas, "path", ptxas)
     sig = {**sig, **{k: "constexpr" for k in consts}}
-    attrs = {(i,): [["tt.divisibility", 16]] for i in range(n_div)}
+    attrs = {(i,): [["tt.divisibility", 16]] for i in (range(n_div) if isinstance(n_div, int) else n_div)}
     k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
                        options={"num_warps": warps})
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,6 +58,18 @@ def _line(label: str, ptx: str, ttgir: str, regs) -> str:
     return f"{label}: shuffles {shfl}, cp.async {cp}, ex2/lg2 {ex}, {layout}, {regs}"
 
 
+PA_FUSED_PTRS = ["s", "v", "m0", "u0", "w0", "o", "lse", "mT", "uT", "wT"]
+PA_FUSED_DIV = [*range(len(PA_FUSED_PTRS)), len(PA_FUSED_PTRS) + 1, len(PA_FUSED_PTRS) + 2]  # not cu (None)
+
+
+def pa_fused_sig(dtype: str) -> dict:
+    """Signature of ``_pa_fused_walk_kernel`` for dense input (``cu`` a ``None`` constexpr): ``dtype`` values and
+    outputs, float32 scores and state."""
+    sig = {n: "*" + dtype if n in ("v", "o") else "*fp32" for n in PA_FUSED_PTRS}
+    sig.update({"cu": "constexpr", "T": "i32", "nD": "i32"})
+    return sig
+
+
 def pa_counts(dtype: str, cfg: str, H: int = 16, V: int = 128) -> list[str]:
     """prefix_attention's walking value scan (after the score pass) and fused walk, ``dtype`` values, float32
     scores, one-head channel blocks; pointers and ``L, nD`` 16-divisible."""
@@ -70,10 +83,8 @@ def pa_counts(dtype: str, cfg: str, H: int = 16, V: int = 128) -> list[str]:
     sig.update({"L": "i32", "nD": "i32"})
     lines.append(_line(f"{dtype} pa value walk {cfg}",
                        *_build(_pa_walk_fwd_kernel, sig, {**tile, "HEAD_BLOCK": 1}, len(ptrs) + 2, w)))
-    ptrs = ["s", "v", "m0", "u0", "w0", "o", "lse", "mT", "uT", "wT"]
-    sig = {n: "*" + dtype if n in ("v", "o") else "*fp32" for n in ptrs}
-    sig.update({"L": "i32", "nD": "i32"})
-    lines.append(_line(f"{dtype} pa fused walk {cfg}", *_build(_pa_fused_walk_kernel, sig, tile, len(ptrs) + 2, w)))
+    lines.append(_line(f"{dtype} pa fused walk {cfg}", *_build(_pa_fused_walk_kernel, pa_fused_sig(dtype),
+                                                               {**tile, "cu": None}, PA_FUSED_DIV, w)))
     return lines
 
 

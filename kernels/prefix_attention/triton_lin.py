@@ -389,11 +389,11 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
     varlen = cu_seqlens is not None
     walk = walk_config(v.dtype, varlen)
     if fused_walk_ok(walk, V):  # opt-in: score pass and value scan in one walk
-        fused_walk_forward(walk, s.contiguous(), v, m0, u0, w0, o, lse, mT, uT, wT)
+        fused_walk_forward(walk, s.contiguous(), v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens)
         return o, mT, uT, wT, lse
     beta = torch.empty_like(lse)
     _score_pass(s.contiguous(), lse, beta, m0, w0, mT, wT, cu_seqlens, N, T, H)
-    if walk is not None:  # opt-in: the value scan as one walking program per sequence and channel block
+    if walk is not None and not varlen:  # opt-in: the value scan as one walking program per sequence and channel block
         walk_value_scan(walk, beta, v, u0, w0, o, uT, wT, m0 is not None)
         return o, mT, uT, wT, lse
     D = H * V

@@ -1,11 +1,11 @@
-"""Prefix attention's forward in scan1's walking form (opt-in, dense input, ``SEQLAB_PREFIX_ATTN_SCAN_WALK``): one
-program per (sequence, block of ``BC * VEC`` channels of the ``[T, H * V]`` rows) walks the whole sequence, its loads
+"""Prefix attention's forward in scan1's walking form (opt-in, ``SEQLAB_PREFIX_ATTN_SCAN_WALK``): one program per
+(sequence, block of ``BC * VEC`` channels of the ``[T, H * V]`` rows) walks the whole sequence, its loads
 software-pipelined by Triton and each chunk scanned in ``TS`` segments (:mod:`seqlab.kernels.scan1.triton_walk`). No
 workspace, no fill, no look-back.
 
-- ``1`` (:func:`_pa_walk_fwd_kernel`): the value scan ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` (see
+- ``1`` (:func:`_pa_walk_fwd_kernel`, dense input): the value scan ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` (see
   :mod:`seqlab.kernels.prefix_attention.triton_lin`) after the same score pass; replaces ``_pa_scan_fwd_kernel``.
-- ``fused`` (:func:`_pa_fused_walk_kernel`): the score pass folded into the walk. A block inside one head scans the
+- ``fused`` (:func:`_pa_fused_walk_kernel`, dense or packed input): the score pass folded into the walk. A block inside one head scans the
   head's scores chunk by chunk with the same two-level form on ``(max, sum exp)`` pairs (:func:`_lse_seg_carries`),
   so one launch reads ``s`` and ``v`` and writes ``o``, ``lse`` and the final state: no ``beta`` buffer, no second
   launch. At B4 T4096 H16 V128 bf16 the score pass took 9.1 us of the 56 us forward and the bar (80% of copy) is
@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
-from seqlab.kernels.prefix_attention.triton_scan import _lse_combine
+from seqlab.kernels.prefix_attention.triton_scan import _lse_combine, _seq_span
 from seqlab.kernels.scan1.triton_launch import _segscan
 from seqlab.kernels.scan1.triton_walk import _combine, _ld, _rows4, _seg_carries, _st, _walk_chans
 
@@ -137,16 +137,17 @@ def _pa_fused_chunk(ps, pv, po, pl, mask, ms, h, M, W, STORE_LSE, TS: tl.constex
 
 @triton.jit
 def _pa_fused_walk_kernel(
-    s, v, m0, u0, w0, o, lse, mT, uT, wT, L, nD, H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
+    s, v, m0, u0, w0, o, lse, mT, uT, wT, cu, T, nD, H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, TS: tl.constexpr,
-    I64: tl.constexpr, MASK_D: tl.constexpr, SEGSCAN: tl.constexpr = 0,
+    I64: tl.constexpr, MASK_D: tl.constexpr, SEGSCAN: tl.constexpr = 0, VARLEN: tl.constexpr = 0,
 ):
     """The whole forward in one walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``): one program per (sequence, block of
     ``BC * VEC`` channels inside one head, ``V % (BC * VEC) == 0``) carries the head's ``(m, w)`` pair and its
     channels' output through the sequence, chunk by chunk (:func:`_pa_fused_chunk`); no score pass, no ``beta``
     buffer. Every block of a head scans the head's scores (``1 / (BC * VEC)`` of its value bytes); the first block
     stores ``lse``, ``m_T`` and ``w_T``. The state entering the sequence is ``(m_0, w_0)`` and ``u_0 / w_0`` (zero
-    where ``w_0 = 0``), or ``(-inf, 0)`` and zero; ``u_T = o_T w_T``."""
+    where ``w_0 = 0``), or ``(-inf, 0)`` and zero; ``u_T = o_T w_T``. ``VARLEN``: sequence ``n`` is rows
+    ``cu[n] .. cu[n + 1]`` of the packed axis (``B = 1``), else rows ``n T .. n T + T``."""
     D: tl.constexpr = H * V
     TI: tl.constexpr = CT // TS
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
@@ -166,18 +167,24 @@ def _pa_fused_walk_kernel(
         W = tl.zeros([1, 1], tl.float32) + tl.load(w0 + i_n * H + hd)
         u = tl.load(u0 + i_n * D + o_d, mask=m_d, other=0.0)
         h = tl.where(W > 0, u / tl.where(W > 0, W, 1.0), 0.0)
+    bos, L = _seq_span(i_n, cu, T, VARLEN)
+    if not I64:
+        bos, L = bos.to(tl.int32), L.to(tl.int32)
     full = L // CT
     for j in tl.range(0, full, num_stages=STAGES):
-        row0 = i_n * L + j * CT
+        row0 = bos + j * CT
         h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
                                   lse + row0 * H + soff, m_dt, m_st, h, M, W, first, TS, TI, MASK_D, SEGSCAN)
     if full * CT < L:  # the ragged last chunk
-        row0 = i_n * L + full * CT
+        row0 = bos + full * CT
         m_t = full * CT + r4 < L
         h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
                                   lse + row0 * H + soff, m_dt & m_t, m_st & m_t, h, M, W, first, TS, TI, True,
                                   SEGSCAN)
-    tl.store(uT + i_n * D + o_d, h * W, mask=m_d)
+    u_out = h * W
+    if HAS_H0:  # an empty packed sequence keeps its initial state exactly
+        u_out = tl.where(L > 0, u_out, u)
+    tl.store(uT + i_n * D + o_d, u_out, mask=m_d)
     if first:
         tl.store(mT + i_n * H + hd + tl.zeros([1, 1], tl.int32), M)
         tl.store(wT + i_n * H + hd + tl.zeros([1, 1], tl.int32), W)
@@ -201,27 +208,29 @@ def fused_walk_ok(cfg, V: int) -> bool:
     return cfg is not None and walk_mode() == "fused" and V % (cfg[1] * cfg[2]) == 0
 
 
-def fused_walk_forward(cfg, s, v, m0, u0, w0, o, lse, mT, uT, wT) -> None:
-    """Launch :func:`_pa_fused_walk_kernel` over dense ``s`` ``[B, T, H]`` and ``v`` ``[B, T, H, V]`` (``o``,
-    ``lse``, ``m_T``, ``u_T``, ``w_T`` written)."""
+def fused_walk_forward(cfg, s, v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens=None) -> None:
+    """Launch :func:`_pa_fused_walk_kernel` over ``s`` ``[B, T, H]`` and ``v`` ``[B, T, H, V]``, dense or packed
+    (``cu_seqlens``, ``B = 1``): ``o``, ``lse``, ``m_T``, ``u_T``, ``w_T`` written."""
     B, T, H, V = v.shape
+    N = B if cu_seqlens is None else cu_seqlens.numel() - 1
     ct, bc, vec, warps, stages, ts = cfg
     D = H * V
     nd = cdiv(D, bc * vec)
-    _pa_fused_walk_kernel[(B * nd,)](
-        s, v, m0, u0, w0, o, lse, mT, uT, wT, T, nd, H=H, V=V, HAS_H0=m0 is not None, CT=ct, BC=bc, VEC=vec,
-        STAGES=stages, TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(),
-        num_warps=warps,
+    _pa_fused_walk_kernel[(N * nd,)](
+        s, v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens, T, nd, H=H, V=V, HAS_H0=m0 is not None, CT=ct, BC=bc,
+        VEC=vec, STAGES=stages, TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(),
+        VARLEN=cu_seqlens is not None, num_warps=warps,
     )
 
 
 def walk_config(dtype: torch.dtype, varlen: bool) -> tuple[int, int, int, int, int, int] | None:
     """``(CT, BC, VEC, num_warps, STAGES, TS)`` of the walking value scan, or ``None`` (the look-back value scan).
-    ``SEQLAB_PREFIX_ATTN_SCAN_WALK`` (:func:`walk_mode`) ``1`` or ``fused`` walks dense input (untimed, see the
-    module docstring); ``SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=CT,BC,VEC,W,S,TS`` sets the tile. Defaults as scan1's walking
+    ``SEQLAB_PREFIX_ATTN_SCAN_WALK`` (:func:`walk_mode`) ``1`` walks dense input, ``fused`` dense or packed input
+    (untimed, see the module docstring); ``SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=CT,BC,VEC,W,S,TS`` sets the tile. Defaults as scan1's walking
     forward (:func:`seqlab.kernels.scan1.triton_launch._walk_config`): 64-step chunks of 32 channels, one warp, 3
     stages, ``TS`` segments from the storage dtype."""
-    if walk_mode() == "0" or varlen:
+    mode = walk_mode()
+    if mode == "0" or (varlen and mode != "fused"):  # the value walk takes dense input only
         return None
     env = getenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG")
     if env:
@@ -237,7 +246,7 @@ def walk_config(dtype: torch.dtype, varlen: bool) -> tuple[int, int, int, int, i
     if interpret_mode():
         return 16, 16, 1, 1, 2, 4
     ct, bc, vec, w, st = 64, 32, 1, 1, 3
-    if walk_mode() == "fused":
+    if mode == "fused":
         # the fused walk streams one wide tensor (v) where scan1 streams two: as many bytes in flight a program as
         # scan1's timed float32 default (2 stages ahead x 64 x 32 x 8 bytes = 32 KB, 94% of copy on the H200) take
         # 1 + 32 KB / (CT BC VEC itemsize) stages, at most 8: bf16 8 (28 KB), float32 5 (32 KB). A derivation from

@@ -152,6 +152,9 @@ def _prefix_attention(dt, monkeypatch):
             _run(lambda s_, v_, m, u, w: prefix_attention(s_, v_, initial_state=(m, u, w), output_final_state=True,
                                                           backend="triton"), s, v, *h0)
             _run(lambda s_, v_: prefix_attention(s_, v_, reverse=True, backend="triton"), s, v)
+            s, v = torch.randn(1, TV, 2) * 5, torch.randn(1, TV, 2, V).to(dt)  # packed
+            _run(lambda s_, v_: prefix_attention(s_, v_, cu_seqlens=CU, output_final_state=True, backend="triton"),
+                 s, v)
             monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "0")
 
 
@@ -320,11 +323,8 @@ from seqlab.kernels.prefix_attention.triton_lin_walk import _pa_fused_walk_kerne
 
 dt = sys.argv[1]
 ct, bc, vec, w, st, ts, seg = (int(x) for x in sys.argv[2].split(","))
-tile = dict(H=16, V=128, HAS_H0=1, CT=ct, BC=bc, VEC=vec, STAGES=st, TS=ts, I64=0, MASK_D=0, SEGSCAN=seg)
-ptrs = ["s", "v", "m0", "u0", "w0", "o", "lse", "mT", "uT", "wT"]
-sig = {n: "*" + dt if n in ("v", "o") else "*fp32" for n in ptrs}
-sig.update({"L": "i32", "nD": "i32"})
-ptx, ttgir, regs = c._build(_pa_fused_walk_kernel, sig, tile, len(ptrs) + 2, w)
+tile = dict(H=16, V=128, HAS_H0=1, CT=ct, BC=bc, VEC=vec, STAGES=st, TS=ts, I64=0, MASK_D=0, SEGSCAN=seg, cu=None)
+ptx, ttgir, regs = c._build(_pa_fused_walk_kernel, c.pa_fused_sig(dt), tile, c.PA_FUSED_DIV, w)
 print(ttgir.count("async_copy_global_to_local"), ptx.count("cp.async.cg.shared.global [") + ptx.count(
     "cp.async.ca.shared.global ["), " | ".join(regs))
 """

@@ -879,7 +879,7 @@ def test_scan_form_walking_value_scan(mode, cfg, H, V, T, monkeypatch, check_clo
     head, else as ``1``. Outputs, final state and every gradient (the backward reads the forward's ``lse``) against
     the float64 oracle with an initial state, both directions; one-head channel blocks (``V`` a multiple of the
     block) and blocks spanning heads, ragged and full chunks, masked channel blocks; the launch really walked (and
-    fused exactly where it can); packed input and bad flags keep or refuse it."""
+    fused exactly where it can); packed input (fused only) and bad flags keep or refuse it."""
     from seqlab.kernels.prefix_attention import triton_lin, triton_lin_walk
 
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
@@ -907,7 +907,8 @@ def test_scan_form_walking_value_scan(mode, cfg, H, V, T, monkeypatch, check_clo
     block = taken[0][1] * taken[0][2]
     fused = mode == "fused" and V % block == 0
     assert launched == ["fused_walk_forward" if fused else "walk_value_scan"] * 2, (launched, block)
-    assert real(torch.float32, True) is None  # packed input keeps the look-back value scan
+    # packed input: the fused walk takes it, the value walk does not (the look-back value scan then)
+    assert (real(torch.float32, True) is not None) == (mode == "fused")
     for bad in ("16,16,1,1,2", "16,12,1,1,2,4", "16,16,1,1,2,32"):
         monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", bad)
         with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG"):
@@ -955,3 +956,45 @@ def test_fused_walk_large_scores(cfg, monkeypatch):
     ref, _ = prefix_attention_naive(s, v, tuple(x.double() for x in h0))
     assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5
     assert len(launched) == 3, launched
+
+
+@needs_triton
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("cfg", ["", "64,32,1,1,8,8"])
+def test_fused_walk_varlen_equals_loop(with_state, cfg, monkeypatch, check_close):
+    """The fused walk on packed sequences (``cu_seqlens``: length-1 sequences beside ones of several chunks, a
+    ragged last chunk each): one program per (sequence, channel block) walks its own rows. Outputs, ``lse``, the
+    final state and the gradients (the scan backward, through the fused walk's ``lse``) equal a loop of the float64
+    oracle over the sequences, per-sequence initial states included."""
+    from seqlab.kernels.prefix_attention import triton_lin, triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "fused")
+    if cfg:
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", cfg)
+    launched = []
+    fn = triton_lin.fused_walk_forward
+    monkeypatch.setattr(triton_lin, "fused_walk_forward", lambda *a: launched.append(a[-1] is not None) or fn(*a))
+    torch.manual_seed(2)
+    cu = torch.tensor([0, 1, 70, 71, 72, 137, 138], dtype=torch.int32)
+    N, T, H, V = len(cu) - 1, 138, 2, 32
+    s, v = torch.randn(1, T, H) * 5, torch.randn(1, T, H, V)
+    h0 = (torch.randn(N, H) * 3, torch.randn(N, H, V), torch.rand(N, H) + 0.5) if with_state else None
+    do = torch.randn(1, T, H, V)
+    xs = [x.clone().requires_grad_() for x in (s, v)]
+    o, st = prefix_attention(*xs, initial_state=h0, cu_seqlens=cu, output_final_state=True, backend="triton")
+    ((o * do).sum() + st[1].sum()).backward()
+    _, _, _, _, lse = triton_scan.prefix_attention_fwd(s, v, *(h0 or (None, None, None)), cu)
+    assert launched == [True, True], launched
+    for n in range(N):
+        a, b = cu[n].item(), cu[n + 1].item()
+        h0n = tuple(x[n:n + 1].double() for x in h0) if with_state else None
+        ys = [x[:, a:b].double().requires_grad_() for x in (s, v)]
+        on, stn = prefix_attention_naive(*ys, h0n, True)
+        ((on * do[:, a:b].double()).sum() + stn[1].sum()).backward()
+        check_close(f"o[{n}]", o[:, a:b].double(), on.detach(), 1e-5)
+        check_close(f"lse[{n}]", lse[:, a:b], _lse_ref(s[:, a:b], h0n), 1e-6)
+        for name, x, ref in zip("muw", st, stn):
+            check_close(f"{name}[{n}]", x[n:n + 1].double(), ref.detach(), 1e-5)
+        check_close(f"ds[{n}]", xs[0].grad[:, a:b].double(), ys[0].grad, 1e-5)
+        check_close(f"dv[{n}]", xs[1].grad[:, a:b].double(), ys[1].grad, 1e-5)
