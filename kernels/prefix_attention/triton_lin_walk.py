@@ -5,10 +5,10 @@ workspace, no fill, no look-back.
 
 - ``1`` (:func:`_pa_walk_fwd_kernel`, dense input): the value scan ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` (see
   :mod:`seqlab.kernels.prefix_attention.triton_lin`) after the same score pass; replaces ``_pa_scan_fwd_kernel``.
-- ``fused`` (:func:`_pa_fused_walk_kernel`, dense or packed input): the score pass folded into the walk. A block inside one head scans the
-  head's scores chunk by chunk with the same two-level form on ``(max, sum exp)`` pairs (:func:`_lse_seg_carries`),
-  so one launch reads ``s`` and ``v`` and writes ``o``, ``lse`` and the final state: no ``beta`` buffer, no second
-  launch. At B4 T4096 H16 V128 bf16 the score pass took 9.1 us of the 56 us forward and the bar (80% of copy) is
+- ``fused`` (:func:`_pa_fused_walk_kernel`, dense or packed input): the score pass folded into the walk. A block
+  inside one head scans the head's scores chunk by chunk with the same two-level form on ``(max, sum exp)`` pairs
+  (:func:`_lse_seg_carries`), so one launch reads ``s`` and ``v`` and writes ``o``, ``lse`` and the final state: no
+  ``beta`` buffer, no second launch. At B4 T4096 H16 V128 bf16 the score pass took 9.1 us of the 56 us forward and the bar (80% of copy) is
   41 us, so the value scan alone cannot meet it after a separate score pass (docs/results.md, eleventh session).
 
 Untimed on a GPU (twelfth session: no device time left; thirteenth: no device lent). Offline sm_90 builds, bf16, tile
