@@ -82,7 +82,7 @@ def pa_counts(dtype: str, cfg: str, H: int = 16, V: int = 128) -> list[str]:
     sig = {n: "*" + dtype if n in ("v", "o") else "*fp32" for n in ptrs}
     sig.update({"L": "i32", "nD": "i32"})
     lines.append(_line(f"{dtype} pa value walk {cfg}",
-                       *_build(_pa_walk_fwd_kernel, sig, {**tile, "HEAD_BLOCK": 1}, len(ptrs) + 2, w)))
+                       *_build(_pa_walk_fwd_kernel, sig, tile, len(ptrs) + 2, w)))
     lines.append(_line(f"{dtype} pa fused walk {cfg}", *_build(_pa_fused_walk_kernel, pa_fused_sig(dtype),
                                                                {**tile, "cu": None}, PA_FUSED_DIV, w)))
     return lines

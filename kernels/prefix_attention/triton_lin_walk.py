@@ -11,11 +11,13 @@ workspace, no fill, no look-back.
   ``beta`` buffer, no second launch. At B4 T4096 H16 V128 bf16 the score pass took 9.1 us of the 56 us forward and the bar (80% of copy) is
   41 us, so the value scan alone cannot meet it after a separate score pass (docs/results.md, eleventh session).
 
-Untimed on a GPU (twelfth session: no device time left; thirteenth: no device lent). Offline sm_90 builds, bf16, tile
-64,32,1,1,3,8 (``python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 64,32,1,1,3,8,0``): the fused
-walk lays values out as 8 channels a thread (16-byte ``cp.async``), 168 registers, no spills, 904 shuffles; the value
-walk after a score pass takes the scores' layout for the whole chunk (one channel a thread, 255 registers, 4352
-shuffles), so ``fused`` is the candidate. ``bash benchmarks/pending_gpu.sh $OUT fused14`` times both.
+Untimed on a GPU (twelfth session: no device time left; thirteenth: no device lent). Offline sm_90 builds
+(``python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 64,32,1,1,3,8,0 64,8,4,1,8,4,0``, H16 V128):
+the fused walk on 32-channel blocks of one channel each (``VEC = 1``) gets 8 bf16 channels a thread (16-byte
+``cp.async``) but the chunk's segments then lie over 8 threads: 904 shuffles, 168 registers. Four adjacent channels a
+thread (``BC = 8``, ``VEC = 4``, the 16-bit default) leave 4 threads for the segments: 212 shuffles, 168 registers,
+8-byte copies, a 4-byte spill (``SEGSCAN = 1``: 196 shuffles, 254 registers, none). The value walk loads ``beta`` per
+channel (129 shuffles at 64,8,4,1,3,4). ``bash benchmarks/pending_gpu.sh $OUT fused14`` times them.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
 from seqlab.kernels.prefix_attention.triton_scan import _lse_combine, _seq_span
-from seqlab.kernels.scan1.triton_launch import _segscan
+from seqlab.kernels.scan1.triton_launch import _segscan, walk_segments
 from seqlab.kernels.scan1.triton_walk import _combine, _ld, _rows4, _seg_carries, _st, _walk_chans
 
 
@@ -33,8 +35,7 @@ from seqlab.kernels.scan1.triton_walk import _combine, _ld, _rows4, _seg_carries
 def _pa_walk_chunk(pb, pv, po, mask, mb, h, TS: tl.constexpr, TI: tl.constexpr, MASKED: tl.constexpr,
                    SEGSCAN: tl.constexpr):
     """One chunk from carry ``h``: gates ``a = 1 - beta``, inputs ``b = beta v``, store ``o``, return the carry out.
-    ``mb`` masks the ``beta`` pointers (their own shape: ``[1, TS, TI, 1]`` for a one-head block); masked rows load
-    ``beta = 0``, an identity step."""
+    ``mb`` masks the ``beta`` pointers; masked rows load ``beta = 0``, an identity step."""
     vv = _ld(pv, mask, 0.0, MASKED)
     g = _ld(pb, mb, 0.0, MASKED)
     b = g * vv
@@ -49,11 +50,12 @@ def _pa_walk_chunk(pb, pv, po, mask, mb, h, TS: tl.constexpr, TI: tl.constexpr, 
 def _pa_walk_fwd_kernel(
     beta, v, u0, w0, o, uT, wT, L, nD, H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, TS: tl.constexpr,
-    I64: tl.constexpr, MASK_D: tl.constexpr, HEAD_BLOCK: tl.constexpr, SEGSCAN: tl.constexpr = 0,
+    I64: tl.constexpr, MASK_D: tl.constexpr, SEGSCAN: tl.constexpr = 0,
 ):
-    """``HEAD_BLOCK``: every channel of a program lies in one head (``V % (BC * VEC) == 0``), so ``beta`` is one
-    ``[1, TS, TI, 1]`` load a chunk; else one per channel. The state entering the sequence is ``u_0 / w_0`` (zero
-    where ``w_0 = 0``), and ``u_T = o_T w_T``."""
+    """``beta`` is loaded once per channel and step, in the values' layout. (One ``[1, TS, TI, 1]`` load a chunk for
+    a block inside one head made Triton 3.6 lay the whole chunk out as the scores' tile: sm_90 offline, bf16 64-step
+    chunks, 2689 shuffles and 255 registers against 129 per channel.) The state entering the sequence is
+    ``u_0 / w_0`` (zero where ``w_0 = 0``), and ``u_T = o_T w_T``."""
     D: tl.constexpr = H * V
     TI: tl.constexpr = CT // TS
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
@@ -61,12 +63,8 @@ def _pa_walk_fwd_kernel(
     r4 = _rows4(TS, TI)
     toff = o_d[:, None, None, :] + r4 * D
     m_dt = m_d[:, None, None, :] & (r4 >= 0)
-    if HEAD_BLOCK:
-        boff = (tl.program_id(0) % nD) * (BC * VEC) // V + r4 * H
-        m_bt = r4 >= 0
-    else:
-        boff = hd[:, None, None, :] + r4 * H
-        m_bt = m_dt
+    boff = hd[:, None, None, :] + r4 * H
+    m_bt = m_dt
     h = tl.zeros([BC, VEC], tl.float32)
     if HAS_H0:
         u = tl.load(u0 + i_n * D + o_d, mask=m_d, other=0.0)
@@ -245,14 +243,14 @@ def walk_config(dtype: torch.dtype, varlen: bool) -> tuple[int, int, int, int, i
         return vals
     if interpret_mode():
         return 16, 16, 1, 1, 2, 4
-    ct, bc, vec, w, st = 64, 32, 1, 1, 3
+    ct, bc, vec, w, st = (64, 32, 1, 1, 3) if dtype.itemsize == 4 else (64, 8, 4, 1, 3)
     if mode == "fused":
         # the fused walk streams one wide tensor (v) where scan1 streams two: as many bytes in flight a program as
         # scan1's timed float32 default (2 stages ahead x 64 x 32 x 8 bytes = 32 KB, 94% of copy on the H200) take
         # 1 + 32 KB / (CT BC VEC itemsize) stages, at most 8: bf16 8 (28 KB), float32 5 (32 KB). A derivation from
         # Little's law, untimed; ``pending_gpu.sh fused14`` times 3, 6 and 8 stages.
         st = min(8, 1 + cdiv(32768, ct * bc * vec * dtype.itemsize))
-    return ct, bc, vec, w, st, min(ct, max(1, 32 * w * max(1, 16 // dtype.itemsize) // (bc * vec)))
+    return ct, bc, vec, w, st, walk_segments(dtype, ct, bc, vec, w)
 
 
 def walk_value_scan(cfg, beta, v, u0, w0, o, uT, wT, has_h0: bool) -> None:
@@ -263,6 +261,5 @@ def walk_value_scan(cfg, beta, v, u0, w0, o, uT, wT, has_h0: bool) -> None:
     nd = cdiv(D, bc * vec)
     _pa_walk_fwd_kernel[(B * nd,)](
         beta, v, u0, w0, o, uT, wT, T, nd, H=H, V=V, HAS_H0=has_h0, CT=ct, BC=bc, VEC=vec, STAGES=stages,
-        TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, HEAD_BLOCK=V % (bc * vec) == 0,
-        SEGSCAN=_segscan(), num_warps=warps,
+        TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(), num_warps=warps,
     )

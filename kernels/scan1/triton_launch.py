@@ -102,13 +102,24 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     elif interpret_mode():
         ct, bc, vec, w, st, ts = 16, 16, 1, 1, 2, 4
     else:
-        ct, bc, vec, w, st = (32, 32, 1, 1, 4) if backward else (64, 32, 1, 1, 3)
-        # segments over the threads Triton leaves for time once each thread holds 16 bytes of adjacent channels:
-        # 4 for float32 (the timed default), 8 for 16-bit storage (sm_90 TTGIR; bf16 walks are opt-in, untimed)
-        ts = min(ct, max(1, 32 * w * max(1, 16 // dtype.itemsize) // (bc * vec)))
+        if dtype.itemsize == 4:
+            ct, bc, vec, w, st = (32, 32, 1, 1, 4) if backward else (64, 32, 1, 1, 3)
+        else:  # 16-bit: opt-in, untimed; see the docstring
+            ct, bc, vec, w, st = (32, 8, 4, 1, 6) if backward else (64, 8, 4, 1, 5)
+        ts = walk_segments(dtype, ct, bc, vec, w)
     if v == "auto" and (interpret_mode() or dtype.itemsize != 4 or 2 * B * cdiv(D, bc * vec) < 3 * _sm_count(device)):
         return None
     return ct, bc, vec, w, st, ts
+
+
+def walk_segments(dtype: torch.dtype, ct: int, bc: int, vec: int, warps: int) -> int:
+    """``TS`` of a walking ``[BC, TS, TI, VEC]`` tile: the threads Triton leaves for time once it has laid the
+    channels out (sm_90 TTGIR, Triton 3.6). A thread holds up to 16 bytes of adjacent channels: ``VEC`` of them when
+    ``VEC > 1`` (contiguity stops there), else up to ``BC``; the other threads of the warps go to the segments, each
+    then scanned in-thread. float32 ``64,32,1,1``: 4 channels a thread, 8 threads over channels, ``TS = 4``; bf16
+    ``64,32,1,1``: 8 channels, ``TS = 8``; bf16 ``64,8,4,1``: 4 channels, ``TS = 4``."""
+    per = min(max(1, 16 // dtype.itemsize), vec if vec > 1 else bc)
+    return min(ct, max(1, 32 * warps * per // (bc * vec)))
 
 
 def _segscan() -> int:

@@ -499,7 +499,7 @@ def test_benchmark_ablations(monkeypatch):
         triton_launch._ablate()
 
 
-WALK_CFGS = ["16,16,1,1,2", "8,32,1,1,3,2", "8,8,2,1,1,8", "16,64,1,2,2,4", "16,32,1,1,2,16"]
+WALK_CFGS = ["16,16,1,1,2", "8,32,1,1,3,2", "8,8,2,1,1,8", "16,64,1,2,2,4", "16,32,1,1,2,16", "16,4,4,1,3,4"]
 
 
 @needs_triton
@@ -578,7 +578,11 @@ def test_walk_dispatch(monkeypatch):
     assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
     assert triton_launch._walk_config(f32, 8, 1024, cuda, True) is None
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
-    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 32, 1, 1, 3, 8)
+    # 16-bit: four adjacent channels a thread, so 4 threads for the segments (sm_90 TTGIR; walk_segments)
+    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 8, 4, 1, 5, 4)
+    assert triton_launch._walk_config(bf16, 1, 32, cuda, False, backward=True) == (32, 8, 4, 1, 6, 4)
+    assert [triton_launch.walk_segments(dt, 64, bc, vec, w) for dt, bc, vec, w in
+            ((f32, 32, 1, 1), (bf16, 32, 1, 1), (bf16, 8, 4, 1), (f32, 64, 1, 2), (bf16, 4, 8, 1))] == [4, 8, 4, 4, 8]
     monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", "32,32,1,1,4,4")
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (32, 32, 1, 1, 4, 4)
     monkeypatch.delenv("SEQLAB_SCAN1_WALK_CFG")
