@@ -17,11 +17,15 @@ import os
 import torch
 import torch.nn.functional as F
 
-ROWS = {  # dtype -> walking tiles "CT,BC,VEC,W,S,TS[,SEGSCAN]" (forward and backward kernels alike)
+# dtype -> walking tiles "CT,BC,VEC,W,S,TS[,SEGSCAN]" (forward and backward kernels alike). Two adjacent channels a
+# thread (VEC = 2) leave 2 threads for the segments: 12 / 20 shuffles a build against 112 / 176 at VEC = 4 (sm_90,
+# benchmarks/scan1_walk_compile_counts.py), at the price of 8-byte (float32) or 4-byte (bf16) copies.
+ROWS = {
     "float32": ["64,32,1,1,3,4", "64,32,1,1,3,4,1", "32,32,1,1,4,4", "32,32,1,1,4,4,1", "64,32,1,1,3,2",
-                "128,32,1,1,2,8,1", "64,64,1,2,3,4,1", "64,32,1,1,4,4,1", "32,32,1,1,6,4,1"],
+                "128,32,1,1,2,8,1", "64,64,1,2,3,4,1", "64,32,1,1,4,4,1", "32,32,1,1,6,4,1", "32,16,2,1,4,2"],
     "bfloat16": ["64,8,4,1,5,4", "64,8,4,1,3,4", "64,8,4,1,5,4,1", "32,8,4,1,6,4", "64,8,4,1,8,4",
-                 "64,32,1,1,3,8", "64,32,1,1,3,8,1", "32,32,1,1,4,8,1", "64,32,1,1,5,8,1", "64,64,1,2,3,4,1"],
+                 "64,32,1,1,3,8", "64,32,1,1,3,8,1", "32,32,1,1,4,8,1", "64,32,1,1,5,8,1", "64,64,1,2,3,4,1",
+                 "32,16,2,1,6,2"],
 }
 
 
