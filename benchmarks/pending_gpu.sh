@@ -310,12 +310,14 @@ if [ "$part" = fused14 ]; then
     # prepared in the thirteenth session, untimed (no device lent): SEQLAB_PREFIX_ATTN_SCAN_WALK=fused runs the whole
     # forward as one walk (score pass folded in: no beta buffer, no second launch); 1 keeps the score pass and walks
     # the value scan (beta loaded per channel); 0 the default (score pass, look-back value scan)
-    for w in "fused 0 check" "0 0 -" "fused 1 -" "1 1 -"; do
+    # (SCAN_WALK, SEGSCAN, FUSED_SREP, bf16 correctness pass or -)
+    for w in "fused 0 0 check" "0 0 0 -" "fused 1 0 -" "fused 0 1 check" "1 1 0 -"; do
         set -- $w
-        step "prefix_attention fwd and fwd+bwd, SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2"
-        SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2 SEQLAB_BENCH_PA_FORMS=scan timeout 100 \
-            python3 benchmarks/kernels_ii.py --only prefix_attention $([ "$3" = check ] || echo --timings-only) \
-            --json "$out/fused14_$1_$2.json" 2>&1 | grep -v Warn | grep "fwd\|copy\|correct\|rel" | tail -10
+        step "prefix_attention fwd and fwd+bwd, SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2 SREP=$3"
+        SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2 SEQLAB_PREFIX_ATTN_FUSED_SREP=$3 \
+            SEQLAB_BENCH_PA_FORMS=scan timeout 100 python3 benchmarks/kernels_ii.py --only prefix_attention \
+            $([ "$4" = check ] || echo --timings-only) --json "$out/fused14_$1_$2_$3.json" 2>&1 | grep -v Warn \
+            | grep "fwd\|copy\|correct\|rel" | tail -10
     done
     # the bf16 default is 64,8,4,1,8,4 (4 channels a thread); VEC = 2 rows: 2 channels a thread, 58 / 90 shuffles
     for cfg in 64,8,4,1,4,4 64,32,1,1,8,8 32,16,2,1,8,2 64,16,2,1,8,2; do

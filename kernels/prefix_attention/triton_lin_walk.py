@@ -15,9 +15,9 @@ Untimed on a GPU (twelfth session: no device time left; thirteenth: no device le
 (``python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 64,32,1,1,3,8,0 64,8,4,1,8,4,0``, H16 V128):
 the fused walk on 32-channel blocks of one channel each (``VEC = 1``) gets 8 bf16 channels a thread (16-byte
 ``cp.async``) but the chunk's segments then lie over 8 threads: 904 shuffles, 168 registers. Four adjacent channels a
-thread (``BC = 8``, ``VEC = 4``, the 16-bit default) leave 4 threads for the segments: 212 shuffles, 168 registers,
-8-byte copies, a 4-byte spill (``SEGSCAN = 1``: 196 shuffles, 254 registers, none). The value walk loads ``beta`` per
-channel (129 shuffles at 64,8,4,1,3,4). ``bash benchmarks/pending_gpu.sh $OUT fused14`` times them.
+thread (``BC = 8``, ``VEC = 4``, the 16-bit default) leave 4 threads for the segments: 212 shuffles, 194 registers,
+8-byte copies, no spills (``SEGSCAN = 1``: 196 shuffles, 244 registers). The value walk loads ``beta`` per channel
+(129 shuffles at 64,8,4,1,8,4). ``bash benchmarks/pending_gpu.sh $OUT fused14`` times them.
 """
 from __future__ import annotations
 
@@ -109,12 +109,13 @@ def _lse_seg_carries(cm, cw, M, W, TS: tl.constexpr, TI: tl.constexpr):
 
 
 @triton.jit
-def _pa_fused_chunk(ps, pv, po, pl, mask, ms, h, M, W, STORE_LSE, TS: tl.constexpr, TI: tl.constexpr,
+def _pa_fused_chunk(ps, pv, po, pl, mask, ms, ml, h, M, W, TS: tl.constexpr, TI: tl.constexpr,
                     MASKED: tl.constexpr, SEGSCAN: tl.constexpr):
     """One chunk of the fused walk from the carries ``h`` (the output, ``[BC, VEC]``) and ``(M, W)`` (the head's
-    ``(max, sum exp)``, ``[1, 1]``): scores ``[1, TS, TI, 1]`` -> ``lse_t``, ``beta_t = exp(s_t - lse_t)`` (0 for
-    ``s_t = -inf``), then ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` as :func:`_pa_walk_chunk`; ``lse`` stored when
-    ``STORE_LSE`` (the head's first channel block). Masked rows load ``s = -inf``: identity steps for both scans."""
+    ``(max, sum exp)``, ``[SR, 1]``): scores ``[SR, TS, TI, 1]`` -> ``lse_t``, ``beta_t = exp(s_t - lse_t)`` (0 for
+    ``s_t = -inf``), then ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` as :func:`_pa_walk_chunk`; ``lse`` stored where
+    ``ml`` (the head's first block, one channel group). Masked rows load ``s = -inf``: identity steps for both
+    scans."""
     sc = _ld(ps, ms, float("-inf"), MASKED)
     live = sc > float("-inf")
     cm, cw = tl.associative_scan((sc, live.to(tl.float32)), 2, _lse_combine)
@@ -122,8 +123,7 @@ def _pa_fused_chunk(ps, pv, po, pl, mask, ms, h, M, W, STORE_LSE, TS: tl.constex
     mt, wt = _lse_combine(em[:, :, None, :], ew[:, :, None, :], cm, cw)
     lt = mt + tl.log(wt)
     g = tl.where(live, tl.exp(sc - lt), 0.0)
-    if STORE_LSE:
-        _st(pl, lt, ms, MASKED)
+    tl.store(pl, lt, mask=ms & ml)
     vv = _ld(pv, mask, 0.0, MASKED)
     b = g * vv
     a = (1.0 - g) + tl.zeros_like(b)
@@ -138,6 +138,7 @@ def _pa_fused_walk_kernel(
     s, v, m0, u0, w0, o, lse, mT, uT, wT, cu, T, nD, H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, TS: tl.constexpr,
     I64: tl.constexpr, MASK_D: tl.constexpr, SEGSCAN: tl.constexpr = 0, VARLEN: tl.constexpr = 0,
+    SREP: tl.constexpr = 0,
 ):
     """The whole forward in one walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``): one program per (sequence, block of
     ``BC * VEC`` channels inside one head, ``V % (BC * VEC) == 0``) carries the head's ``(m, w)`` pair and its
@@ -145,7 +146,10 @@ def _pa_fused_walk_kernel(
     buffer. Every block of a head scans the head's scores (``1 / (BC * VEC)`` of its value bytes); the first block
     stores ``lse``, ``m_T`` and ``w_T``. The state entering the sequence is ``(m_0, w_0)`` and ``u_0 / w_0`` (zero
     where ``w_0 = 0``), or ``(-inf, 0)`` and zero; ``u_T = o_T w_T``. ``VARLEN``: sequence ``n`` is rows
-    ``cu[n] .. cu[n + 1]`` of the packed axis (``B = 1``), else rows ``n T .. n T + T``."""
+    ``cu[n] .. cu[n + 1]`` of the packed axis (``B = 1``), else rows ``n T .. n T + T``. ``SREP``: the scores
+    tile is ``[BC, TS, TI, 1]`` (each score loaded by every channel group, from L1) instead of ``[1, TS, TI, 1]``, so
+    Triton gives it the values' layout (segments in-thread, no conversion before the value scan) and the ``(max,
+    sum)`` pairs are scanned redundantly per channel group; only group 0 stores ``lse``."""
     D: tl.constexpr = H * V
     TI: tl.constexpr = CT // TS
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
@@ -155,14 +159,17 @@ def _pa_fused_walk_kernel(
     r4 = _rows4(TS, TI)
     toff = o_d[:, None, None, :] + r4 * D
     m_dt = m_d[:, None, None, :] & (r4 >= 0)
-    soff = hd + r4 * H
-    m_st = r4 >= 0
-    M = tl.full([1, 1], float("-inf"), tl.float32)
-    W = tl.zeros([1, 1], tl.float32)
+    SR: tl.constexpr = BC if SREP else 1
+    grp = tl.arange(0, SR)[:, None, None, None]
+    soff = hd + r4 * H + grp * 0
+    m_st = (r4 >= 0) & (grp >= 0)
+    first_l = first & (grp == 0)  # the lse store: one channel group of the head's first block
+    M = tl.full([SR, 1], float("-inf"), tl.float32)
+    W = tl.zeros([SR, 1], tl.float32)
     h = tl.zeros([BC, VEC], tl.float32)
     if HAS_H0:
-        M = tl.zeros([1, 1], tl.float32) + tl.load(m0 + i_n * H + hd)
-        W = tl.zeros([1, 1], tl.float32) + tl.load(w0 + i_n * H + hd)
+        M = tl.zeros([SR, 1], tl.float32) + tl.load(m0 + i_n * H + hd)
+        W = tl.zeros([SR, 1], tl.float32) + tl.load(w0 + i_n * H + hd)
         u = tl.load(u0 + i_n * D + o_d, mask=m_d, other=0.0)
         h = tl.where(W > 0, u / tl.where(W > 0, W, 1.0), 0.0)
     bos, L = _seq_span(i_n, cu, T, VARLEN)
@@ -172,20 +179,20 @@ def _pa_fused_walk_kernel(
     for j in tl.range(0, full, num_stages=STAGES):
         row0 = bos + j * CT
         h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
-                                  lse + row0 * H + soff, m_dt, m_st, h, M, W, first, TS, TI, MASK_D, SEGSCAN)
+                                  lse + row0 * H + soff, m_dt, m_st, first_l, h, M, W, TS, TI, MASK_D, SEGSCAN)
     if full * CT < L:  # the ragged last chunk
         row0 = bos + full * CT
         m_t = full * CT + r4 < L
         h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
-                                  lse + row0 * H + soff, m_dt & m_t, m_st & m_t, h, M, W, first, TS, TI, True,
+                                  lse + row0 * H + soff, m_dt & m_t, m_st & m_t, first_l, h, M, W, TS, TI, True,
                                   SEGSCAN)
     u_out = h * W
     if HAS_H0:  # an empty packed sequence keeps its initial state exactly
         u_out = tl.where(L > 0, u_out, u)
     tl.store(uT + i_n * D + o_d, u_out, mask=m_d)
-    if first:
-        tl.store(mT + i_n * H + hd + tl.zeros([1, 1], tl.int32), M)
-        tl.store(wT + i_n * H + hd + tl.zeros([1, 1], tl.int32), W)
+    g0 = first & (tl.arange(0, SR)[:, None] == 0)
+    tl.store(mT + i_n * H + hd + tl.zeros([SR, 1], tl.int32), M, mask=g0)
+    tl.store(wT + i_n * H + hd + tl.zeros([SR, 1], tl.int32), W, mask=g0)
 
 
 
@@ -206,6 +213,17 @@ def fused_walk_ok(cfg, V: int) -> bool:
     return cfg is not None and walk_mode() == "fused" and V % (cfg[1] * cfg[2]) == 0
 
 
+def _srep() -> int:
+    """``SEQLAB_PREFIX_ATTN_FUSED_SREP``: ``0`` (default) scans the scores as a ``[1, TS, TI, 1]`` tile, ``1`` as
+    ``[BC, TS, TI, 1]`` in the values' layout (:func:`_pa_fused_walk_kernel`). sm_90 offline, bf16 64,8,4,1,8,4: 212
+    -> 160 shuffles, 56 -> 172 ``ex2``/``lg2``, 144 -> 256 ``cp.async`` a build (float32 64,32,1,1: spills); untimed,
+    ``pending_gpu.sh fused14`` decides."""
+    v = getenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", "0")
+    if v not in ("0", "1"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_FUSED_SREP must be 0 or 1, got {v!r}")
+    return int(v)
+
+
 def fused_walk_forward(cfg, s, v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens=None) -> None:
     """Launch :func:`_pa_fused_walk_kernel` over ``s`` ``[B, T, H]`` and ``v`` ``[B, T, H, V]``, dense or packed
     (``cu_seqlens``, ``B = 1``): ``o``, ``lse``, ``m_T``, ``u_T``, ``w_T`` written."""
@@ -217,7 +235,7 @@ def fused_walk_forward(cfg, s, v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens=Non
     _pa_fused_walk_kernel[(N * nd,)](
         s, v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens, T, nd, H=H, V=V, HAS_H0=m0 is not None, CT=ct, BC=bc,
         VEC=vec, STAGES=stages, TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(),
-        VARLEN=cu_seqlens is not None, num_warps=warps,
+        VARLEN=cu_seqlens is not None, SREP=_srep(), num_warps=warps,
     )
 
 
