@@ -34,10 +34,18 @@ from seqlab.kernels.scan1.triton_walk import _combine, _ld, _rows4, _seg_carries
 @triton.jit
 def _pa_walk_chunk(pb, pv, po, mask, mb, h, TS: tl.constexpr, TI: tl.constexpr, MASKED: tl.constexpr,
                    SEGSCAN: tl.constexpr):
-    """One chunk from carry ``h``: gates ``a = 1 - beta``, inputs ``b = beta v``, store ``o``, return the carry out.
-    ``mb`` masks the ``beta`` pointers; masked rows load ``beta = 0``, an identity step."""
-    vv = _ld(pv, mask, 0.0, MASKED)
+    """One chunk from carry ``h``: ``beta`` loaded, then :func:`_pa_values`. ``mb`` masks the ``beta`` pointers;
+    masked rows load ``beta = 0``, an identity step."""
     g = _ld(pb, mb, 0.0, MASKED)
+    return _pa_values(g, pv, po, mask, h, TS, TI, MASKED, SEGSCAN)
+
+
+@triton.jit
+def _pa_values(g, pv, po, mask, h, TS: tl.constexpr, TI: tl.constexpr, MASKED: tl.constexpr,
+               SEGSCAN: tl.constexpr):
+    """The value scan of one chunk from carry ``h``: gates ``a = 1 - beta``, inputs ``b = beta v`` (``g = beta``
+    broadcast over the channels), two-level scan, store ``o``, return the carry out."""
+    vv = _ld(pv, mask, 0.0, MASKED)
     b = g * vv
     a = (1.0 - g) + tl.zeros_like(b)
     ca, cb = tl.associative_scan((a, b), 2, _combine)
@@ -124,13 +132,7 @@ def _pa_fused_chunk(ps, pv, po, pl, mask, ms, ml, h, M, W, TS: tl.constexpr, TI:
     lt = mt + tl.log(wt)
     g = tl.where(live, tl.exp(sc - lt), 0.0)
     tl.store(pl, lt, mask=ms & ml)
-    vv = _ld(pv, mask, 0.0, MASKED)
-    b = g * vv
-    a = (1.0 - g) + tl.zeros_like(b)
-    ca, cb = tl.associative_scan((a, b), 2, _combine)
-    enter, h = _seg_carries(ca, cb, h, TS, TI, SEGSCAN)
-    _st(po, ca * enter[:, :, None, :] + cb, mask, MASKED)
-    return h, M, W
+    return _pa_values(g, pv, po, mask, h, TS, TI, MASKED, SEGSCAN), M, W
 
 
 @triton.jit

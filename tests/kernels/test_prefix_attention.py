@@ -918,6 +918,23 @@ def test_scan_form_walking_value_scan(mode, cfg, H, V, T, monkeypatch, check_clo
         triton_lin_walk.walk_config(torch.float32, False)
 
 
+def _fused_walk_env(monkeypatch, cfg: str, srep: str) -> list:
+    """Select the fused walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``, tile ``cfg`` or the interpreter default, score
+    layout ``srep``) and record its launches: the returned list gets ``True`` per packed launch, ``False`` per dense
+    one."""
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "fused")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", srep)
+    if cfg:
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", cfg)
+    launched: list = []
+    fn = triton_lin.fused_walk_forward
+    monkeypatch.setattr(triton_lin, "fused_walk_forward", lambda *a: launched.append(a[-1] is not None) or fn(*a))
+    return launched
+
+
 @needs_triton
 @pytest.mark.parametrize("cfg,srep", [("", "0"), ("8,8,2,1,3,2", "1"), ("64,8,4,1,8,4", "0"), ("64,8,4,1,8,4", "1")])
 def test_fused_walk_large_scores(cfg, srep, monkeypatch):
@@ -926,16 +943,9 @@ def test_fused_walk_large_scores(cfg, srep, monkeypatch):
     (masked steps) in the middle and at the start; finite and equal to masked softmax attention in float64, the
     final state and ``lse`` against the oracle; with an initial state far below the scores. ``64,8,4,1,8,4`` is the
     bf16 GPU default tile; ``srep = 1`` scans the scores in the values' layout (``SEQLAB_PREFIX_ATTN_FUSED_SREP``)."""
-    from seqlab.kernels.prefix_attention import triton_lin, triton_lin_walk, triton_scan
+    from seqlab.kernels.prefix_attention import triton_lin_walk, triton_scan
 
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "fused")
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", srep)
-    if cfg:
-        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", cfg)
-    launched = []
-    fn = triton_lin.fused_walk_forward
-    monkeypatch.setattr(triton_lin, "fused_walk_forward", lambda *a: launched.append(1) or fn(*a))
+    launched = _fused_walk_env(monkeypatch, cfg, srep)
     torch.manual_seed(5)
     s, v = torch.randn(2, 130, 3, dtype=torch.float64) * 1e4, torch.randn(2, 130, 3, 32, dtype=torch.float64)
     s[0, :, 0] = torch.linspace(-1e4, 1e4, 130)  # a new maximum at every step
@@ -957,7 +967,7 @@ def test_fused_walk_large_scores(cfg, srep, monkeypatch):
     o, _ = prefix_attention(s.float(), v.float(), initial_state=h0, backend="triton")
     ref, _ = prefix_attention_naive(s, v, tuple(x.double() for x in h0))
     assert torch.isfinite(o).all() and rel_rmse(o.double(), ref) < 1e-5
-    assert len(launched) == 3, launched
+    assert launched == [False] * 3, launched
     monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", "2")
     with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_FUSED_SREP"):
         triton_lin_walk._srep()
@@ -971,16 +981,9 @@ def test_fused_walk_varlen_equals_loop(with_state, cfg, srep, monkeypatch, check
     ragged last chunk each): one program per (sequence, channel block) walks its own rows. Outputs, ``lse``, the
     final state and the gradients (the scan backward, through the fused walk's ``lse``) equal a loop of the float64
     oracle over the sequences, per-sequence initial states included."""
-    from seqlab.kernels.prefix_attention import triton_lin, triton_scan
+    from seqlab.kernels.prefix_attention import triton_scan
 
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "fused")
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", srep)
-    if cfg:
-        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", cfg)
-    launched = []
-    fn = triton_lin.fused_walk_forward
-    monkeypatch.setattr(triton_lin, "fused_walk_forward", lambda *a: launched.append(a[-1] is not None) or fn(*a))
+    launched = _fused_walk_env(monkeypatch, cfg, srep)
     torch.manual_seed(2)
     cu = torch.tensor([0, 1, 70, 71, 72, 137, 138], dtype=torch.int32)
     N, T, H, V = len(cu) - 1, 138, 2, 32
