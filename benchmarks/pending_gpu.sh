@@ -319,6 +319,9 @@ if [ "$part" = fused14 ]; then
             $([ "$4" = check ] || echo --timings-only) --json "$out/fused14_$1_$2_$3.json" 2>&1 | grep -v Warn \
             | grep "fwd\|copy\|correct\|rel" | tail -10
     done
+    step "prefix_attention kernel times, fused walk (device us a launch)"
+    SEQLAB_PREFIX_ATTN_SCAN_WALK=fused timeout 60 python3 benchmarks/pa_profile.py --forms scan \
+        --json "$out/fused14_prof.json" 2>&1 | grep -v Warn | grep "^| _pa_\|sum" | head -8
     # the bf16 default is 64,8,4,1,8,4 (4 channels a thread); VEC = 2 rows: 2 channels a thread, 58 / 90 shuffles
     for cfg in 64,8,4,1,4,4 64,32,1,1,8,8 32,16,2,1,8,2 64,16,2,1,8,2; do
         step "prefix_attention fused walk, SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$cfg"
