@@ -307,28 +307,28 @@ if [ "$part" = walk13 ]; then
     scan1_defaults scan1_walk13 float32  # the two-level walking chunks end to end
 fi
 if [ "$part" = fused14 ]; then
-    # prepared in the thirteenth session, untimed (no device lent): SEQLAB_PREFIX_ATTN_SCAN_WALK=fused runs the whole
-    # forward as one walk (score pass folded in: no beta buffer, no second launch); 1 keeps the score pass and walks
-    # the value scan (beta loaded per channel); 0 the default (score pass, look-back value scan)
-    # (SCAN_WALK, SEGSCAN, FUSED_SREP, bf16 correctness pass or -)
-    for w in "fused 0 0 check" "0 0 0 -" "fused 1 0 -" "fused 0 1 check" "1 1 0 -"; do
+    # prepared in the thirteenth session, re-ranked in the fourteenth (no device lent either time): the fused walk
+    # (SEQLAB_PREFIX_ATTN_SCAN_WALK=fused) runs the whole forward as one launch. First every tile in one process
+    # (benchmarks/pa_walk_sweep.py: kernel-level forward from CUDA graphs, o and lse checked against the default,
+    # copy of v in the same run), then the fastest correct fused row end to end in kernels_ii.py with its bf16
+    # correctness pass (the issue 4 figure), the default forward in the same way, and the fused walk's kernel times.
+    step "prefix_attention walking forwards, every tile (pa_walk_sweep.py)"
+    timeout 200 python3 benchmarks/pa_walk_sweep.py --json "$out/fused14_sweep.json" 2>&1 | grep -v Warn | tail -26
+    best=$(python3 -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['rows'] if x['row'].startswith('fused ') and x.get('ok')]; print(min(r, key=lambda x: x['fwd_ms'])['row'].split()[1] if r else '')" "$out/fused14_sweep.json" 2>/dev/null)
+    best=${best:-64,8,4,1,8,4}
+    IFS=, read -r c1 c2 c3 c4 c5 c6 c7 <<< "$best"
+    for w in "fused ${c7:-0} check" "0 0 -"; do
         set -- $w
-        step "prefix_attention fwd and fwd+bwd, SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2 SREP=$3"
-        SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_SCAN1_WALK_SEGSCAN=$2 SEQLAB_PREFIX_ATTN_FUSED_SREP=$3 \
-            SEQLAB_BENCH_PA_FORMS=scan timeout 100 python3 benchmarks/kernels_ii.py --only prefix_attention \
-            $([ "$4" = check ] || echo --timings-only) --json "$out/fused14_$1_$2_$3.json" 2>&1 | grep -v Warn \
-            | grep "fwd\|copy\|correct\|rel" | tail -10
+        step "prefix_attention fwd and fwd+bwd, SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 (tile $best, SEGSCAN=$2)"
+        SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$c1,$c2,$c3,$c4,$c5,$c6 \
+            SEQLAB_SCAN1_WALK_SEGSCAN=$2 SEQLAB_BENCH_PA_FORMS=scan timeout 100 python3 benchmarks/kernels_ii.py \
+            --only prefix_attention $([ "$3" = check ] || echo --timings-only) --json "$out/fused14_$1.json" 2>&1 \
+            | grep -v Warn | grep "fwd\|copy\|correct\|rel" | tail -10
     done
-    step "prefix_attention kernel times, fused walk (device us a launch)"
-    SEQLAB_PREFIX_ATTN_SCAN_WALK=fused timeout 60 python3 benchmarks/pa_profile.py --forms scan \
+    step "prefix_attention kernel times, fused walk (device us a launch), tile $best"
+    SEQLAB_PREFIX_ATTN_SCAN_WALK=fused SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$c1,$c2,$c3,$c4,$c5,$c6 \
+        SEQLAB_SCAN1_WALK_SEGSCAN=${c7:-0} timeout 60 python3 benchmarks/pa_profile.py --forms scan \
         --json "$out/fused14_prof.json" 2>&1 | grep -v Warn | grep "^| _pa_\|sum" | head -8
-    # the bf16 default is 64,8,4,1,8,4 (4 channels a thread); VEC = 2 rows: 2 channels a thread, 58 / 90 shuffles
-    for cfg in 64,8,4,1,4,4 64,32,1,1,8,8 32,16,2,1,8,2 64,16,2,1,8,2; do
-        step "prefix_attention fused walk, SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$cfg"
-        SEQLAB_PREFIX_ATTN_SCAN_WALK=fused SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$cfg SEQLAB_BENCH_PA_FORMS=scan \
-            timeout 60 python3 benchmarks/kernels_ii.py --only prefix_attention --timings-only \
-            --json "$out/fused14_cfg_$cfg.json" 2>&1 | grep -v Warn | grep "fwd .*CUDA graph\|copy" | tail -4
-    done
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

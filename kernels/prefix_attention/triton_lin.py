@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
+from seqlab.kernels._triton_math import exp_ftz
 from seqlab.kernels.prefix_attention.triton_lin_walk import (
     fused_walk_forward,
     fused_walk_ok,
@@ -79,7 +80,7 @@ def _score_tile(s, lse, beta, ptr, mask, b_m, b_w):
     mt, wt = _lse_combine(b_m[None, :], b_w[None, :], cm, cw)
     lt = mt + tl.log(wt)
     tl.store(lse + ptr, lt, mask=mask)
-    tl.store(beta + ptr, tl.where(live, tl.exp(b_s - lt), 0.0), mask=mask)
+    tl.store(beta + ptr, tl.where(live, exp_ftz(b_s - lt), 0.0), mask=mask)
     return mt, wt
 
 
@@ -131,7 +132,7 @@ def _pa_lse_sum_kernel(s, sm, sw, cu, T, NCH, H: tl.constexpr, CT: tl.constexpr,
         b_s = tl.load(s + rows[:, None] * H + o_h[None, :], mask=m_t[:, None] & m_h[None, :],
                       other=float("-inf")).to(tl.float32)
         m = tl.max(b_s, 0)
-        w = tl.sum(tl.where(b_s > float("-inf"), tl.exp(b_s - m[None, :]), 0.0), 0)
+        w = tl.sum(tl.where(b_s > float("-inf"), exp_ftz(b_s - m[None, :]), 0.0), 0)
         off = (tl.cast(i_n, tl.int64) * NCH + j) * H + o_h
         tl.store(sm + off, m, mask=m_h)
         tl.store(sw + off, w, mask=m_h)
@@ -160,7 +161,7 @@ def _pa_lse_chunk_kernel(s, sm, sw, lse, beta, m0, w0, mT, wT, cu, T, NCH, H: tl
             pm = tl.load(sm + ptr, mask=mk, other=float("-inf"))
             pw = tl.load(sw + ptr, mask=mk, other=0.0)
             bm = tl.max(pm, 0)
-            bw = tl.sum(tl.where(pm > float("-inf"), pw * tl.exp(pm - bm[None, :]), 0.0), 0)
+            bw = tl.sum(tl.where(pm > float("-inf"), pw * exp_ftz(pm - bm[None, :]), 0.0), 0)
             b_m, b_w = _lse_combine(b_m, b_w, bm, bw)
         mask = m_t[:, None] & m_h[None, :]
         ptr = rows[:, None] * H + o_h[None, :]

@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
+from seqlab.kernels._triton_math import exp_ftz
 from seqlab.kernels.prefix_attention.triton_lin import (
     _lse_chunk_tile,
     _pa_chunk_rows,
@@ -52,13 +53,13 @@ def _pa_beta_kernel(s, lse, beta, n, BLOCK: tl.constexpr):
     m = o < n
     b_s = tl.load(s + o, mask=m, other=float("-inf")).to(tl.float32)
     b_l = tl.load(lse + o, mask=m, other=0.0)
-    tl.store(beta + o, tl.where(b_s > float("-inf"), tl.exp(b_s - b_l), 0.0), mask=m)
+    tl.store(beta + o, tl.where(b_s > float("-inf"), exp_ftz(b_s - b_l), 0.0), mask=m)
 
 
 @triton.jit
 def _pa_exp_diff(a, b):
     """``exp(a - b)`` for ``a <= b`` with ``-inf - -inf`` taken as 0 (an empty prefix contributes nothing)."""
-    return tl.where(a == float("-inf"), 0.0, tl.exp(a - b))
+    return tl.where(a == float("-inf"), 0.0, exp_ftz(a - b))
 
 
 @triton.jit

@@ -26,6 +26,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
+from seqlab.kernels._triton_math import exp_ftz
 from seqlab.kernels.prefix_attention.triton_scan import _lse_combine, _seq_span
 from seqlab.kernels.scan1.triton_launch import _segscan, walk_segments
 from seqlab.kernels.scan1.triton_walk import _combine, _ld, _rows4, _seg_carries, _st, _walk_chans
@@ -130,7 +131,7 @@ def _pa_fused_chunk(ps, pv, po, pl, mask, ms, ml, h, M, W, TS: tl.constexpr, TI:
     em, ew, M, W = _lse_seg_carries(cm, cw, M, W, TS, TI)
     mt, wt = _lse_combine(em[:, :, None, :], ew[:, :, None, :], cm, cw)
     lt = mt + tl.log(wt)
-    g = tl.where(live, tl.exp(sc - lt), 0.0)
+    g = tl.where(live, exp_ftz(sc - lt), 0.0)
     tl.store(pl, lt, mask=ms & ml)
     return _pa_values(g, pv, po, mask, h, TS, TI, MASKED, SEGSCAN), M, W
 

@@ -44,12 +44,12 @@ computed by a right-to-left chunked scan; ``du_0 = exp(m_0 - lse_1) z_1`` and ``
 """
 from __future__ import annotations
 
-
 import torch
 import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
+from seqlab.kernels._triton_math import exp_ftz
 
 
 @triton.jit
@@ -85,7 +85,7 @@ def _pa_summary_kernel(s, v, sm, su, sw, cidx, cu, T, NTS, H: tl.constexpr, V: t
     rows = r0 + o_t
     b_s = tl.load(s + rows * H + i_h, mask=mask_t, other=float("-inf")).to(tl.float32)
     b_m = tl.max(b_s, 0)
-    b_p = tl.where(mask_t, tl.exp(b_s - b_m), 0.0)
+    b_p = tl.where(mask_t, exp_ftz(b_s - b_m), 0.0)
     b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask_t[:, None] & mask_v[None, :],
                   other=0.0).to(tl.float32)
     c = tl.cast(i_c, tl.int64) * H + i_h
@@ -122,8 +122,8 @@ def _pa_carry_kernel(sm, su, sw, cm, cuv, cw, m0, u0, w0, mT, uT, wT, coff, H: t
             tl.store(cw + p, b_w)
         b_mc = tl.load(sm + p)
         b_mn = tl.maximum(b_m, b_mc)
-        b_a = tl.exp(b_m - b_mn)
-        b_b = tl.exp(b_mc - b_mn)
+        b_a = exp_ftz(b_m - b_mn)
+        b_b = exp_ftz(b_mc - b_mn)
         b_u = b_u * b_a + b_b * tl.load(su + p * V + o_v, mask=mask_v, other=0.0)
         b_w = b_w * b_a + b_b * tl.load(sw + p)
         b_m = b_mn
@@ -150,8 +150,8 @@ def _pa_out_kernel(s, v, o, lse, cm, cuv, cw, cidx, cu, T, NTS, H: tl.constexpr,
     b_s = tl.load(s + rows * H + i_h, mask=mask_t, other=float("-inf")).to(tl.float32)
     b_mt = tl.maximum(tl.associative_scan(b_s, 0, _max_combine), b_m)  # [BT]
     causal = o_t[:, None] >= o_t[None, :]
-    b_p = tl.where(causal, tl.exp(b_s[None, :] - b_mt[:, None]), 0.0)  # [BT, BT]
-    b_r = tl.exp(b_m - b_mt)
+    b_p = tl.where(causal, exp_ftz(b_s[None, :] - b_mt[:, None]), 0.0)  # [BT, BT]
+    b_r = exp_ftz(b_m - b_mt)
     mask2 = mask_t[:, None] & mask_v[None, :]
     b_v = tl.load(v + (rows[:, None] * H + i_h) * V + o_v[None, :], mask=mask2, other=0.0)
     if IEEE:
@@ -200,15 +200,15 @@ def _pa_bwd_kernel(s, v, o, lse, m0, mT, cu, do, duT, dwT, ds_part, dv, du0, dw0
         b_o = tl.load(o + ptr, mask=mask2, other=0.0).to(tl.float32)
         b_v = tl.load(v + ptr, mask=mask2, other=0.0).to(tl.float32)
         b_delta = tl.sum(b_do * b_o, 1)  # [BT]
-        b_q = tl.where(upper & mask_t[None, :], tl.exp(b_l[:, None] - b_l[None, :]), 0.0)  # [BT(i), BT(t)]
-        b_rc = tl.exp(b_l - b_lc)
+        b_q = tl.where(upper & mask_t[None, :], exp_ftz(b_l[:, None] - b_l[None, :]), 0.0)  # [BT(i), BT(t)]
+        b_rc = exp_ftz(b_l - b_lc)
         if IEEE:
             b_zt = tl.dot(b_q, b_do, input_precision="ieee")
         else:
             b_zt = tl.dot(b_q, b_do)
         b_zt += b_rc[:, None] * b_z[None, :]
         b_yt = tl.sum(b_q * b_delta[None, :], 1) + b_rc * b_y
-        b_e = tl.exp(b_s - b_l)
+        b_e = exp_ftz(b_s - b_l)
         tl.store(dv + ptr, (b_e[:, None] * b_zt).to(dv.dtype.element_ty), mask=mask2)
         tl.store(ds_part + tl.cast(i_v, tl.int64) * BTH + rows * H + i_h,
                  b_e * (tl.sum(b_v * b_zt, 1) - b_yt), mask=mask_t)
@@ -217,7 +217,7 @@ def _pa_bwd_kernel(s, v, o, lse, m0, mT, cu, do, duT, dwT, ds_part, dv, du0, dw0
         b_z = tl.sum(tl.where(sel[:, None], b_zt, 0.0), 0)
         b_y = tl.sum(tl.where(sel, b_yt, 0.0), 0)
     if HAS_H0:
-        b_a = tl.exp(tl.load(m0 + i_nh) - b_lc)
+        b_a = exp_ftz(tl.load(m0 + i_nh) - b_lc)
         tl.store(du0 + i_nh * V + o_v, b_a * b_z, mask=mask_v)
         tl.store(dw0_part + i_v * NH + i_nh, -b_a * b_y)
 
@@ -275,7 +275,7 @@ def _seq_span(i_n, cu, T, VARLEN: tl.constexpr):
 def _lse_combine(m1, w1, m2, w2):
     """(max, sum exp(s - max)) pairs; an empty pair (-inf, 0) is the identity (no inf - inf)."""
     m = tl.maximum(m1, m2)
-    w = tl.where(m1 == m, w1, w1 * tl.exp(m1 - m)) + tl.where(m2 == m, w2, w2 * tl.exp(m2 - m))
+    w = tl.where(m1 == m, w1, w1 * exp_ftz(m1 - m)) + tl.where(m2 == m, w2, w2 * exp_ftz(m2 - m))
     return m, w
 
 
@@ -329,7 +329,7 @@ def _pa_fused_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, T, H: tl.cons
         live = b_s > float("-inf")
         cm, cw = tl.associative_scan((b_s, live.to(tl.float32)), 0, _lse_combine)
         mt, wt = _lse_combine(b_m, b_w, cm, cw)  # [BT]: running max and denominator after step t
-        beta = tl.where(live, tl.exp(b_s - mt) / tl.where(wt > 0, wt, 1.0), 0.0)
+        beta = tl.where(live, exp_ftz(b_s - mt) / tl.where(wt > 0, wt, 1.0), 0.0)
         alpha = 1.0 - beta
         ca, cx = tl.associative_scan((tl.broadcast_to(alpha[:, None], (BT, BV)), beta[:, None] * b_v), 0,
                                      _lin_combine)
@@ -460,8 +460,8 @@ def _lb_merge(m1, u1, w1, m2, u2, w2):
     """Log-sum-exp merge of two (max, numerator, denominator) aggregates; ``(-inf, 0, 0)`` is the identity and
     ``-inf - -inf`` never reaches a result."""
     m = tl.maximum(m1, m2)
-    a = tl.exp(tl.where(m1 == m, 0.0, m1 - m))
-    b = tl.exp(tl.where(m2 == m, 0.0, m2 - m))
+    a = exp_ftz(tl.where(m1 == m, 0.0, m1 - m))
+    b = exp_ftz(tl.where(m2 == m, 0.0, m2 - m))
     return m, u1 * a + u2 * b, w1 * a + w2 * b
 
 
@@ -655,7 +655,7 @@ def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSE
         else:
             # 1. the chunk's own aggregate, published at once (inclusive already when the chunk starts its sequence)
             b_mc = tl.max(b_s, 0)
-            b_e = tl.exp(tl.where(b_s > float("-inf"), b_s - b_mc, float("-inf")))
+            b_e = exp_ftz(tl.where(b_s > float("-inf"), b_s - b_mc, float("-inf")))
             b_wc = tl.sum(b_e, 0)
             b_lc = tl.sum(b_e[:, None] * b_v.to(tl.float32), 0)  # [BV]
             # the chunk's weights in step 3: fast when its first score is finite and at most SPREAD below its max
@@ -702,14 +702,14 @@ def _pa_lookback_fwd_kernel(s, v, o, lse, m0, u0, w0, mT, uT, wT, cu, ws, T, NSE
                 b_c = b_cm
                 keep = causal & (b_s[None, :] > float("-inf"))  # then cm_t >= s_i is finite
                 b_cmf = tl.where(b_cm > float("-inf"), b_cm, 0.0)  # rows of -inf scores: no -inf - -inf
-                b_p = tl.exp(tl.where(keep, b_s[None, :] - b_cmf[:, None], float("-inf"))).to(b_v.dtype)
+                b_p = exp_ftz(tl.where(keep, b_s[None, :] - b_cmf[:, None], float("-inf"))).to(b_v.dtype)
             if IEEE:  # float32 weights and values
                 b_pv = tl.dot(b_p, b_v, input_precision="ieee")
             else:
                 b_pv = tl.dot(b_p, b_v)  # float32 accumulate
             b_rs = tl.sum(b_p.to(tl.float32), 1)  # the rounded weights: o stays a convex combination
-            b_r = tl.exp(tl.where(b_c == b_mt, 0.0, b_c - b_mt))  # exp(-inf - -inf) is never formed
-            b_a = tl.exp(tl.where(b_mp == b_mt, 0.0, b_mp - b_mt))  # exp(-inf - -inf) is never formed
+            b_r = exp_ftz(tl.where(b_c == b_mt, 0.0, b_c - b_mt))  # exp(-inf - -inf) is never formed
+            b_a = exp_ftz(tl.where(b_mp == b_mt, 0.0, b_mp - b_mt))  # exp(-inf - -inf) is never formed
             b_wt = b_a * b_wp + b_r * b_rs
             b_ut = b_a[:, None] * b_up[None, :] + b_r[:, None] * b_pv
             tl.store(o + base + offs, (b_ut / b_wt[:, None]).to(o.dtype.element_ty), mask=mask2)

@@ -44,6 +44,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from seqlab.kernels._triton_math import exp_ftz
+
 
 @triton.jit
 def _combine(a1, b1, a2, b2):
@@ -324,7 +326,7 @@ def _opaque(x, ASM: tl.constexpr):
 def _fwd_inputs(a_raw, b_raw, is_start, seq, o_d, m_d, h0_ptr, D, LOG_A: tl.constexpr, HAS_H0: tl.constexpr):
     """The tile's float32 gates and inputs with sequence starts as resets (``a := 0``, ``b := b + a h0``)."""
     if LOG_A:
-        a = tl.exp(a_raw.to(tl.float32))
+        a = exp_ftz(a_raw.to(tl.float32))
     else:
         a = a_raw.to(tl.float32)
     b = b_raw.to(tl.float32)
@@ -424,7 +426,7 @@ def _scan1_fwd_kernel(
                   LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, TWO, OPAQUE, HINTS,
                   h_flat, FLAT)
     else:  # benchmark-only ablations (SEQLAB_SCAN1_ABLATE, see scan1_fwd): the same tiles with parts left out
-        a = tl.exp(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
+        a = exp_ftz(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
         if ABLATE == 1:  # the in-tile scan with carry-in zero: no workspace, no look-back
             _, hs = tl.associative_scan((a, b_raw.to(tl.float32)), 1, _combine)
         else:  # loads, one multiply, store: the ceiling of a one-tile-per-program kernel
@@ -490,7 +492,7 @@ def _bwd_tile(
     # gate of the next scan position; zero where this row ends its sequence (the next row is a reset)
     m_next = _rows(m_t & (is_end == 0)) & _chans(m_d)
     if LOG_A:
-        gate = tl.exp(gate_raw.to(tl.float32))
+        gate = exp_ftz(gate_raw.to(tl.float32))
     else:
         gate = gate_raw.to(tl.float32)
     gate = tl.where(m_next, gate, tl.where(mask, 0.0, 1.0))
@@ -506,7 +508,7 @@ def _bwd_tile(
         hp += tl.load(h0_ptr + _rows(seq) * D + _chans(o_d), mask=m_s, other=0.0).to(tl.float32)
     da = g * hp
     if LOG_A:
-        a_here = tl.exp(ah_raw.to(tl.float32))
+        a_here = exp_ftz(ah_raw.to(tl.float32))
         da = da * a_here
     tl.store(da_ptr + offs, da.to(da_ptr.dtype.element_ty), mask=mask)
     tl.store(db_ptr + offs, g.to(db_ptr.dtype.element_ty), mask=mask)

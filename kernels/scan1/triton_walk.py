@@ -32,6 +32,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from seqlab.kernels._triton_math import exp_ftz
+
 
 @triton.jit
 def _combine(a1, b1, a2, b2):
@@ -109,7 +111,7 @@ def _fwd_chunk(a_ptr, b_ptr, h_ptr, offs, mask, h, LOG_A: tl.constexpr, TS: tl.c
     """Scan one ``[BC, TS, TI, VEC]`` chunk (row ``s TI + i``) from carry ``h``, store it, return the carry out
     (masked rows are identity steps)."""
     if LOG_A:
-        a = tl.exp(_ld(a_ptr + offs, mask, 0.0, MASKED))
+        a = exp_ftz(_ld(a_ptr + offs, mask, 0.0, MASKED))
     else:
         a = _ld(a_ptr + offs, mask, 1.0, MASKED)
     b = _ld(b_ptr + offs, mask, 0.0, MASKED)
@@ -182,7 +184,7 @@ def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h
         m_pv = m_dt
     do = _ld(do_ptr + offs, mask, 0.0, EDGE or MASK_D)
     if LOG_A:
-        gate = tl.exp(_ld(a_ptr + offs + nxt, m_nx, 0.0, EDGE or MASK_D))
+        gate = exp_ftz(_ld(a_ptr + offs + nxt, m_nx, 0.0, EDGE or MASK_D))
     else:
         gate = _ld(a_ptr + offs + nxt, m_nx, 1.0, EDGE or MASK_D)
     hp = _ld(h_ptr + offs - nxt, m_pv, 0.0, EDGE or MASK_D)
@@ -194,7 +196,7 @@ def _bwd_chunk(a_ptr, h_ptr, do_ptr, da_ptr, db_ptr, offs, nxt, p, L, m_dt, g, h
     _st(db_ptr + offs, gs, mask, EDGE or MASK_D)
     da = gs * hp
     if LOG_A:
-        da = da * tl.exp(_ld(a_ptr + offs, mask, 0.0, EDGE or MASK_D))
+        da = da * exp_ftz(_ld(a_ptr + offs, mask, 0.0, EDGE or MASK_D))
     _st(da_ptr + offs, da, mask, EDGE or MASK_D)
     return g
 
@@ -251,5 +253,5 @@ def _scan1_walk_bwd_kernel(
             r0 = i_n * L
         a0 = tl.load(a_ptr + r0 * D + o_d, mask=m_d, other=0.0).to(tl.float32)
         if LOG_A:
-            a0 = tl.exp(a0)
+            a0 = exp_ftz(a0)
         tl.store(dh0_ptr + i_n * D + o_d, a0 * g, mask=m_d)

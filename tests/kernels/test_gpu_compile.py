@@ -328,7 +328,7 @@ from seqlab.kernels.prefix_attention.triton_lin_walk import _pa_fused_walk_kerne
 dt = sys.argv[1]
 ct, bc, vec, w, st, ts, seg = (int(x) for x in sys.argv[2].split(","))
 tile = dict(H=16, V=128, HAS_H0=1, CT=ct, BC=bc, VEC=vec, STAGES=st, TS=ts, I64=0, MASK_D=0, SEGSCAN=seg, cu=None)
-ptx, ttgir, regs = c._build(_pa_fused_walk_kernel, c.pa_fused_sig(dt), tile, c.PA_FUSED_DIV, w)
+ptx, ttgir, regs, _ = c._build(_pa_fused_walk_kernel, c.pa_fused_sig(dt), tile, c.PA_FUSED_DIV, w)
 print(ttgir.count("async_copy_global_to_local"), ptx.count("cp.async.cg.shared.global [") + ptx.count(
     "cp.async.ca.shared.global ["), " | ".join(regs))
 """
