@@ -19,8 +19,8 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk12   # twelfth session: scan1's walking kernels (float32 default) vs look-back
 #   bash benchmarks/pending_gpu.sh "$OUT" final12  # twelfth session's scan1 defaults (float32 walks), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final12f # float32 scan1 defaults after the two-level walking chunks
-#   bash benchmarks/pending_gpu.sh "$OUT" fused14  # next: prefix_attention's fused walk (issue 4's 80%-of-copy bar)
-#   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 16-byte tiles, SEGSCAN), bf16 end to end
+#   bash benchmarks/pending_gpu.sh "$OUT" fused14  # next: prefix_attention's fused walk, every tile (pa_walk_sweep.py), then the best end to end
+#   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u

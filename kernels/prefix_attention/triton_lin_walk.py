@@ -18,6 +18,12 @@ the fused walk on 32-channel blocks of one channel each (``VEC = 1``) gets 8 bf1
 thread (``BC = 8``, ``VEC = 4``, the 16-bit default) leave 4 threads for the segments: 212 shuffles, 194 registers,
 8-byte copies, no spills (``SEGSCAN = 1``: 196 shuffles, 244 registers). The value walk loads ``beta`` per channel
 (129 shuffles at 64,8,4,1,8,4). ``bash benchmarks/pending_gpu.sh $OUT fused14`` times them.
+
+Fourteenth session (no device lent either), issue floor of the SASS loop (the same script; docs/results.md,
+"walking kernels: issue floors"): at the bf16 default the loop needs 0.98x the copy time at one instruction a cycle
+with two one-warp programs an SM, so it cannot reach the bar (0.8x of copy speed); 16-channel programs in 128-step
+chunks with ``SEGSCAN = 1`` (``128,4,4,1,4,8``, four programs an SM) 0.64x. ``benchmarks/pa_walk_sweep.py`` times
+every tile in one process.
 """
 from __future__ import annotations
 
