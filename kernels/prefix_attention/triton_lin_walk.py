@@ -21,7 +21,8 @@ thread (``BC = 8``, ``VEC = 4``, the 16-bit default) leave 4 threads for the seg
 
 Fourteenth session (no device lent either), issue floor of the SASS loop (the same script; docs/results.md,
 "walking kernels: issue floors"): at the bf16 default the loop needs 0.98x the copy time at one instruction a cycle
-with two one-warp programs an SM, so it cannot reach the bar (0.8x of copy speed); 16-channel programs in 128-step
+with two one-warp programs an SM, little room under the bar (80% of copy bandwidth, 1.25x the copy time);
+16-channel programs in 128-step
 chunks with ``SEGSCAN = 1`` (``128,4,4,1,4,8``, four programs an SM) 0.64x. ``benchmarks/pa_walk_sweep.py`` times
 every tile in one process.
 """
