@@ -28,7 +28,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
-from seqlab.kernels._triton_math import exp_ftz
+from seqlab.kernels.triton_math import exp_ftz
 from seqlab.kernels.prefix_attention.triton_lin_walk import (
     fused_walk_forward,
     fused_walk_ok,

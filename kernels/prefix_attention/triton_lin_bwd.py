@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
-from seqlab.kernels._triton_math import exp_ftz
+from seqlab.kernels.triton_math import exp_ftz
 from seqlab.kernels.prefix_attention.triton_lin import (
     _lse_chunk_tile,
     _pa_chunk_rows,

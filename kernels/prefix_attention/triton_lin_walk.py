@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode
-from seqlab.kernels._triton_math import exp_ftz
+from seqlab.kernels.triton_math import exp_ftz
 from seqlab.kernels.prefix_attention.triton_scan import _lse_combine, _seq_span
 from seqlab.kernels.scan1.triton_launch import _segscan, walk_segments
 from seqlab.kernels.scan1.triton_walk import _combine, _ld, _rows4, _seg_carries, _st, _walk_chans

@@ -32,7 +32,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from seqlab.kernels._triton_math import exp_ftz
+from seqlab.kernels.triton_math import exp_ftz
 
 
 @triton.jit
