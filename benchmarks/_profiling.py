@@ -1,4 +1,5 @@
-"""torch.profiler kernel tables shared by the ``*_profile.py`` benchmark scripts."""
+"""torch.profiler kernel tables shared by the ``*_profile.py`` benchmark scripts, and the CUDA-graph timer of the
+sweep scripts."""
 from __future__ import annotations
 
 import torch
@@ -41,3 +42,22 @@ def write_tables(path: str | None, tables: dict) -> None:
         with open(path, "w") as fh:
             json.dump(dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                            tables=tables), fh, indent=1)
+
+
+def graph_bench(smoke: bool):
+    """``bench(fn) -> ms``: ``fn``'s time from CUDA graphs (``triton.testing.do_bench_cudagraph``, 100 ms of
+    repeats after one warm call), or with ``smoke`` one call and ``nan`` (the sweeps' CPU interpreter checks). Prints
+    the device name when timing."""
+    if smoke:
+        def bench(fn):
+            fn()
+            return float("nan")
+        return bench
+    from triton.testing import do_bench_cudagraph
+
+    def bench(fn):
+        fn()
+        torch.cuda.synchronize()
+        return do_bench_cudagraph(fn, rep=100)
+    print(torch.cuda.get_device_name(), flush=True)
+    return bench

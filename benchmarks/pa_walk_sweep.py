@@ -19,8 +19,13 @@ import argparse
 import json
 import math
 import os
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _profiling import graph_bench  # noqa: E402
 
 ROWS = ["fused 64,8,4,1,8,4", "fused 64,8,4,1,8,4,1", "fused 128,4,4,1,4,8,1", "fused 128,4,4,1,6,8,1",
         "fused 64,8,2,1,8,4", "fused 64,8,2,1,8,4,1", "fused 128,8,2,1,4,8,1", "fused 64,4,4,1,8,8,1",
@@ -64,18 +69,7 @@ def main() -> int:
 
     dev = "cpu" if args.smoke else "cuda"
     B, T, H, V = (1, 70, 2, 32) if args.smoke else tuple(int(x) for x in args.shape.split(","))
-    if args.smoke:
-        def bench(fn):
-            fn()
-            return float("nan")
-    else:
-        from triton.testing import do_bench_cudagraph
-
-        def bench(fn):
-            fn()
-            torch.cuda.synchronize()
-            return do_bench_cudagraph(fn, rep=100)
-        print(torch.cuda.get_device_name(), flush=True)
+    bench = graph_bench(args.smoke)
     dt = getattr(torch, args.dtype)
     g = torch.Generator(device=dev).manual_seed(0)
     s = (3 * torch.randn(B, T, H, device=dev, generator=g)).float()

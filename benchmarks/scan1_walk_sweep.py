@@ -13,9 +13,14 @@ import argparse
 import json
 import math
 import os
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _profiling import graph_bench  # noqa: E402
 
 # dtype -> walking tiles "CT,BC,VEC,W,S,TS[,SEGSCAN]" (forward and backward kernels alike). Two adjacent channels a
 # thread (VEC = 2) leave 2 threads for the segments: 12 / 20 shuffles a build against 112 / 176 at VEC = 4 (sm_90,
@@ -60,18 +65,7 @@ def main() -> int:
 
     dev = "cpu" if args.smoke else "cuda"
     B, T, D = (2, 80, 64) if args.smoke else tuple(int(x) for x in args.shape.split(","))
-    if args.smoke:
-        def bench(fn):
-            fn()
-            return float("nan")
-    else:
-        from triton.testing import do_bench_cudagraph
-
-        def bench(fn):
-            fn()
-            torch.cuda.synchronize()
-            return do_bench_cudagraph(fn, rep=100)
-        print(torch.cuda.get_device_name(), flush=True)
+    bench = graph_bench(args.smoke)
     out = []
     for dname in args.dtypes.split(","):
         dt = getattr(torch, dname)
