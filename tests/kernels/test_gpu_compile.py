@@ -373,3 +373,31 @@ def test_scan1_walking_loads_are_pipelined(dt, cfg):
     got = {ln.split()[0]: (int(ln.split()[1]), int(ln.split()[2])) for ln in out.stdout.splitlines()}
     assert got["_scan1_walk_fwd_kernel"][0] >= 2 and got["_scan1_walk_fwd_kernel"][1] > 0, out.stdout
     assert got["_scan1_walk_bwd_kernel"][0] >= 4 and got["_scan1_walk_bwd_kernel"][1] > 0, out.stdout
+
+
+_FLOOR_PROBE = r"""
+import sys
+sys.path.insert(0, "benchmarks")
+import scan1_walk_compile_counts as c
+print("\n".join(c.counts("fp32", "64,32,1,1,3,4,0")))
+"""
+
+
+def test_issue_floor_reads_the_walking_loop_from_sass():
+    """``scan1_walk_compile_counts.py``'s SASS loop count (``nvdisasm`` on the sm_90 cubin) and issue floor: scan1's
+    float32 walking kernels have one large loop each (the pipelined chunk loop; 64 steps of 4 channels a thread need
+    hundreds of instructions), and the floor is ``trips x instructions / clock`` against the copy time."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", _FLOOR_PROBE], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    floors = re.findall(r"loop (\d+) instr/trip x (\d+) trips, (\d+) warps/SM: issue floor ([\d.]+) us vs copy "
+                        r"([\d.]+) us \(([\d.]+)x\)", out.stdout)
+    assert len(floors) == 2, out.stdout  # forward and backward
+    for n, trips, warps, issue, copy, ratio in floors:
+        assert 300 < int(n) < 5000 and int(trips) == 8192 // 64 and int(warps) == 2, out.stdout
+        assert abs(float(issue) - int(trips) * int(n) / 1980) < 0.1, out.stdout  # us at 1.98 GHz
+        assert abs(float(ratio) - float(issue) / float(copy)) < 0.01 and float(ratio) < 1, out.stdout
+    assert len(re.findall(r"SASS loops \[\d+\]; main: .*MUFU", out.stdout)) == 2, out.stdout  # one loop, exp in it
