@@ -1,6 +1,6 @@
 """Kernel-level sweep of prefix_attention's walking forwards (``kernels/prefix_attention/triton_lin_walk.py``) beside
 the default (score pass, look-back value scan), in one process: the forward's time from CUDA graphs for every row
-``MODE CT,BC,VEC,W,S,TS[,SEGSCAN]`` (``MODE`` = ``fused``: the one-launch walk; ``1``: score pass, then the walking
+``MODE CT,BC,VEC,W,S,TS[,SEGSCAN[,SREP]]`` (``MODE`` = ``fused``: the one-launch walk; ``1``: score pass, then the walking
 value scan), each row's ``o`` and ``lse`` checked against the default's (rel-RMS), and a copy of ``v`` timed in the
 same run for the bandwidth fraction (issue 4's bar: the forward at >= 80% of copy bandwidth).
 
@@ -29,8 +29,9 @@ from _profiling import graph_bench  # noqa: E402
 
 ROWS = ["fused 64,8,4,1,8,4", "fused 64,8,4,1,8,4,1", "fused 128,4,4,1,4,8,1", "fused 128,4,4,1,6,8,1",
         "fused 64,8,2,1,8,4", "fused 64,8,2,1,8,4,1", "fused 128,8,2,1,4,8,1", "fused 64,4,4,1,8,8,1",
-        "1 64,8,4,1,8,4", "1 64,8,2,1,8,4"]
-FLAGS = ("SEQLAB_PREFIX_ATTN_SCAN_WALK", "SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", "SEQLAB_SCAN1_WALK_SEGSCAN")
+        "fused 64,8,4,1,8,4,0,0", "fused 128,4,4,1,4,8,1,0", "1 64,8,4,1,8,4", "1 64,8,2,1,8,4"]
+FLAGS = ("SEQLAB_PREFIX_ATTN_SCAN_WALK", "SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG", "SEQLAB_SCAN1_WALK_SEGSCAN",
+         "SEQLAB_PREFIX_ATTN_FUSED_SREP")
 
 
 def _rel(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -50,11 +51,13 @@ def _set(row: str | None) -> None:
         return
     mode, cfg = row.split()
     vals = cfg.split(",")
-    if mode not in ("fused", "1") or len(vals) not in (6, 7):
-        raise ValueError(f"row must be 'fused|1 CT,BC,VEC,W,S,TS[,SEGSCAN]', got {row!r}")
+    if mode not in ("fused", "1") or len(vals) not in (6, 7, 8):
+        raise ValueError(f"row must be 'fused|1 CT,BC,VEC,W,S,TS[,SEGSCAN[,SREP]]', got {row!r}")
     os.environ["SEQLAB_PREFIX_ATTN_SCAN_WALK"] = mode
     os.environ["SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG"] = ",".join(vals[:6])
     os.environ["SEQLAB_SCAN1_WALK_SEGSCAN"] = vals[6] if len(vals) > 6 else "0"
+    if len(vals) > 7:  # the fused walk's score tile (SEQLAB_PREFIX_ATTN_FUSED_SREP; default 2, one [1, CT] tile)
+        os.environ["SEQLAB_PREFIX_ATTN_FUSED_SREP"] = vals[7]
 
 
 def main() -> int:

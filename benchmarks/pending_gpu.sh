@@ -316,7 +316,8 @@ if [ "$part" = fused14 ]; then
     timeout 200 python3 benchmarks/pa_walk_sweep.py --json "$out/fused14_sweep.json" 2>&1 | grep -v Warn | tail -26
     best=$(python3 -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['rows'] if x['row'].startswith('fused ') and x.get('ok')]; print(min(r, key=lambda x: x['fwd_ms'])['row'].split()[1] if r else '')" "$out/fused14_sweep.json" 2>/dev/null)
     best=${best:-64,8,4,1,8,4}
-    IFS=, read -r c1 c2 c3 c4 c5 c6 c7 <<< "$best"
+    IFS=, read -r c1 c2 c3 c4 c5 c6 c7 c8 <<< "$best"
+    export SEQLAB_PREFIX_ATTN_FUSED_SREP=${c8:-2}
     for w in "fused ${c7:-0} check" "0 0 -"; do
         set -- $w
         step "prefix_attention fwd and fwd+bwd, SEQLAB_PREFIX_ATTN_SCAN_WALK=$1 (tile $best, SEGSCAN=$2)"

@@ -141,7 +141,7 @@ def pa_counts(dtype: str, cfg: str, H: int = 16, V: int = 128) -> list[str]:
     from seqlab.kernels.prefix_attention.triton_lin_walk import _pa_fused_walk_kernel, _pa_walk_fwd_kernel
 
     ct, bc, vec, w, st, ts, seg = (int(x) for x in cfg.split(","))
-    tile = dict(H=H, V=V, HAS_H0=0, CT=ct, BC=bc, VEC=vec, STAGES=st, TS=ts, I64=0, MASK_D=0, SEGSCAN=seg)
+    tile = dict(H=H, V=V, HAS_H0=0, CT=ct, BC=bc, VEC=vec, STAGES=st, TS=ts, I64=int(os.environ.get("I64", 0)), MASK_D=0, SEGSCAN=seg)
     lines = []
     ptrs = ["beta", "v", "u0", "w0", "o", "uT", "wT"]
     sig = {n: "*" + dtype if n in ("v", "o") else "*fp32" for n in ptrs}
@@ -152,7 +152,7 @@ def pa_counts(dtype: str, cfg: str, H: int = 16, V: int = 128) -> list[str]:
     lines.append(_line(f"{dtype} pa value walk {cfg}",
                        *_build(_pa_walk_fwd_kernel, sig, tile, len(ptrs) + 2, w), shape=shape))
     lines.append(_line(f"{dtype} pa fused walk {cfg}", *_build(_pa_fused_walk_kernel, pa_fused_sig(dtype),
-                                                               {**tile, "cu": None}, PA_FUSED_DIV, w), shape=shape))
+                                                               {**tile, "cu": None, "SREP": int(os.environ.get("SREP", 2))}, PA_FUSED_DIV, w), shape=shape))
     return lines
 
 

@@ -144,11 +144,32 @@ def _pa_fused_chunk(ps, pv, po, pl, mask, ms, ml, h, M, W, TS: tl.constexpr, TI:
 
 
 @triton.jit
+def _pa_fused_chunk_1d(ps, pv, po, pl, mask, ms, ml, h, M, W, TS: tl.constexpr, TI: tl.constexpr,
+                       MASKED: tl.constexpr, SEGSCAN: tl.constexpr):
+    """:func:`_pa_fused_chunk` with the scores as one ``[1, CT]`` tile (``SREP = 2``): a one-level ``(max, sum
+    exp)`` scan over the whole chunk (the ``[1, TS, TI, 1]`` tile's segments lie over lanes anyway, so its second
+    level, :func:`_lse_seg_carries`, is a walk of cross-lane reductions), the carry ``(M, W)`` ``[1, 1]`` folded
+    into every row, then ``beta`` reshaped to ``[1, TS, TI, 1]`` for the value scan. The pair leaving the chunk is
+    the last row's: ``M`` the largest running max (it never falls), ``W`` picked out of the last row."""
+    sc = _ld(ps, ms, float("-inf"), MASKED)
+    live = sc > float("-inf")
+    cm, cw = tl.associative_scan((sc, live.to(tl.float32)), 1, _lse_combine)
+    mt, wt = _lse_combine(M, W, cm, cw)
+    lt = mt + tl.log(wt)
+    g = tl.where(live, exp_ftz(sc - lt), 0.0)
+    tl.store(pl, lt, mask=ms & ml)
+    last = tl.arange(0, TS * TI)[None, :] == TS * TI - 1
+    M = tl.max(mt, axis=1, keep_dims=True)
+    W = tl.sum(tl.where(last, wt, 0.0), axis=1, keep_dims=True)
+    return _pa_values(tl.reshape(g, [1, TS, TI, 1]), pv, po, mask, h, TS, TI, MASKED, SEGSCAN), M, W
+
+
+@triton.jit
 def _pa_fused_walk_kernel(
     s, v, m0, u0, w0, o, lse, mT, uT, wT, cu, T, nD, H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, STAGES: tl.constexpr, TS: tl.constexpr,
     I64: tl.constexpr, MASK_D: tl.constexpr, SEGSCAN: tl.constexpr = 0, VARLEN: tl.constexpr = 0,
-    SREP: tl.constexpr = 0,
+    SREP: tl.constexpr = 2,
 ):
     """The whole forward in one walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``): one program per (sequence, block of
     ``BC * VEC`` channels inside one head, ``V % (BC * VEC) == 0``) carries the head's ``(m, w)`` pair and its
@@ -157,9 +178,10 @@ def _pa_fused_walk_kernel(
     stores ``lse``, ``m_T`` and ``w_T``. The state entering the sequence is ``(m_0, w_0)`` and ``u_0 / w_0`` (zero
     where ``w_0 = 0``), or ``(-inf, 0)`` and zero; ``u_T = o_T w_T``. ``VARLEN``: sequence ``n`` is rows
     ``cu[n] .. cu[n + 1]`` of the packed axis (``B = 1``), else rows ``n T .. n T + T``. ``SREP``: the scores
-    tile is ``[BC, TS, TI, 1]`` (each score loaded by every channel group, from L1) instead of ``[1, TS, TI, 1]``, so
-    Triton gives it the values' layout (segments in-thread, no conversion before the value scan) and the ``(max,
-    sum)`` pairs are scanned redundantly per channel group; only group 0 stores ``lse``."""
+    tile. ``2``: one ``[1, CT]`` tile scanned in one level (:func:`_pa_fused_chunk_1d`); ``0``: ``[1, TS, TI, 1]``,
+    two levels (:func:`_pa_fused_chunk`); ``1``: ``[BC, TS, TI, 1]`` (each score loaded by every channel group, from
+    L1), so Triton gives it the values' layout (segments in-thread, no conversion before the value scan) and the
+    ``(max, sum)`` pairs are scanned redundantly per channel group; only group 0 stores ``lse``."""
     D: tl.constexpr = H * V
     TI: tl.constexpr = CT // TS
     i_n, o_d, m_d = _walk_chans(tl.program_id(0), nD, D, BC, VEC, I64)
@@ -169,10 +191,15 @@ def _pa_fused_walk_kernel(
     r4 = _rows4(TS, TI)
     toff = o_d[:, None, None, :] + r4 * D
     m_dt = m_d[:, None, None, :] & (r4 >= 0)
-    SR: tl.constexpr = BC if SREP else 1
-    grp = tl.arange(0, SR)[:, None, None, None]
-    soff = hd + r4 * H + grp * 0
-    m_st = (r4 >= 0) & (grp >= 0)
+    SR: tl.constexpr = BC if SREP == 1 else 1
+    if SREP == 2:
+        r4s = tl.arange(0, CT)[None, :]
+        grp = tl.zeros([1, 1], tl.int32)
+    else:
+        r4s = r4
+        grp = tl.arange(0, SR)[:, None, None, None]
+    soff = hd + r4s * H + grp * 0
+    m_st = (r4s >= 0) & (grp >= 0)
     first_l = first & (grp == 0)  # the lse store: one channel group of the head's first block
     M = tl.full([SR, 1], float("-inf"), tl.float32)
     W = tl.zeros([SR, 1], tl.float32)
@@ -188,14 +215,25 @@ def _pa_fused_walk_kernel(
     full = L // CT
     for j in tl.range(0, full, num_stages=STAGES):
         row0 = bos + j * CT
-        h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
-                                  lse + row0 * H + soff, m_dt, m_st, first_l, h, M, W, TS, TI, MASK_D, SEGSCAN)
+        if SREP == 2:
+            h, M, W = _pa_fused_chunk_1d(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
+                                         lse + row0 * H + soff, m_dt, m_st, first_l, h, M, W, TS, TI, MASK_D,
+                                         SEGSCAN)
+        else:
+            h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
+                                      lse + row0 * H + soff, m_dt, m_st, first_l, h, M, W, TS, TI, MASK_D, SEGSCAN)
     if full * CT < L:  # the ragged last chunk
         row0 = bos + full * CT
         m_t = full * CT + r4 < L
-        h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
-                                  lse + row0 * H + soff, m_dt & m_t, m_st & m_t, first_l, h, M, W, TS, TI, True,
-                                  SEGSCAN)
+        m_ts = full * CT + r4s < L
+        if SREP == 2:
+            h, M, W = _pa_fused_chunk_1d(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
+                                         lse + row0 * H + soff, m_dt & m_t, m_st & m_ts, first_l, h, M, W, TS, TI,
+                                         True, SEGSCAN)
+        else:
+            h, M, W = _pa_fused_chunk(s + row0 * H + soff, v + row0 * D + toff, o + row0 * D + toff,
+                                      lse + row0 * H + soff, m_dt & m_t, m_st & m_ts, first_l, h, M, W, TS, TI, True,
+                                      SEGSCAN)
     u_out = h * W
     if HAS_H0:  # an empty packed sequence keeps its initial state exactly
         u_out = tl.where(L > 0, u_out, u)
@@ -224,13 +262,16 @@ def fused_walk_ok(cfg, V: int) -> bool:
 
 
 def _srep() -> int:
-    """``SEQLAB_PREFIX_ATTN_FUSED_SREP``: ``0`` (default) scans the scores as a ``[1, TS, TI, 1]`` tile, ``1`` as
-    ``[BC, TS, TI, 1]`` in the values' layout (:func:`_pa_fused_walk_kernel`). sm_90 offline, bf16 64,8,4,1,8,4: 212
-    -> 160 shuffles, 56 -> 172 ``ex2``/``lg2``, 144 -> 256 ``cp.async`` a build (float32 64,32,1,1: spills); untimed,
-    ``pending_gpu.sh fused14`` decides."""
-    v = getenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", "0")
-    if v not in ("0", "1"):
-        raise ValueError(f"SEQLAB_PREFIX_ATTN_FUSED_SREP must be 0 or 1, got {v!r}")
+    """``SEQLAB_PREFIX_ATTN_FUSED_SREP``: the fused walk's score tile (:func:`_pa_fused_walk_kernel`). ``2``
+    (default): one ``[1, CT]`` tile, a one-level scan (:func:`_pa_fused_chunk_1d`); ``0``: ``[1, TS, TI, 1]``, two
+    levels; ``1``: ``[BC, TS, TI, 1]`` in the values' layout. sm_90 offline, bf16 64,8,4,1,8,4 (H16 V128): ``0`` 975
+    SASS instructions a loop trip, 202 registers; ``2`` 947 and 168; at 128,4,4,1,4,8,1 1276 -> 1241 (``SREP=2
+    python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 ...``). ``1``: 212 -> 160 shuffles, 56 -> 172
+    ``ex2``/``lg2``, 144 -> 256 ``cp.async`` against ``0`` (float32 64,32,1,1: spills). Untimed; ``pending_gpu.sh
+    fused14`` decides."""
+    v = getenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", "2")
+    if v not in ("0", "1", "2"):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_FUSED_SREP must be 0, 1 or 2, got {v!r}")
     return int(v)
 
 

@@ -158,7 +158,7 @@ def _prefix_attention(dt, monkeypatch):
             monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", "1")  # the scores in the values' layout
             _run(lambda s_, v_: prefix_attention(s_, v_, cu_seqlens=CU, output_final_state=True, backend="triton"),
                  s, v)
-            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", "0")
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FUSED_SREP", "2")
             monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "0")
 
 
