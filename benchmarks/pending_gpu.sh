@@ -21,6 +21,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" final12f # float32 scan1 defaults after the two-level walking chunks
 #   bash benchmarks/pending_gpu.sh "$OUT" fused14  # next: prefix_attention's fused walk, every tile (pa_walk_sweep.py), then the best end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
+#   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -330,6 +331,27 @@ if [ "$part" = fused14 ]; then
     SEQLAB_PREFIX_ATTN_SCAN_WALK=fused SEQLAB_PREFIX_ATTN_SCAN_WALK_CFG=$c1,$c2,$c3,$c4,$c5,$c6 \
         SEQLAB_SCAN1_WALK_SEGSCAN=${c7:-0} timeout 60 python3 benchmarks/pa_profile.py --forms scan \
         --json "$out/fused14_prof.json" 2>&1 | grep -v Warn | grep "^| _pa_\|sum" | head -8
+fi
+if [ "$part" = fifteen ]; then
+    # fifteenth session. walk13 measured the bf16 walking tile 64,32,1,1,3,8 with SEGSCAN=1 (eight 8-step segments,
+    # 8 channels a thread) at backward 0.218 ms against look-back 0.258 (forward 0.139 against 0.125), and every
+    # 4-channel tile (16-step segments) at 0.25-0.39 ms: a walk's trip is latency-bound, so shorter in-thread chains.
+    # Tiles of <= 8-step segments, then the best end to end (look-back forward + walking backward, and both walking)
+    # with accelerated-scan beside, then prefix_attention's fused walk on such tiles.
+    step "scan1 bf16 walking tiles with <= 8-step segments (SEGSCAN=1), kernels alone"
+    timeout 170 python3 benchmarks/scan1_walk_sweep.py --dtypes bfloat16 --json "$out/walk15.json" --rows \
+        "64,32,1,1,3,8,1;64,32,1,1,4,8,1;64,32,1,1,2,8,1;32,32,1,1,4,8,1;32,32,1,1,6,8,1;64,32,1,1,3,16,1;64,64,1,2,3,8,1;128,32,1,1,3,8,1;64,16,1,1,4,8,1;64,16,1,1,4,16,1" \
+        2>&1 | grep -v Warn | tail -14
+    pick() { python3 -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['rows'] if x.get('ok') and x['row'] != 'look-back' and sys.argv[2] in x]; print(','.join(min(r, key=lambda x: x[sys.argv[2]])['row'].split(',')[:6]) if r else '64,32,1,1,3,8')" "$out/walk15.json" "$1" 2>/dev/null || echo 64,32,1,1,3,8; }
+    bf=$(pick fwd_ms); bb=$(pick bwd_ms)
+    step "scan1 bf16 end to end: look-back, walking backward $bb only, both walking (forward $bf)"
+    timeout 170 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_15_bf16.json" \
+        --configs "@WALK=bwd@WALK_SEGSCAN=1@WALK_BWD_CFG=$bb;@WALK=1@WALK_SEGSCAN=1@WALK_CFG=$bf@WALK_BWD_CFG=$bb" \
+        2>&1 | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -16
+    step "prefix_attention fused walk on <= 8-step segments"
+    timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa15.json" --rows \
+        "fused 64,32,1,1,3,8,1;fused 64,32,1,1,4,8,1;fused 32,32,1,1,4,8,1;fused 64,32,1,1,6,8,1;fused 64,16,1,1,4,8,1;fused 64,32,1,1,3,16,1;fused 64,32,1,1,3,8,1,0;1 64,32,1,1,3,8,1" \
+        2>&1 | grep -v Warn | tail -20
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -68,7 +68,8 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     """``(CT, BC, VEC, num_warps, STAGES, TS)`` of the walking kernels (:mod:`seqlab.kernels.scan1.triton_walk`), or
     ``None`` for the look-back kernels.
 
-    ``SEQLAB_SCAN1_WALK``: ``auto`` (default), ``0`` (never) or ``1`` (always, dense input). ``auto`` walks float32
+    ``SEQLAB_SCAN1_WALK``: ``auto`` (default), ``0`` (never), ``1`` (always, dense input) or ``bwd`` (the backward
+    only, dense input; the forward keeps the look-back kernel). ``auto`` walks float32
     dense input when there are at least ``3/2`` programs an SM (``B * D / BD``; fewer leave HBM idle). Defaults:
     forward 64-step chunks, backward 32-step chunks, 32 channels a program, one warp, loads pipelined over 3 / 4
     stages, each chunk scanned in ``TS = 4`` segments of consecutive steps (``triton_walk._seg_carries``: Triton lays
@@ -83,9 +84,9 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     ``SEQLAB_SCAN1_WALK=1``. ``SEQLAB_SCAN1_WALK_CFG`` / ``SEQLAB_SCAN1_WALK_BWD_CFG`` = ``CT,BC,VEC,W,S[,TS]`` override
     the tiles (sweeps)."""
     v = getenv("SEQLAB_SCAN1_WALK", "auto")
-    if v not in ("auto", "0", "1"):
-        raise ValueError(f"SEQLAB_SCAN1_WALK must be auto, 0 or 1, got {v!r}")
-    if v == "0" or varlen:
+    if v not in ("auto", "0", "1", "bwd"):
+        raise ValueError(f"SEQLAB_SCAN1_WALK must be auto, 0, 1 or bwd, got {v!r}")
+    if v == "0" or varlen or (v == "bwd" and not backward):
         return None
     env = getenv("SEQLAB_SCAN1_WALK_BWD_CFG" if backward else "SEQLAB_SCAN1_WALK_CFG")
     if env:

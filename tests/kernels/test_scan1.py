@@ -589,6 +589,10 @@ def test_walk_dispatch(monkeypatch):
     assert triton_launch._walk_config(f32, 1, 32, cuda, True) is None  # packed input always looks back
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "0")
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False) is None
+    monkeypatch.setenv("SEQLAB_SCAN1_WALK", "bwd")  # the backward walks, the forward looks back
+    assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
+    assert triton_launch._walk_config(bf16, 8, 1024, cuda, False, backward=True) == (32, 8, 4, 1, 6, 4)
+    assert triton_launch._walk_config(bf16, 8, 1024, cuda, True, backward=True) is None
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "yes")
     with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK"):
         triton_launch._walk_config(f32, 8, 1024, cuda, False)
