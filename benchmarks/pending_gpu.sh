@@ -22,6 +22,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" fused14  # next: prefix_attention's fused walk, every tile (pa_walk_sweep.py), then the best end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
+#   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
@@ -352,6 +353,11 @@ if [ "$part" = fifteen ]; then
     timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa15.json" --rows \
         "fused 64,32,1,1,3,8,1;fused 64,32,1,1,4,8,1;fused 32,32,1,1,4,8,1;fused 64,32,1,1,6,8,1;fused 64,16,1,1,4,8,1;fused 64,32,1,1,3,16,1;fused 64,32,1,1,3,8,1,0;1 64,32,1,1,3,8,1" \
         2>&1 | grep -v Warn | tail -20
+fi
+if [ "$part" = final15 ]; then
+    # fifteenth session's defaults: 16-bit scan1 walks its backward (64,32,1,1,3,8, SEGSCAN=1), forward looks back;
+    # bf16 correctness pass at the benchmark shape, peers beside (accelerated-scan, fla chunk_hgrn)
+    scan1_defaults final15
 fi
 if [ "$part" = final ]; then
     for dt in bfloat16 float32; do

@@ -285,7 +285,7 @@ def fused_walk_forward(cfg, s, v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens=Non
     nd = cdiv(D, bc * vec)
     _pa_fused_walk_kernel[(N * nd,)](
         s, v, m0, u0, w0, o, lse, mT, uT, wT, cu_seqlens, T, nd, H=H, V=V, HAS_H0=m0 is not None, CT=ct, BC=bc,
-        VEC=vec, STAGES=stages, TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(),
+        VEC=vec, STAGES=stages, TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(v.element_size()),
         VARLEN=cu_seqlens is not None, SREP=_srep(), num_warps=warps,
     )
 
@@ -312,12 +312,12 @@ def walk_config(dtype: torch.dtype, varlen: bool) -> tuple[int, int, int, int, i
         return vals
     if interpret_mode():
         return 16, 16, 1, 1, 2, 4
-    ct, bc, vec, w, st = (64, 32, 1, 1, 3) if dtype.itemsize == 4 else (64, 8, 4, 1, 3)
-    if mode == "fused":
+    ct, bc, vec, w, st = 64, 32, 1, 1, 3
+    if mode == "fused" and dtype.itemsize == 4:
         # the fused walk streams one wide tensor (v) where scan1 streams two: as many bytes in flight a program as
         # scan1's timed float32 default (2 stages ahead x 64 x 32 x 8 bytes = 32 KB, 94% of copy on the H200) take
-        # 1 + 32 KB / (CT BC VEC itemsize) stages, at most 8: bf16 8 (28 KB), float32 5 (32 KB). A derivation from
-        # Little's law, untimed; ``pending_gpu.sh fused14`` times 3, 6 and 8 stages.
+        # 1 + 32 KB / (CT BC VEC itemsize) stages: float32 5. Untimed in float32; in bf16 (H200, fifteenth session,
+        # ``pending_gpu.sh fifteen``) 64,32,1,1 took 0.0896, 0.0899 and 0.0902 ms at 3, 4 and 6 stages.
         st = min(8, 1 + cdiv(32768, ct * bc * vec * dtype.itemsize))
     return ct, bc, vec, w, st, walk_segments(dtype, ct, bc, vec, w)
 
@@ -330,5 +330,5 @@ def walk_value_scan(cfg, beta, v, u0, w0, o, uT, wT, has_h0: bool) -> None:
     nd = cdiv(D, bc * vec)
     _pa_walk_fwd_kernel[(B * nd,)](
         beta, v, u0, w0, o, uT, wT, T, nd, H=H, V=V, HAS_H0=has_h0, CT=ct, BC=bc, VEC=vec, STAGES=stages,
-        TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(), num_warps=warps,
+        TS=ts, I64=v.numel() >= 2**31 - 1, MASK_D=D % (bc * vec) != 0, SEGSCAN=_segscan(v.element_size()), num_warps=warps,
     )

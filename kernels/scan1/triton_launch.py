@@ -78,8 +78,12 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     SMs), CUDA graphs, twelfth session (docs/results.md): with one segment the forward took 0.200 ms walking against
     0.212 ms with look-back (accelerated-scan 0.192) and forward+backward 0.551 ms against 0.693 (accelerated-scan
     0.551; ``pending_gpu.sh $OUT walk12``, ``final12``); four segments took the forward kernel 0.1998 -> 0.1973 ms and
-    the backward 0.3570 -> 0.3534 ms (``benchmarks/walk_split_ab.py``). In bf16 walking was slower (probe: forward 0.168
-    against 0.129 ms, backward kernel 0.341 against 0.265), so 16-bit storage keeps the look-back kernels. Under
+    the backward 0.3570 -> 0.3534 ms (``benchmarks/walk_split_ab.py``). 16-bit storage (fifteenth session, ``pending_gpu.sh
+    fifteen``, H200 bf16 B8 T8192 D1024, kernels from CUDA graphs): tiles of 4 channels a thread in 16-step segments
+    took 0.25-0.39 ms (a walk's trip is latency-bound: the in-thread chain is the segment), 8 channels a thread in
+    eight 8-step segments joined by a scan (``SEGSCAN = 1``, :func:`_segscan`) forward 0.132 ms (64,32,1,1,4,8)
+    against look-back 0.125 and backward 0.2185 (64,32,1,1,3,8) against 0.258. So ``auto`` walks the 16-bit
+    backward only: forward+backward 0.347 ms against 0.385 (accelerated-scan 0.412). Under
     ``TRITON_INTERPRET=1`` ``auto`` keeps the look-back kernels too (their tests); tests of this form set
     ``SEQLAB_SCAN1_WALK=1``. ``SEQLAB_SCAN1_WALK_CFG`` / ``SEQLAB_SCAN1_WALK_BWD_CFG`` = ``CT,BC,VEC,W,S[,TS]`` override
     the tiles (sweeps)."""
@@ -105,10 +109,11 @@ def _walk_config(dtype: torch.dtype, B: int, D: int, device: torch.device, varle
     else:
         if dtype.itemsize == 4:
             ct, bc, vec, w, st = (32, 32, 1, 1, 4) if backward else (64, 32, 1, 1, 3)
-        else:  # 16-bit: opt-in, untimed; see the docstring
-            ct, bc, vec, w, st = (32, 8, 4, 1, 6) if backward else (64, 8, 4, 1, 5)
+        else:  # 16-bit: 8 channels a thread, eight 8-step segments (see the docstring)
+            ct, bc, vec, w, st = (64, 32, 1, 1, 3) if backward else (64, 32, 1, 1, 4)
         ts = walk_segments(dtype, ct, bc, vec, w)
-    if v == "auto" and (interpret_mode() or dtype.itemsize != 4 or 2 * B * cdiv(D, bc * vec) < 3 * _sm_count(device)):
+    if v == "auto" and (interpret_mode() or (dtype.itemsize != 4 and not backward)
+                        or 2 * B * cdiv(D, bc * vec) < 3 * _sm_count(device)):
         return None
     return ct, bc, vec, w, st, ts
 
@@ -123,11 +128,13 @@ def walk_segments(dtype: torch.dtype, ct: int, bc: int, vec: int, warps: int) ->
     return min(ct, max(1, 32 * warps * per // (bc * vec)))
 
 
-def _segscan() -> int:
+def _segscan(itemsize: int = 4) -> int:
     """``SEQLAB_SCAN1_WALK_SEGSCAN``: how the walking kernels join a chunk's segments (``triton_walk._seg_carries``):
-    ``0`` (default, the form timed on the H200) walks the segment aggregates; ``1`` scans (inclusive, exclusive) map
-    pairs across them (fewer shuffles, untimed)."""
-    v = getenv("SEQLAB_SCAN1_WALK_SEGSCAN", "0")
+    ``0`` walks the segment aggregates; ``1`` scans (inclusive, exclusive) map pairs across them. Default: ``0`` for
+    float32 storage (4 segments; H200 twelfth/fifteenth sessions: 64,32,1,1,3,4 forward 0.1960 ms with ``0`` against
+    0.1983 with ``1``), ``1`` for 16-bit storage (8 segments; bf16 64,32,1,1,3,8 at B4 T4096 D2048: forward 0.108 ->
+    0.070 ms, ``pending_gpu.sh walk13``)."""
+    v = getenv("SEQLAB_SCAN1_WALK_SEGSCAN", "1" if itemsize < 4 else "0")
     if v not in ("0", "1"):
         raise ValueError(f"SEQLAB_SCAN1_WALK_SEGSCAN must be 0 or 1, got {v!r}")
     return int(v)
@@ -295,7 +302,7 @@ def scan1_fwd(
         _scan1_walk_fwd_kernel[(B * nd,)](
             a, b, h0, h, ht, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
-            MASK_D=D % (bc * vec) != 0, TS=ts, SEGSCAN=_segscan(), num_warps=warps,
+            MASK_D=D % (bc * vec) != 0, TS=ts, SEGSCAN=_segscan(b.element_size()), num_warps=warps,
         )
         return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
@@ -334,7 +341,7 @@ def scan1_bwd(
         _scan1_walk_bwd_kernel[(B * nd,)](
             a, h0, h, do, dht, da, db, dh0, T, D, nd, LOG_A=log_a, HAS_H0=h0 is not None, HAS_DHT=dht is not None,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, STAGES=stages, I64=h.numel() >= 2**31 - 1,
-            MASK_D=D % (bc * vec) != 0, TS=ts, SEGSCAN=_segscan(), num_warps=warps,
+            MASK_D=D % (bc * vec) != 0, TS=ts, SEGSCAN=_segscan(h.element_size()), num_warps=warps,
         )
         return da, db, dh0
     ct, bd, warps = _config(h.dtype, D, T, backward=True)
