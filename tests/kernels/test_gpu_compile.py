@@ -334,7 +334,7 @@ print(ttgir.count("async_copy_global_to_local"), ptx.count("cp.async.cg.shared.g
 """
 
 
-@pytest.mark.parametrize("dt,cfg", [("bf16", "64,8,4,1,8,4,0"), ("fp32", "64,32,1,1,5,4,0")])
+@pytest.mark.parametrize("dt,cfg", [("bf16", "64,32,1,1,3,8,1"), ("fp32", "64,32,1,1,5,4,0")])
 def test_prefix_attention_fused_walk_loads_are_pipelined(dt, cfg):
     """The fused walk (``SEQLAB_PREFIX_ATTN_SCAN_WALK=fused``) compiled for sm_90 at its default tiles: both loop
     loads (the values and the head's scores) become ``async_copy_global_to_local`` copies into shared memory (the
@@ -354,15 +354,15 @@ def test_prefix_attention_fused_walk_loads_are_pipelined(dt, cfg):
 
 @pytest.mark.parametrize("dt,cfg", [("fp32", "64,32,1,1,3,4,0"), ("fp32", "32,32,1,1,4,4,0"),
                                     ("fp32", "64,32,1,1,3,4,1"), ("bf16", "64,32,1,1,3,8,1"),
-                                    ("bf16", "64,8,4,1,5,4,0"), ("bf16", "32,8,4,1,6,4,0")])
+                                    ("bf16", "64,32,1,1,4,8,1")])
 def test_scan1_walking_loads_are_pipelined(dt, cfg):
     """The walking kernels rely on Triton's software pipeliner to keep HBM busy with two programs an SM: compiled
     for sm_90 at the default tiles (``_walk_config``), every loop load (forward: ``a``, ``b``; backward: ``do``, the
     next gate, ``h_{p-1}``, the gate) must become an ``async_copy_global_to_local`` into shared memory. A Triton
     upgrade that stops pipelining non-dot loads fails here instead of silently halving the bandwidth. (bf16 tiles of
     one channel a thread in the one-level ``[BC, CT, VEC]`` tiles loaded 2 bytes, below ``cp.async``'s 4, and were
-    not pipelined; the ``[BC, TS, TI, VEC]`` tiles lay bf16 out as 8 channels a thread, 16-byte copies, or at the
-    16-bit defaults (``VEC = 4``) as 4 channels a thread, 8-byte copies.)"""
+    not pipelined; the ``[BC, TS, TI, VEC]`` tiles lay bf16 out as 8 channels a thread, 16-byte copies: the 16-bit
+    defaults, forward ``64,32,1,1,4,8`` and backward ``64,32,1,1,3,8``.)"""
     import subprocess
     import sys
 

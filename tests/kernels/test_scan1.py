@@ -564,8 +564,9 @@ def test_walking_tiles_without_state(cfg, reverse, segscan, monkeypatch, check_c
 
 
 def test_walk_dispatch(monkeypatch):
-    """``SEQLAB_SCAN1_WALK``: ``auto`` walks float32 dense input with >= 3/2 programs an SM and never 16-bit storage,
-    packed input or the interpreter; ``0`` never walks; bad values and configs are refused by name."""
+    """``SEQLAB_SCAN1_WALK``: ``auto`` walks float32 dense input with >= 3/2 programs an SM, and 16-bit storage's
+    backward only, never packed input or the interpreter; ``0`` never walks, ``bwd`` walks the backward only; bad
+    values and configs are refused by name."""
     from seqlab.kernels.scan1 import triton_launch
 
     monkeypatch.setattr(triton_launch, "_sm_count", lambda device: 132)
@@ -575,12 +576,16 @@ def test_walk_dispatch(monkeypatch):
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False) == (64, 32, 1, 1, 3, 4)
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False, backward=True) == (32, 32, 1, 1, 4, 4)
     assert triton_launch._walk_config(f32, 2, 1024, cuda, False) is None  # 64 programs for 132 SMs
+    # 16-bit: the forward looks back, the backward walks (eight 8-step segments; H200, docs/results.md)
     assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
+    assert triton_launch._walk_config(bf16, 8, 1024, cuda, False, backward=True) == (64, 32, 1, 1, 3, 8)
+    assert triton_launch._walk_config(bf16, 2, 1024, cuda, False, backward=True) is None  # 64 programs
     assert triton_launch._walk_config(f32, 8, 1024, cuda, True) is None
+    assert (triton_launch._segscan(2), triton_launch._segscan(4)) == (1, 0)
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
-    # 16-bit: four adjacent channels a thread, so 4 threads for the segments (sm_90 TTGIR; walk_segments)
-    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 8, 4, 1, 5, 4)
-    assert triton_launch._walk_config(bf16, 1, 32, cuda, False, backward=True) == (32, 8, 4, 1, 6, 4)
+    # 16-bit: eight adjacent channels a thread, so 8 threads for the segments (sm_90 TTGIR; walk_segments)
+    assert triton_launch._walk_config(bf16, 1, 32, cuda, False) == (64, 32, 1, 1, 4, 8)
+    assert triton_launch._walk_config(bf16, 1, 32, cuda, False, backward=True) == (64, 32, 1, 1, 3, 8)
     assert [triton_launch.walk_segments(dt, 64, bc, vec, w) for dt, bc, vec, w in
             ((f32, 32, 1, 1), (bf16, 32, 1, 1), (bf16, 8, 4, 1), (f32, 64, 1, 2), (bf16, 4, 8, 1))] == [4, 8, 4, 4, 8]
     monkeypatch.setenv("SEQLAB_SCAN1_WALK_CFG", "32,32,1,1,4,4")
@@ -591,7 +596,7 @@ def test_walk_dispatch(monkeypatch):
     assert triton_launch._walk_config(f32, 8, 1024, cuda, False) is None
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "bwd")  # the backward walks, the forward looks back
     assert triton_launch._walk_config(bf16, 8, 1024, cuda, False) is None
-    assert triton_launch._walk_config(bf16, 8, 1024, cuda, False, backward=True) == (32, 8, 4, 1, 6, 4)
+    assert triton_launch._walk_config(bf16, 8, 1024, cuda, False, backward=True) == (64, 32, 1, 1, 3, 8)
     assert triton_launch._walk_config(bf16, 8, 1024, cuda, True, backward=True) is None
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "yes")
     with pytest.raises(ValueError, match="SEQLAB_SCAN1_WALK"):
