@@ -6,25 +6,19 @@ workspace, no fill, no look-back.
 - ``1`` (:func:`_pa_walk_fwd_kernel`, dense input): the value scan ``o_t = (1 - beta_t) o_{t-1} + beta_t v_t`` (see
   :mod:`seqlab.kernels.prefix_attention.triton_lin`) after the same score pass; replaces ``_pa_scan_fwd_kernel``.
 - ``fused`` (:func:`_pa_fused_walk_kernel`, dense or packed input): the score pass folded into the walk. A block
-  inside one head scans the head's scores chunk by chunk with the same two-level form on ``(max, sum exp)`` pairs
-  (:func:`_lse_seg_carries`), so one launch reads ``s`` and ``v`` and writes ``o``, ``lse`` and the final state: no
+  inside one head scans the head's scores chunk by chunk on ``(max, sum exp)`` pairs (one ``[1, CT]`` tile by
+  default, :func:`_pa_fused_chunk_1d`; the two-level form :func:`_lse_seg_carries` with ``SREP = 0``), so one launch reads ``s`` and ``v`` and writes ``o``, ``lse`` and the final state: no
   ``beta`` buffer, no second launch. At B4 T4096 H16 V128 bf16 the score pass took 9.1 us of the 56 us forward and the bar (80% of copy) is
   41 us, so the value scan alone cannot meet it after a separate score pass (docs/results.md, eleventh session).
 
-Untimed on a GPU (twelfth session: no device time left; thirteenth: no device lent). Offline sm_90 builds
-(``python3 benchmarks/scan1_walk_compile_counts.py --pa --dtype bf16 64,32,1,1,3,8,0 64,8,4,1,8,4,0``, H16 V128):
-the fused walk on 32-channel blocks of one channel each (``VEC = 1``) gets 8 bf16 channels a thread (16-byte
-``cp.async``) but the chunk's segments then lie over 8 threads: 904 shuffles, 168 registers. Four adjacent channels a
-thread (``BC = 8``, ``VEC = 4``, the 16-bit default) leave 4 threads for the segments: 212 shuffles, 194 registers,
-8-byte copies, no spills (``SEGSCAN = 1``: 196 shuffles, 244 registers). The value walk loads ``beta`` per channel
-(129 shuffles at 64,8,4,1,8,4). ``bash benchmarks/pending_gpu.sh $OUT fused14`` times them.
-
-Fourteenth session (no device lent either), issue floor of the SASS loop (the same script; docs/results.md,
-"walking kernels: issue floors"): at the bf16 default the loop needs 0.98x the copy time at one instruction a cycle
-with two one-warp programs an SM, little room under the bar (80% of copy bandwidth, 1.25x the copy time);
-16-channel programs in 128-step
-chunks with ``SEGSCAN = 1`` (``128,4,4,1,4,8``, four programs an SM) 0.64x. ``benchmarks/pa_walk_sweep.py`` times
-every tile in one process.
+H200, B4 T4096 H16 V128 bf16, kernels from CUDA graphs (fourteenth and fifteenth sessions, ``bash
+benchmarks/pending_gpu.sh $OUT fused14`` / ``fifteen``, ``benchmarks/pa_walk_sweep.py``; docs/results.md): the best
+fused tile ``64,32,1,1,3,8`` (8 channels a thread, eight 8-step segments joined by a scan, ``SEGSCAN = 1``) took
+0.0896 ms, 38% of copy bandwidth, against the default forward's 0.0545 ms (62.5%); tiles of 4 channels a thread in
+16-step segments 0.112-0.149 ms, and ``1`` (score pass, then the value walk) 0.188-0.325 ms. A walking trip is
+bound by the latency of its dependent chain, and one warp a program leaves it exposed, so both forms stay opt-in.
+The offline issue-floor ranking (``python3 benchmarks/scan1_walk_compile_counts.py --pa``) had put the 4-channel
+tiles first: it does not predict these kernels' speed.
 """
 from __future__ import annotations
 
