@@ -22,6 +22,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" fused14  # next: prefix_attention's fused walk, every tile (pa_walk_sweep.py), then the best end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
+#   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
@@ -353,6 +354,20 @@ if [ "$part" = fifteen ]; then
     timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa15.json" --rows \
         "fused 64,32,1,1,3,8,1;fused 64,32,1,1,4,8,1;fused 32,32,1,1,4,8,1;fused 64,32,1,1,6,8,1;fused 64,16,1,1,4,8,1;fused 64,32,1,1,3,16,1;fused 64,32,1,1,3,8,1,0;1 64,32,1,1,3,8,1" \
         2>&1 | grep -v Warn | tail -20
+fi
+if [ "$part" = fifteen2 ]; then
+    # fifteenth session, last call: the 64,32,1,1 walks run ~2000 cycles a trip for ~940 instructions with one warp a
+    # scheduler (two programs an SM), so narrower programs put more warps on each SM: 8 channels a program (1024
+    # programs, 8 warps an SM, segments over 32 threads) and 16 (512, 4 an SM); sm_90 offline builds, no spills
+    step "scan1 bf16 walks of 8 and 16 channels a program"
+    timeout 80 python3 benchmarks/scan1_walk_sweep.py --dtypes bfloat16 --json "$out/walk15b_bf16.json" --rows \
+        "128,8,1,1,4,32,1;128,8,1,1,6,32,1;64,16,1,1,6,16,1;128,16,1,1,4,16,1;64,8,1,1,6,32,1" 2>&1 | grep -v Warn | tail -9
+    step "prefix_attention fused walk, 8 and 16 channels a program"
+    timeout 50 python3 benchmarks/pa_walk_sweep.py --json "$out/pa15b.json" --rows \
+        "fused 128,8,1,1,4,32,1;fused 64,16,1,1,6,16,1;fused 64,8,1,1,6,32,1" 2>&1 | grep -v Warn | tail -9
+    step "scan1 float32 walks of 8 and 16 channels a program"
+    timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk15b_fp32.json" --rows \
+        "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
 fi
 if [ "$part" = final15 ]; then
     # fifteenth session's defaults: 16-bit scan1 walks its backward (64,32,1,1,3,8, SEGSCAN=1), forward looks back;
