@@ -1,8 +1,34 @@
-"""torch.profiler kernel tables shared by the ``*_profile.py`` benchmark scripts, and the CUDA-graph timer of the
-sweep scripts."""
+"""torch.profiler kernel tables shared by the ``*_profile.py`` benchmark scripts, the CUDA-graph timer of the
+sweep scripts, and the synchronised step timer of ``blocks.py`` and ``scan1_eager_order.py``."""
 from __future__ import annotations
 
+import statistics
+import time
+
 import torch
+
+
+def step_ms(fn, warmup: int, reps: int, cuda: bool) -> float:
+    """Median milliseconds of one synchronised call of ``fn`` after ``warmup`` calls: CUDA events around each call
+    followed by a device sync (``cuda``), else wall-clock time."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    if not cuda:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+    torch.cuda.synchronize()
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        torch.cuda.synchronize()
+        times.append(s.elapsed_time(e))
+    return statistics.median(times)
 
 
 def kernel_table(step, reps: int = 5, top: int = 16, width: int = 80) -> list[dict]:

@@ -44,7 +44,6 @@ import json
 import logging
 import os
 import queue
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,9 @@ import types
 import torch
 import torch.nn.functional as F
 from seqlab.core import create_block
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _profiling import step_ms as _time  # noqa: E402
 
 DEFAULT_ROWS = ["ours gla", "fla GatedLinearAttention", "ours deltanet", "fla DeltaNet", "ours mamba2",
                 "fla Mamba2", "fla SimpleGatedLinearAttention", "ours retnet", "fla MultiScaleRetention"]
@@ -312,28 +314,6 @@ def clear_autotune_choices() -> int:
 
 
 # ---------------------------------------------------------------- timing
-def _time(fn, warmup: int, reps: int, cuda: bool) -> float:
-    for _ in range(warmup):
-        fn()
-    if not cuda:
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-        return statistics.median(times)
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        times.append(s.elapsed_time(e))
-    return statistics.median(times)
-
-
 def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0][:240] if str(exc) else ''}"
 

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _profiling import step_ms  # noqa: E402
 
 
 def main() -> int:
@@ -39,23 +44,10 @@ def main() -> int:
         "log_a+h0": lambda: torch.autograd.grad(scan1(None, xr, log_a=gr, initial_state=h0r)[0], (xr, gr, h0r), do),
     }
 
-    def time(fn) -> float:
-        for _ in range(5):
-            fn()
-        ts = []
-        for _ in range(20):
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            fn()
-            e.record()
-            torch.cuda.synchronize()
-            ts.append(s.elapsed_time(e))
-        return sorted(ts)[len(ts) // 2]
-
     out = []
     for rnd in range(2):
         for name in (list(runs) if rnd == 0 else list(runs)[::-1]):
-            ms = time(runs[name])
+            ms = step_ms(runs[name], 5, 20, cuda=True)
             out.append(dict(round=rnd, row=name, fwd_bwd_ms=ms))
             print(f"round {rnd} {name:10s} fwd+bwd {ms:.4f} ms", flush=True)
     if args.json:
