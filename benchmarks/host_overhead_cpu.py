@@ -62,20 +62,25 @@ def prefix_attention_rows(rounds: int = 2, n: int = 500) -> None:
     import os
 
     from seqlab.kernels import prefix_attention
-    from seqlab.kernels.prefix_attention import triton_lin, triton_lin_walk, triton_scan
+    from seqlab.kernels.prefix_attention import triton_lin, triton_lin_persist, triton_lin_walk, triton_scan
 
-    saved = {(m, k): getattr(m, k) for m in (triton_lin, triton_lin_walk, triton_scan) for k in dir(m)
-             if k.startswith("_pa_") and k.endswith("_kernel")}
-    env = {k: os.environ.get(k) for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_SCAN_WALK")}
+    saved = {(m, k): getattr(m, k) for m in (triton_lin, triton_lin_persist, triton_lin_walk, triton_scan)
+             for k in dir(m) if k.startswith("_pa_") and k.endswith("_kernel")}
+    env = {k: os.environ.get(k) for k in ("SEQLAB_PREFIX_ATTN_FWD", "SEQLAB_PREFIX_ATTN_SCAN_WALK",
+                                          "SEQLAB_PREFIX_ATTN_SCAN_LSE", "SEQLAB_PREFIX_ATTN_SCAN_CFG")}
     for (m, k), kern in saved.items():
         setattr(m, k, _NoLaunch(kern))
     try:
         s, v = torch.randn(1, 64, 2), torch.randn(1, 64, 2, 64)
         sg, vg = s.clone().requires_grad_(), v.clone().requires_grad_()
         for rnd in range(rounds):
-            for form in ("lookback", "scan", "scan fused"):  # "scan fused": SEQLAB_PREFIX_ATTN_SCAN_WALK=fused
+            # "scan fused": SEQLAB_PREFIX_ATTN_SCAN_WALK=fused; "scan inline": SEQLAB_PREFIX_ATTN_SCAN_LSE=inline (with
+            # the GPU's 32x128x2 value tile, which the inline pass takes at V = 64 as whole heads)
+            for form in ("lookback", "scan", "scan fused", "scan inline"):
                 os.environ["SEQLAB_PREFIX_ATTN_FWD"] = form.split()[0]
                 os.environ["SEQLAB_PREFIX_ATTN_SCAN_WALK"] = "fused" if "fused" in form else "0"
+                os.environ["SEQLAB_PREFIX_ATTN_SCAN_LSE"] = "inline" if "inline" in form else "chunks"
+                os.environ["SEQLAB_PREFIX_ATTN_SCAN_CFG"] = "32,128,2"
                 a = _us(lambda: prefix_attention(s, v, backend="triton"), n)
                 b = _us(lambda: prefix_attention(sg, vg, backend="triton"), n)
                 print(f"round {rnd + 1}  prefix_attention {form:10s}  {a:7.1f} us per fwd, {b:7.1f} with inputs "

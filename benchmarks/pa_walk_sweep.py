@@ -1,7 +1,7 @@
 """Kernel-level sweep of prefix_attention's walking forwards (``kernels/prefix_attention/triton_lin_walk.py``) beside
 the default (score pass, look-back value scan), in one process: the forward's time from CUDA graphs for every row
 ``MODE CT,BC,VEC,W,S,TS[,SEGSCAN[,SREP]]`` (``MODE`` = ``fused``: the one-launch walk; ``1``: score pass, then the walking
-value scan), each row's ``o`` and ``lse`` checked against the default's (rel-RMS), and a copy of ``v`` timed in the
+value scan) or ``env K=V [K=V ...]`` (the default with those variables set), each row's ``o`` and ``lse`` checked against the default's (rel-RMS), and a copy of ``v`` timed in the
 same run for the bandwidth fraction (issue 4's bar: the forward at >= 80% of copy bandwidth).
 
     source benchmarks/device_env.sh && python benchmarks/pa_walk_sweep.py --json $OUT/pa_walk_sweep.json
@@ -43,11 +43,24 @@ def _rel(x: torch.Tensor, y: torch.Tensor) -> float:
     return ((x - y).pow(2).mean() / y.pow(2).mean().clamp_min(1e-30)).sqrt().item()
 
 
+_ENV_SET: list[str] = []  # keys set by ``env`` rows, cleared with the walk flags
+
+
 def _set(row: str | None) -> None:
-    """Set the walk flags for ``row`` (``None``: the default forward)."""
-    for k in FLAGS:
+    """Set the walk flags for ``row`` (``None``: the default forward). ``env K=V [K=V ...]`` rows set those
+    variables instead (e.g. ``env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline``: the look-back form with another option)."""
+    for k in (*FLAGS, *_ENV_SET):
         os.environ.pop(k, None)
+    _ENV_SET.clear()
     if row is None:
+        return
+    if row.startswith("env "):
+        for kv in row.split()[1:]:
+            k, eq, val = kv.partition("=")
+            if not eq or not k.startswith("SEQLAB_"):
+                raise ValueError(f"env rows take SEQLAB_*=VALUE pairs, got {kv!r} in {row!r}")
+            os.environ[k] = val
+            _ENV_SET.append(k)
         return
     mode, cfg = row.split()
     vals = cfg.split(",")

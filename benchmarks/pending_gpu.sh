@@ -23,6 +23,8 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
+#   bash benchmarks/pending_gpu.sh "$OUT" sixteen  # prefix_attention's inline score pass (two launches instead of four)
+#   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
@@ -368,6 +370,36 @@ if [ "$part" = fifteen2 ]; then
     step "scan1 float32 walks of 8 and 16 channels a program"
     timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk15b_fp32.json" --rows \
         "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
+fi
+if [ "$part" = sixteen ]; then
+    # sixteenth session (no device lent; prepared, untimed): prefix_attention's inline score pass
+    # (SEQLAB_PREFIX_ATTN_SCAN_LSE=inline). The default forward (~55 us from graphs) is a workspace fill (~2.8 us),
+    # chunk summaries (1.9), the chunked score pass (7.2) and the value scan (42.5-44.8); inline folds the fill into
+    # the summaries kernel and the score pass into the value-scan tiles: two launches instead of four. sm_90 offline:
+    # value tile 32,128,2 at 117 registers and 1472 SASS instructions against 101 and 1224. PERSIST rows: persistent
+    # value-scan programs prefetching their next tile (triton_lin_persist.py; 163-180 registers, inline 124-158).
+    step "prefix_attention forward: inline score pass beside the default (pa_walk_sweep.py, CUDA graphs)"
+    timeout 200 python3 benchmarks/pa_walk_sweep.py --json "$out/pa16_sweep.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=104;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,4;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,4;env SEQLAB_PREFIX_ATTN_SCAN_PERSIST=4;env SEQLAB_PREFIX_ATTN_SCAN_PERSIST=6 SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=168;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_PERSIST=6;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_PERSIST=8 SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=128;env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,128,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,64,1;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=64,128,2;env SEQLAB_PREFIX_ATTN_SCAN_LSE=chunks" \
+        2>&1 | grep -v Warn | tail -30
+    step "prefix_attention kernel times, inline score pass (device us a launch)"
+    SEQLAB_PREFIX_ATTN_SCAN_LSE=inline timeout 60 python3 benchmarks/pa_profile.py --forms scan \
+        --json "$out/pa16_prof.json" 2>&1 | grep -v Warn | grep "^| _pa_\|sum\|fill\|elementwise" | head -12
+    step "prefix_attention fwd and fwd+bwd end to end with the inline score pass, bf16 correctness"
+    SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_BENCH_PA_FORMS=scan timeout 100 python3 benchmarks/kernels_ii.py \
+        --only prefix_attention --json "$out/pa16_inline.json" 2>&1 | grep -v Warn | grep "fwd\|copy\|correct\|rel" | tail -10
+fi
+if [ "$part" = persist16 ]; then
+    # sixteenth session (prepared, untimed): bf16 forward at 71-75% of copy against float32's 94-96% with the same
+    # tiles; a bf16 tile holds half the bytes for the same registers, so fewer bytes are in flight an SM
+    step "scan1 bf16 forward as persistent programs that prefetch their next tile (SEQLAB_SCAN1_PERSIST), graphs"
+    # sm_90 offline, packed 32x128x2 tile: 224 registers (8 bytes of spills at a 168 cap); 16x128x2: 123. The
+    # seventh session's persistent kernels (old [CT, BD] tiles, 220-254 registers) were slower at every setting; this
+    # one carries the next tile as packed int32 words. Last two rows: 64-step tiles of two channels a thread (one
+    # program, 167 registers, twice the bytes a program: float32's 32-step tiles reach 94-96% of copy)
+    timeout 240 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_persist16.json" \
+        --configs "@PERSIST=4;@PERSIST=6@MAXNREG=168;@PERSIST=3;16,128,2@PERSIST=8;16,128,2@PERSIST=6;64,128,2;64,64,1" 2>&1 \
+        | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -16
 fi
 if [ "$part" = final15 ]; then
     # fifteenth session's defaults: 16-bit scan1 walks its backward (64,32,1,1,3,8, SEGSCAN=1), forward looks back;

@@ -2,7 +2,8 @@
 
 The kernels live in :mod:`seqlab.kernels.scan1.triton_scan` (look-back: one program per tile) and
 :mod:`seqlab.kernels.scan1.triton_walk` (one program per sequence and channel block, dense float32 with enough
-channels; :func:`_walk_config`).
+channels; :func:`_walk_config`) and, opt-in, :mod:`seqlab.kernels.scan1.triton_persist` (persistent look-back
+programs that prefetch their next tile; :func:`_persist`).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
+from seqlab.kernels.scan1.triton_persist import _scan1_fwd_persist_kernel
 from seqlab.kernels.scan1.triton_scan import _scan1_bwd_kernel, _scan1_fwd_kernel
 from seqlab.kernels.scan1.triton_walk import _scan1_walk_bwd_kernel, _scan1_walk_fwd_kernel
 
@@ -155,6 +157,16 @@ def _flag(name: str, default: bool) -> bool:
     return default if v is None else v == "1"
 
 
+def _persist(name: str = "SEQLAB_SCAN1_PERSIST") -> int:
+    """``SEQLAB_SCAN1_PERSIST=K``: the look-back forward as ``K`` persistent programs an SM that prefetch their next
+    tile (:mod:`seqlab.kernels.scan1.triton_persist`; opt-in, untimed). ``0`` (default): one program a tile.
+    ``name`` reads another variable with the same meaning (``SEQLAB_PREFIX_ATTN_SCAN_PERSIST``)."""
+    v = getenv(name, "0")
+    if not v.isdigit() or int(v) > 64:
+        raise ValueError(f"{name} must be an integer from 0 to 64 (programs an SM), got {v!r}")
+    return int(v)
+
+
 def _lanes(bd: int, warps: int) -> tuple[int, int]:
     """``(BC, VEC)`` of a ``BD``-channel tile over ``warps`` warps: ``BC = 32 * warps`` channel groups, one a thread,
     of ``VEC = BD / BC`` adjacent channels (vector loads). Every channel vector of the look-back is then held by
@@ -246,17 +258,20 @@ def _lookback_test() -> bool:
     return getenv("SEQLAB_SCAN1_LOOKBACK_TEST") == "1"
 
 
-def _workspace(numel: int, device: torch.device, counter: bool) -> torch.Tensor:
+def _workspace(numel: int, device: torch.device, counter: bool, fill: bool = True) -> torch.Tensor:
     """The look-back workspace: ``numel`` int64 words filled with all ones (unwritten, see ``triton_scan``), the last
     two the ticket counter, zeroed when a launch takes tickets. A fresh buffer per launch (16.8 MB at B=8 T=8192
-    D=1024 with 32-step chunks), so a CUDA graph replay gets it afresh too."""
+    D=1024 with 32-step chunks), so a CUDA graph replay gets it afresh too. ``fill=False``: left unwritten, counter
+    included, for a caller whose own earlier launch fills it (prefix attention's inline score pass)."""
+    if not fill:
+        return torch.empty((numel,), device=device, dtype=torch.int64)
     ws = torch.full((numel,), -1, device=device, dtype=torch.int64)
     if counter:
         ws[-2:].zero_()
     return ws
 
 
-def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int, counter: bool):
+def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int, counter: bool, fill: bool = True):
     B, T, D = b.shape
     if cu_seqlens is None:
         nseq, L, seq_idx = B, T, None
@@ -267,7 +282,7 @@ def _geometry(b: torch.Tensor, cu_seqlens: torch.Tensor | None, ct: int, bd: int
     nch = cdiv(max(L, 1), ct)
     nd = cdiv(D, bd)
     # workspace: one row of D words per chunk, then the ticket counter
-    ws = _workspace(nseq * nch * D + 2, b.device, counter)
+    ws = _workspace(nseq * nch * D + 2, b.device, counter, fill)
     return nseq, L, nch, nd, seq_idx, ws
 
 
@@ -307,10 +322,22 @@ def scan1_fwd(
         return h, ht
     ct, bd, warps = _config(b.dtype, D, T)
     bc, vec = _lanes(bd, warps)
-    ticket, early = _flag("TICKET", False), _flag("EARLY_POLL", True)
+    persist = _persist() if _ablate() == 0 else 0
+    ticket, early = _flag("TICKET", False) or persist > 0, _flag("EARLY_POLL", True)
     nseq, L, nch, nd, seq_idx, ws = _geometry(b, cu_seqlens, ct, bd, counter=ticket)
     two, opaque = _phases()
     flat = _flat(cu_seqlens is not None, T, D, ct, bd) and _ablate() == 0
+    if persist:
+        nt = nseq * nch * nd
+        _scan1_fwd_persist_kernel[(min(nt, persist * _sm_count(b.device)),)](
+            a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, nt,
+            LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
+            REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), EARLY=early, I64=_i64(ws, h),
+            TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype), FLAT=flat, DK=D if flat else 0,
+            PACK=flat and vec == 2 and b.element_size() == 2 and a.dtype == b.dtype, num_warps=warps,
+            **_regcap("SEQLAB_SCAN1_MAXNREG"),
+        )
+        return h, ht
     _scan1_fwd_kernel[(nseq * nch * nd,)](
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,

@@ -62,6 +62,16 @@ def _scan1(dt, monkeypatch):
                                      backend="triton"), a, b, h0)
         _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, cu_seqlens=CU,
                                      backend="triton"), a[:1], b[:1], torch.randn(3, D))
+    # persistent forward (triton_persist): full tiles of two channels a thread (PACK in 16-bit), and masked tiles
+    monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", "2")
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", "32,64,1")
+    a, b = torch.rand(B, 64, 64).to(dt), torch.randn(B, 64, 64).to(dt)
+    _run(lambda b_, la: scan1(None, b_, log_a=la, backend="triton"), b, a.float().log().to(dt))
+    a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
+    _run(lambda a_, b_, h: scan1(a_, b_, initial_state=h, output_final_state=True, reverse=True, backend="triton"),
+         a, b, h0)
+    monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", "0")
+    monkeypatch.delenv("SEQLAB_SCAN1_CFG", raising=False)
     # the walking kernels (triton_walk), both gate forms, h0 / final state, both directions
     monkeypatch.setenv("SEQLAB_SCAN1_WALK", "1")
     a, b, h0 = torch.rand(B, T, D).to(dt), torch.randn(B, T, D).to(dt), torch.randn(B, D)
@@ -141,6 +151,17 @@ def _prefix_attention(dt, monkeypatch):
                                                           backend="triton"), s, v, *h0)
             s, v = torch.randn(2, T, 2) * 5, torch.randn(2, T, 2, 32).to(dt)
             _run(lambda s_, v_: prefix_attention(s_, v_, backend="triton"), s, v)
+            # the inline score pass and the persistent value scan (full tiles of two channels a thread: PACK)
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_CFG", "16,64,1")
+            for lse, persist in (("inline", "0"), ("inline", "2"), ("chunks", "2")):
+                monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", lse)
+                monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_PERSIST", persist)
+                sp, vp = torch.randn(2, 64, 2) * 5, torch.randn(2, 64, 2, 32).to(dt)
+                _run(lambda s_, v_, m, u, w: prefix_attention(s_, v_, initial_state=(m, u, w),
+                                                              output_final_state=True, backend="triton"),
+                     sp, vp, h0[0], torch.randn(2, 2, 32), h0[2])
+            for k in ("SEQLAB_PREFIX_ATTN_SCAN_CFG", "SEQLAB_PREFIX_ATTN_SCAN_LSE", "SEQLAB_PREFIX_ATTN_SCAN_PERSIST"):
+                monkeypatch.delenv(k)
             # the walking value scan (SEQLAB_PREFIX_ATTN_SCAN_WALK=1): with an initial state, one-head blocks and not
             monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_WALK", "1")
             _run(lambda s_, v_: prefix_attention(s_, v_, output_final_state=True, backend="triton"), s, v)

@@ -729,12 +729,149 @@ def test_scan_form_flat_tiles(cfg, H, V, T, walk, monkeypatch, check_close):
 
 
 @needs_triton
+@pytest.mark.parametrize("cfg,H,V,T,walk,with_state", [("16,32,1", 3, 32, 70, False, True),
+                                                       ("16,32,1", 2, 64, 33, True, False),
+                                                       ("16,64,1", 3, 16, 70, True, True),
+                                                       ("16,64,2", 5, 32, 17, False, True),
+                                                       ("16,32,1", 2, 32, 1, False, True)])
+def test_inline_score_pass(cfg, H, V, T, walk, with_state, monkeypatch, check_close):
+    """``SEQLAB_PREFIX_ATTN_SCAN_LSE=inline``: the value-scan tiles fold the chunk summaries and scan their own scores
+    (channel blocks inside one head, and blocks of whole heads with a missing last head: ``H = 3``, four heads a
+    block); no separate score pass runs. Outputs, final state, lse and gradients against the float64 oracle, and
+    the same bits as the chunked score pass; packed input and heads that straddle a thread's channels fall back to
+    it."""
+    from seqlab.kernels.prefix_attention import triton_lin, triton_scan
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    passes = []
+    real = triton_lin._score_pass
+    monkeypatch.setattr(triton_lin, "_score_pass", lambda *a: passes.append(1) or real(*a))
+    torch.manual_seed(T * H + V)
+    s, v = torch.randn(2, T, H) * 4, torch.randn(2, T, H, V)
+    h0 = (torch.randn(2, H) * 3, torch.randn(2, H, V), torch.rand(2, H) + 0.5) if with_state else (None,) * 3
+    do = torch.randn(2, T, H, V)
+    def grads(fn, *xs):  # [o, m_T, u_T, w_T] and the gradients of (o * do).sum() + u_T.sum() (None without h0)
+        if with_state:
+            return _with_state_grads(fn, *xs[:2], xs[2:], do, False)
+        xs = [x.clone().requires_grad_() for x in xs[:2]]
+        o, st = fn(*xs, None, False)
+        ((o * do.to(o.dtype)).sum() + st[1].sum()).backward()
+        return [o, *st, xs[0].grad, xs[1].grad, None, None, None]
+
+    res = {}
+    for form in ("chunks", "inline"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", form)
+        n0 = len(passes)
+        res[form] = grads(_triton_run, s, v, *h0)
+        res[form, "lse"] = triton_scan.prefix_attention_fwd(s, v, *h0, None)[4]
+        assert len(passes) - n0 == (2 if form == "chunks" else 0), (form, passes)
+    ref = grads(_oracle_run, s.double(), v.double(), *[x.double() for x in h0 if x is not None])
+    for n, a, b, c in zip(STATE_NAMES, res["inline"], res["chunks"], ref):
+        if a is None or c is None:
+            continue
+        check_close(f"inline {n}", a.double(), c.detach(), 1e-5)
+        assert torch.equal(a, b), n
+    assert torch.equal(res["inline", "lse"], res["chunks", "lse"])
+    check_close("inline lse", res["inline", "lse"].double(), _lse_ref(s, h0 if with_state else None), 1e-6)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", "inline")
+    n0 = len(passes)
+    cu = torch.tensor([0, 1, T] if T > 1 else [0, T])
+    prefix_attention(s[:1], v[:1], cu_seqlens=cu, backend="triton")
+    assert len(passes) == n0 + 1  # packed: the chunked score pass
+    _, bd, w = (int(x) for x in cfg.split(","))
+    vec = bd // (32 * w)
+    assert triton_lin._inline_ok(False, V, bd, vec, 4)
+    assert not triton_lin._inline_ok(True, V, bd, vec, 4)
+    assert not triton_lin._inline_ok(False, 20, bd, vec, 4)  # a block neither inside a head nor whole heads
+    assert not triton_lin._inline_ok(False, V, bd, vec, triton_lin.INLINE_MAX_CHUNKS + 1)
+
+
+@needs_triton
+@pytest.mark.parametrize("cfg,H,V,T,lse,walk", [("16,64,1", 2, 32, 48, "chunks", False),
+                                               ("16,64,1", 3, 16, 70, "inline", True),
+                                               ("16,32,1", 2, 20, 33, "chunks", True)])
+def test_persistent_value_scan(cfg, H, V, T, lse, walk, monkeypatch, check_close):
+    """``SEQLAB_PREFIX_ATTN_SCAN_PERSIST=K``: the value scan as persistent programs prefetching their next tile
+    (``triton_lin_persist``), with either score pass. The same bits as one program a tile for float32 and fp16 (full
+    fp16 tiles of two channels a thread carry ``v`` as int32 words), with an initial state and gradients through the
+    oracle; the persistent launch really ran; bad values are refused by name."""
+    from seqlab.kernels.prefix_attention import triton_lin, triton_lin_persist
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", lse)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1" if walk else "0")
+    packs = []
+    real = triton_lin_persist._pa_scan_fwd_persist_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def run(*args, **kw):
+                packs.append(kw["PACK"])
+                return real[grid](*args, **kw)
+            return run
+
+    monkeypatch.setattr(triton_lin_persist, "_pa_scan_fwd_persist_kernel", Spy())
+    torch.manual_seed(T + V)
+    s, v = torch.randn(2, T, H) * 4, torch.randn(2, T, H, V)
+    h0 = (torch.randn(2, H) * 3, torch.randn(2, H, V), torch.rand(2, H) + 0.5)
+    do = torch.randn(2, T, H, V)
+    for dt in (torch.float32, torch.float16):
+        res = {}
+        for k in ("0", "2"):
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_PERSIST", k)
+            res[k] = triton_lin.prefix_attention_fwd_scan(s, v.to(dt), *h0, None)
+        for n, a, b in zip(["o", "m", "u", "w", "lse"], res["2"], res["0"]):
+            assert torch.equal(a, b), (dt, n)
+    ct, bd, w = (int(x) for x in cfg.split(","))
+    vec = bd // (32 * w)
+    pack = (H * V) % bd == 0 and T % ct == 0 and V % vec == 0 and vec == 2  # FLAT, two fp16 channels a thread
+    assert packs == [False, pack], packs
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_PERSIST", "2")
+    got = _with_state_grads(_triton_run, s, v, h0, do, False)
+    ref = _with_state_grads(_oracle_run, s.double(), v.double(), [x.double() for x in h0], do, False)
+    for n, a, c in zip(STATE_NAMES, got, ref):
+        if a is not None and c is not None:
+            check_close(f"persist {n}", a.double(), c.detach(), 1e-5)
+    for bad in ("two", "-2", "100"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_PERSIST", bad)
+        with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_PERSIST"):
+            triton_lin.prefix_attention_fwd_scan(s, v, *h0, None)
+
+
+@needs_triton
+@pytest.mark.parametrize("H,V,BH", [(3, 16, 4), (5, 32, 2), (16, 128, 16)])
+def test_inline_summaries_fill_the_workspace(H, V, BH):
+    """The inline score pass's summaries kernel fills every look-back word of every chunk and channel with all
+    ones (unwritten), head blocks past ``H`` included, and zeroes the two ticket-counter words after them."""
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    N, T, CT = 2, 40, 16
+    D, nch = H * V, -(-T // CT)
+    s = torch.randn(N, T, H)
+    sm = torch.full((N, nch, H), float("nan"))
+    sw = sm.clone()
+    ws = torch.full((N * nch * D + 3,), 7, dtype=torch.int64)
+    fb = min(1024, triton_lin.next_pow2(BH * V))
+    triton_lin._pa_lse_sum_kernel[(nch, N, -(-H // BH))](s, sm, sw, None, T, nch, ws, D, H=H, CT=CT, BH=BH,
+                                                         VARLEN=False, FILL=1, V=V, FB=fb, num_warps=4)
+    assert ws[:-3].eq(-1).all() and ws[-3:-1].eq(0).all() and ws[-1] == 7
+    for j in range(nch):
+        chunk = s[:, j * CT:(j + 1) * CT]
+        m = chunk.max(1).values
+        assert torch.allclose(sm[:, j], m) and torch.allclose(sw[:, j], (chunk - m[:, None]).exp().sum(1))
+
+
+@needs_triton
 def test_scan_form_bad_score_pass_env(monkeypatch):
     from seqlab.kernels.prefix_attention import triton_lin
 
-    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", "tree")
-    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_LSE"):
-        triton_lin._lse_form()
+    for bad in ("tree", "Inline", ""):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", bad)
+        with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_SCAN_LSE"):
+            triton_lin._lse_form()
 
 
 @needs_triton

@@ -406,6 +406,56 @@ def test_flat_forward_tiles(reverse, log_gate, cfg, D, T, no_inclusive, monkeypa
 
 
 @needs_triton
+@pytest.mark.parametrize("cfg,D,T,varlen,no_inclusive", [("8,64,1", 64, 32, False, "0"), ("8,64,1", 40, 29, True, "1"),
+                                                         ("16,128,2", 128, 48, False, "1")])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_persistent_forward(cfg, D, T, varlen, no_inclusive, reverse, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_PERSIST=K``: persistent programs take tiles from the ticket counter two ahead and prefetch the
+    next one (``triton_persist``). The same bits as one program a tile, float32 and fp16 (full fp16 tiles of two
+    channels a thread carry them as packed int32 words, ``PACK``), with h0, packed input, both directions and
+    look-backs over aggregates; the persistent kernel really ran (a spy on its launch); bad values are refused."""
+    from seqlab.kernels.scan1 import triton_launch
+
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", no_inclusive)
+    launches = []
+    real = triton_launch._scan1_fwd_persist_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def run(*args, **kw):
+                launches.append((grid, kw["PACK"]))
+                return real[grid](*args, **kw)
+            return run
+
+    monkeypatch.setattr(triton_launch, "_scan1_fwd_persist_kernel", Spy())
+    gen = torch.Generator().manual_seed(D + T)
+    cu = torch.tensor([0, 1, 17, T]) if varlen else None
+    B = 1 if varlen else 2
+    N = B if cu is None else len(cu) - 1
+    for dt in (torch.float32, torch.float16):
+        la = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1).to(dt)
+        b = torch.randn(B, T, D, generator=gen).to(dt)
+        h0 = torch.randn(N, D, generator=gen)
+        out = {}
+        for k in ("0", "3"):
+            monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", k)
+            out[k] = scan1(None, b, log_a=la, initial_state=h0, output_final_state=True, reverse=reverse,
+                           cu_seqlens=cu, backend="triton")
+        assert torch.equal(out["3"][0], out["0"][0]) and torch.equal(out["3"][1], out["0"][1]), dt
+        ref = scan1(None, b.float(), log_a=la.float(), initial_state=h0, output_final_state=True, reverse=reverse,
+                    cu_seqlens=cu, backend="torch")
+        check_close(f"persist h {dt}", out["3"][0].float(), ref[0].to(dt).float(), 1e-5 if dt == torch.float32 else 2e-3)
+    _, bd, w = (int(x) for x in cfg.split(","))
+    pack = not varlen and bd // (32 * w) == 2
+    assert launches == [((3,), False), ((3,), pack)], launches  # 3 programs (one "SM" on a CPU)
+    for bad in ("-1", "x", "65"):
+        monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", bad)
+        with pytest.raises(ValueError, match="SEQLAB_SCAN1_PERSIST"):
+            triton_launch._persist()
+
+
+@needs_triton
 def test_register_caps(monkeypatch, check_close):
     """``SEQLAB_SCAN1_MAXNREG`` / ``_BWD_MAXNREG`` (and prefix_attention's ``SEQLAB_PREFIX_ATTN_SCAN_MAXNREG`` /
     ``_BWD_MAXNREG``) become the launch option ``maxnreg`` (results unchanged; 0 for none); the backward tiles
