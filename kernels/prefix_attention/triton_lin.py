@@ -54,6 +54,7 @@ from seqlab.kernels.scan1.triton_launch import (
     _hints,
     _i64,
     _lanes,
+    _packable,
     _persist,
     _phases,
     _regcap,
@@ -585,7 +586,7 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
 
         nt = nseq * nch * nd
         _pa_scan_fwd_persist_kernel[(min(nt, persist * _sm_count(v.device)),)](
-            *args, nt, PACK=flat and vec == 2 and v.element_size() == 2, **common)
+            *args, nt, PACK=_packable(flat, vec, v), **common)
     else:
         _pa_scan_fwd_kernel[(nseq * nch * nd,)](*args, TICKET=ticket, **common)
     return o, mT, uT, wT, lse

@@ -167,6 +167,14 @@ def _persist(name: str = "SEQLAB_SCAN1_PERSIST") -> int:
     return int(v)
 
 
+def _packable(flat: bool, vec: int, *xs: torch.Tensor) -> bool:
+    """Whether a persistent forward carries its next tiles as int32 words of channel pairs (``PACK``): ``FLAT`` tiles
+    of two 16-bit channels a thread, every input 4-byte aligned (the words are loaded as int32 whatever Triton
+    knows of the pointers; a tensor starting at an odd element would fault)."""
+    return (flat and vec == 2 and all(x.element_size() == 2 and x.dtype == xs[0].dtype for x in xs)
+            and all(x.data_ptr() % 4 == 0 for x in xs))
+
+
 def _lanes(bd: int, warps: int) -> tuple[int, int]:
     """``(BC, VEC)`` of a ``BD``-channel tile over ``warps`` warps: ``BC = 32 * warps`` channel groups, one a thread,
     of ``VEC = BD / BC`` adjacent channels (vector loads). Every channel vector of the look-back is then held by
@@ -334,7 +342,7 @@ def scan1_fwd(
             LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), EARLY=early, I64=_i64(ws, h),
             TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype), FLAT=flat, DK=D if flat else 0,
-            PACK=flat and vec == 2 and b.element_size() == 2 and a.dtype == b.dtype, num_warps=warps,
+            PACK=_packable(flat, vec, a, b), num_warps=warps,
             **_regcap("SEQLAB_SCAN1_MAXNREG"),
         )
         return h, ht

@@ -449,6 +449,13 @@ def test_persistent_forward(cfg, D, T, varlen, no_inclusive, reverse, monkeypatc
     _, bd, w = (int(x) for x in cfg.split(","))
     pack = not varlen and bd // (32 * w) == 2
     assert launches == [((3,), False), ((3,), pack)], launches  # 3 programs (one "SM" on a CPU)
+    if pack:  # inputs starting at an odd element are not 4-byte aligned: no int32 words, same bits
+        monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", "3")
+        la_odd = torch.empty(la.numel() + 1, dtype=la.dtype)[1:].view_as(la).copy_(la)
+        got = scan1(None, b, log_a=la_odd, initial_state=h0, output_final_state=True, reverse=reverse,
+                    cu_seqlens=cu, backend="triton")
+        assert la_odd.data_ptr() % 4 == 2 and launches[-1] == ((3,), False)
+        assert torch.equal(got[0], out["3"][0])
     for bad in ("-1", "x", "65"):
         monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", bad)
         with pytest.raises(ValueError, match="SEQLAB_SCAN1_PERSIST"):
