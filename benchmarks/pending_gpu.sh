@@ -377,7 +377,8 @@ if [ "$part" = sixteen ]; then
     # chunk summaries (1.9), the chunked score pass (7.2) and the value scan (42.5-44.8); inline folds the fill into
     # the summaries kernel and the score pass into the value-scan tiles: two launches instead of four. sm_90 offline:
     # value tile 32,128,2 at 117 registers and 1472 SASS instructions against 101 and 1224. PERSIST rows: persistent
-    # value-scan programs prefetching their next tile (triton_lin_persist.py; 163-180 registers, inline 124-158).
+    # value-scan programs prefetching their next tile (triton_lin_persist.py; 163-180 registers, inline 124-158;
+    # benchmarks/lookback_compile_counts.py).
     step "prefix_attention forward: inline score pass beside the default (pa_walk_sweep.py, CUDA graphs)"
     timeout 200 python3 benchmarks/pa_walk_sweep.py --json "$out/pa16_sweep.json" --rows \
         "env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=104;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,4;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,4;env SEQLAB_PREFIX_ATTN_SCAN_PERSIST=4;env SEQLAB_PREFIX_ATTN_SCAN_PERSIST=6 SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=168;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_PERSIST=6;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_PERSIST=8 SEQLAB_PREFIX_ATTN_SCAN_MAXNREG=128;env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,128,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,64,1;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=64,128,2;env SEQLAB_PREFIX_ATTN_SCAN_LSE=chunks" \
@@ -393,10 +394,11 @@ if [ "$part" = persist16 ]; then
     # sixteenth session (prepared, untimed): bf16 forward at 71-75% of copy against float32's 94-96% with the same
     # tiles; a bf16 tile holds half the bytes for the same registers, so fewer bytes are in flight an SM
     step "scan1 bf16 forward as persistent programs that prefetch their next tile (SEQLAB_SCAN1_PERSIST), graphs"
-    # sm_90 offline, packed 32x128x2 tile: 224 registers (8 bytes of spills at a 168 cap); 16x128x2: 123. The
+    # sm_90 offline (benchmarks/lookback_compile_counts.py): packed 32x128x2 tile 214 registers (168 capped, no
+    # spills) against 96 for one program a tile; 16x128x2: 122. The
     # seventh session's persistent kernels (old [CT, BD] tiles, 220-254 registers) were slower at every setting; this
     # one carries the next tile as packed int32 words. Last two rows: 64-step tiles of two channels a thread (one
-    # program, 167 registers, twice the bytes a program: float32's 32-step tiles reach 94-96% of copy)
+    # program, 162-163 registers, twice the bytes a program: float32's 32-step tiles reach 94-96% of copy)
     timeout 240 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_persist16.json" \
         --configs "@PERSIST=4;@PERSIST=6@MAXNREG=168;@PERSIST=3;16,128,2@PERSIST=8;16,128,2@PERSIST=6;64,128,2;64,64,1" 2>&1 \
         | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -16

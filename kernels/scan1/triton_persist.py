@@ -68,7 +68,8 @@ def _tile_loads(a_ptr, b_ptr, t, L, D, NSEQ, NCH, nD, LOG_A: tl.constexpr, REVER
                 DK: tl.constexpr, PACK: tl.constexpr = 0):
     """The raw ``a`` and ``b`` of ticket ``t``'s tile, in their storage dtype, or (``PACK``) as ``[BC, CT]`` int32
     words of channel pairs: a loop-carried 16-bit tile is otherwise held one value a register (sm_90 ``ptxas -v``,
-    bf16 32x128x2: 244 registers a thread against 105 for one tile a program)."""
+    bf16 32x128x2: 244 registers a thread carried as bf16, 214 packed, 96 for one tile a program;
+    ``benchmarks/lookback_compile_counts.py``)."""
     i_d, i_n, j = _tile_of(t, nD, NSEQ, NCH, False, I64)
     if PACK:
         a_raw = _stream_load(_packed_ptrs(a_ptr, i_d, i_n, j, L, DK, REVERSE, CT, BC, I64), None, None, HINTS)

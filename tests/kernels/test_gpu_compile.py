@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -422,3 +423,25 @@ def test_issue_floor_reads_the_walking_loop_from_sass():
         assert abs(float(issue) - int(trips) * int(n) / 1980) < 0.1, out.stdout  # us at 1.98 GHz
         assert abs(float(ratio) - float(issue) / float(copy)) < 0.01 and float(ratio) < 1, out.stdout
     assert len(re.findall(r"SASS loops \[\d+\]; main: .*MUFU", out.stdout)) == 2, out.stdout  # one loop, exp in it
+
+
+def test_lookback_compile_counts_rows():
+    """``benchmarks/lookback_compile_counts.py`` builds the look-back forwards for sm_90 as launches at the issue
+    shapes would be specialised, and reads registers, spills and SASS counts: the default 32x128x2 bf16 tiles fit in
+    128 registers without spills (two-warp programs, eight an SM), and the persistent forms pay for the prefetched
+    tile in registers."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "benchmarks/lookback_compile_counts.py", "--tiles", "32,128,2"], env=env,
+                         capture_output=True, text=True, timeout=900, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = {m[0].strip(): (int(m[1]), int(m[2]), int(m[3])) for m in re.findall(
+        r"^(.+?)\s+32,128,2\s+(\d+) regs\s+(\d+) B spilled\s+(\d+) instr", out.stdout, re.M)}
+    assert len(rows) == 6, out.stdout
+    one, persist = rows["scan1 fwd, one tile a program"], rows["scan1 fwd, persistent"]
+    pa, pa_inline = rows["pa value scan, one tile a program"], rows["pa value scan, inline, one tile a program"]
+    assert one[0] <= 128 and one[1] == 0 and pa[0] <= 128 and pa[1] == 0, rows
+    assert persist[0] > one[0] and rows["pa value scan, persistent"][0] > pa[0], rows
+    assert pa_inline[2] > pa[2] and all(r[2] > 300 for r in rows.values()), rows
