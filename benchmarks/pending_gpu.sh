@@ -27,6 +27,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
+# Next device session, in this order (each < 600 s): sixteen, persist16, fifteen2, then final15 for the defaults.
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
