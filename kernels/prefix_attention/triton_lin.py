@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
+from seqlab.kernels._dispatch import cdiv, getenv, next_pow2
 from seqlab.kernels.prefix_attention.triton_lin_walk import (
     fused_walk_forward,
     fused_walk_ok,
@@ -42,6 +42,7 @@ from seqlab.kernels.prefix_attention.triton_lin_walk import (
 )
 from seqlab.kernels.prefix_attention.triton_lin_scores import (  # noqa: F401 - re-exported for triton_lin_bwd, tests
     INLINE_MAX_CHUNKS,
+    _inline_bp,
     _inline_ok,
     _lse_chunk_tile,
     _lse_form,
@@ -318,7 +319,7 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
     extra = {}
     if inline:
         extra = dict(s=s, sm=sm, sw=sw, lse=lse, m0=m0, mT=mT, INLINE=1, NHP=max(1, bd // V),
-                     BP=64 if not interpret_mode() else 4)
+                     BP=_inline_bp())
     flat = _flat(varlen, T, D, ct, bd, V % vec == 0)
     args = (beta if beta is not None else lse, v, u0, w0, o, uT, wT, seq_idx, cu_seqlens, ws, ws[-2:], L, nseq, nch,
             nd)

@@ -235,6 +235,19 @@ def _inline_ok(varlen: bool, V: int, bd: int, vec: int, nch: int) -> bool:
     return not varlen and V % vec == 0 and whole and nch <= INLINE_MAX_CHUNKS
 
 
+def _inline_bp() -> int:
+    """Predecessor summaries an inline tile folds a trip (``SEQLAB_PREFIX_ATTN_INLINE_BP``, a power of two from 4 to
+    1024; default 64, 4 under the interpreter so that tests take several trips). sm_90, 32x128x2 bf16 tile
+    (``benchmarks/lookback_compile_counts.py``): 64 builds with 11 barriers a program, 32 with 4 (its reductions stay
+    inside a warp) but twice the trips, each an L2 round trip; untimed."""
+    env = getenv("SEQLAB_PREFIX_ATTN_INLINE_BP")
+    if not env:
+        return 4 if interpret_mode() else 64
+    if not env.isdigit() or int(env) < 4 or int(env) > 1024 or int(env) & (int(env) - 1):
+        raise ValueError(f"SEQLAB_PREFIX_ATTN_INLINE_BP must be a power of two from 4 to 1024, got {env!r}")
+    return int(env)
+
+
 def _lse_chunk_tile(H: int, backward: bool = False) -> tuple[int, int, int]:
     """``(CT, BH, num_warps)`` of the chunked score passes, up to 16 heads a tile: forward 32 steps, one warp;
     backward (``triton_lin_bwd``'s ``ds`` pass) 128 steps, 4 warps. ``SEQLAB_PREFIX_ATTN_LSE_TILE=CT,BH,W`` (powers

@@ -786,6 +786,13 @@ def test_inline_score_pass(cfg, H, V, T, walk, with_state, monkeypatch, check_cl
     assert not triton_lin._inline_ok(True, V, bd, vec, 4)
     assert not triton_lin._inline_ok(False, 20, bd, vec, 4)  # a block neither inside a head nor whole heads
     assert not triton_lin._inline_ok(False, V, bd, vec, triton_lin.INLINE_MAX_CHUNKS + 1)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_INLINE_BP", "8")  # fewer, wider trips over the summaries: same bits
+    assert triton_lin._inline_bp() == 8
+    assert torch.equal(triton_scan.prefix_attention_fwd(s, v, *h0, None)[4], res["chunks", "lse"])
+    for bad in ("6", "2", "x", "2048"):
+        monkeypatch.setenv("SEQLAB_PREFIX_ATTN_INLINE_BP", bad)
+        with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_INLINE_BP"):
+            triton_lin._inline_bp()
 
 
 @needs_triton
