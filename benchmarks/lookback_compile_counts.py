@@ -6,8 +6,9 @@ pass) at issue 4's (B4 T4096 H16 V128), bf16, FLAT tiles, specialised as a launc
 
     python3 benchmarks/lookback_compile_counts.py                 # every row
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 64,128,2 --maxnreg 168
+    python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 16,256,2 32,256,2 --no-persist   # VEC 2 and 4
 
-Each row: kernel, tile ``CT,BD,W``, ``ptxas -v`` registers and spill bytes, instructions a thread (``nvdisasm``), and
+Each row: kernel, tile ``CT,BD,W`` (``VEC = BD / (32 W)`` channels a thread), ``ptxas -v`` registers and spill bytes, instructions a thread (``nvdisasm``), and
 the barriers, shared loads and stores among them (layout conversions through shared memory).
 """
 from __future__ import annotations
@@ -133,10 +134,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiles", nargs="*", default=["32,128,2", "16,128,2", "64,128,2", "64,64,1"])
     ap.add_argument("--maxnreg", type=int, default=0, help="register cap a thread (0: none)")
+    ap.add_argument("--no-persist", action="store_true", help="one program a tile only")
     args = ap.parse_args()
     for t in args.tiles:
         tile = tuple(int(x) for x in t.split(","))
-        for persist in (False, True):
+        for persist in (False,) if args.no_persist else (False, True):
             kind = "persistent" if persist else "one tile a program"
             print(_line(f"scan1 fwd, {kind}", tile, *scan1_row(tile, persist, args.maxnreg)), flush=True)
             for inline in (False, True):

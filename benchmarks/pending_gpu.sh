@@ -23,11 +23,12 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
+#   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), both forwards
 #   bash benchmarks/pending_gpu.sh "$OUT" sixteen  # prefix_attention's inline score pass (two launches instead of four)
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
-# Next device session, in this order (each < 600 s): sixteen, persist16, fifteen2, then final15 for the defaults.
+# Next device session, in this order (each < 600 s): vec17, sixteen, persist16, fifteen2, then final15 for the defaults.
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
@@ -371,6 +372,27 @@ if [ "$part" = fifteen2 ]; then
     step "scan1 float32 walks of 8 and 16 channels a program"
     timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk15b_fp32.json" --rows \
         "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
+fi
+if [ "$part" = vec17 ]; then
+    # seventeenth session (no device lent; prepared, untimed). The bf16 look-back forward (32,128,2: two channels a
+    # thread, 4-byte loads) runs at 71-75% of copy bandwidth; float32 on the same tile (8-byte loads) at 89.5%.
+    # Tiles of four 16-bit channels a thread load 8 bytes; the ninth/eleventh sessions' VEC 4 rows (32,256,2: 51.0
+    # against 44.6 us in the prefix value scan) converted every workspace access through shared memory (17 barriers
+    # against 3), which triton_scan._ws_chans now avoids. sm_90 offline (lookback_compile_counts.py --no-persist):
+    # scan1 16,256,2 124 registers / 1408 instructions, 32,256,2 188 / 2360 (default 32,128,2: 96 / 1320); prefix
+    # value scan 16,256,2 104 / 1224, 32,256,2 156 / 2000 (default 101 / 1224); all without spills.
+    step "scan1 bf16 forward, four channels a thread (VEC 4), CUDA graphs, checked"
+    timeout 200 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
+        --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4" 2>&1 \
+        | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
+    step "prefix_attention forward, value-scan tiles of four channels a thread (pa_walk_sweep.py, CUDA graphs)"
+    timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_vec17.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,128,1;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2" \
+        2>&1 | grep -v Warn | tail -10
+    step "scan1 float32 forward, look-back tiles of four channels a thread (16-byte loads) beside the walking default"
+    timeout 120 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --check-configs \
+        --json "$out/scan1_vec17_fp32.json" --configs "16,256,2@WALK=0;32,256,2@WALK=0;32,128,2@WALK=0" 2>&1 \
+        | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -10
 fi
 if [ "$part" = sixteen ]; then
     # sixteenth session (no device lent; prepared, untimed): prefix_attention's inline score pass

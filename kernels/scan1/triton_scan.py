@@ -123,6 +123,20 @@ def _walk(w, todo, acc_a, acc_b, h_in, k, done, STEP: tl.constexpr):
 
 
 @triton.jit
+def _ws_chans(o_d, cid):
+    """Workspace offsets of the ``[BC, VEC]`` channel vector of chunk ``cid >= 0``. With ``VEC > 2`` a thread's words
+    span more than 16 bytes, which Triton's coalescing pass would split over two threads (``sizePerThread = [1,
+    2]``) and convert to and from the tiles' layout through shared memory at every workspace access (sm_90, bf16
+    16,256,2 scan1 tile: 17 barriers against 3). Multiplying by ``(cid + 1) // (cid + 1)``, a one that Triton's
+    contiguity analysis cannot see (LLVM folds it), keeps each thread's words in its own registers: 64-bit
+    accesses, no conversions. ``VEC <= 2`` is unchanged."""
+    o_w = o_d
+    if o_d.shape[1] > 2:
+        o_w = o_d * ((cid + 1) // (cid + 1))
+    return o_w
+
+
+@triton.jit
 def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.constexpr):
     """Carry-in of chunk ``cid``: compose the words of chunks ``cid - STEP, cid - 2 STEP, ...`` up to an inclusive
     one (``STEP = 1`` forward; ``-1`` backward, whose predecessors are the following chunks).
@@ -137,6 +151,7 @@ def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.const
     uses a copy of a word that another thread tested. ``EARLY``: ``pre`` holds the preceding chunk's words, loaded
     with the tile (:func:`_early_poll`), and is the walk's first step."""
     k = tl.zeros(o_d.shape, cid.dtype) + (cid - STEP)
+    o_w = _ws_chans(o_d, cid)
     acc_a = tl.full(o_d.shape, 1.0, tl.float32)
     acc_b = tl.zeros(o_d.shape, tl.float32)
     h_in = tl.zeros(o_d.shape, tl.float32)
@@ -145,7 +160,7 @@ def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.const
         acc_a, acc_b, h_in, k, done = _walk(pre, done == 0, acc_a, acc_b, h_in, k, done, STEP)
     while tl.min(tl.min(done, axis=1), axis=0) == 0:
         todo = done == 0
-        w = tl.load(ws_ptr + k * D + o_d, mask=todo, other=_NOT_READY, volatile=True)
+        w = tl.load(ws_ptr + k * D + o_w, mask=todo, other=_NOT_READY, volatile=True)
         acc_a, acc_b, h_in, k, done = _walk(w, todo, acc_a, acc_b, h_in, k, done, STEP)
     return h_in
 
@@ -154,7 +169,8 @@ def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.const
 def _early_poll(ws_ptr, cid, o_d, m_d, D, valid, STEP: tl.constexpr):
     """Words of the preceding chunk, loaded before the tile is scanned so that their round trip overlaps the
     tile's (``EARLY``)."""
-    return tl.load(ws_ptr + (cid - STEP) * D + o_d, mask=m_d & valid, other=_NOT_READY, volatile=True)
+    o_w = _ws_chans(o_d, cid)
+    return tl.load(ws_ptr + (cid - STEP) * D + o_w, mask=m_d & valid, other=_NOT_READY, volatile=True)
 
 
 @triton.jit
@@ -169,10 +185,11 @@ def _link(ca, cb, resets, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT: tl.co
     has_reset = tl.max(resets.to(tl.int32), axis=0)
     first_resets = tl.max((resets & (rows == 0)).to(tl.int32), axis=0)
     wbase = ws_ptr + cid * D
+    o_w = _ws_chans(o_d, cid)
     if has_reset == 1:  # the chunk's end state does not depend on its carry-in
-        tl.store(wbase + o_d, _pack_inc(agg_b), mask=m_d)
+        tl.store(wbase + o_w, _pack_inc(agg_b), mask=m_d)
     else:
-        tl.store(wbase + o_d, _pack_agg(agg_a, agg_b), mask=m_d)
+        tl.store(wbase + o_w, _pack_agg(agg_a, agg_b), mask=m_d)
     h_in = tl.zeros(o_d.shape, tl.float32)
     if STEP == 1:
         if first_resets == 0:
@@ -182,7 +199,7 @@ def _link(ca, cb, resets, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT: tl.co
         if (first_resets == 0) & (j < NCH - 1):
             h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP, EARLY)
     if (has_reset == 0) & (not NO_INCLUSIVE):
-        tl.store(wbase + o_d, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
+        tl.store(wbase + o_w, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
     return h_in
 
 

@@ -445,3 +445,25 @@ def test_lookback_compile_counts_rows():
     assert one[0] <= 128 and one[1] == 0 and pa[0] <= 128 and pa[1] == 0, rows
     assert persist[0] > one[0] and rows["pa value scan, persistent"][0] > pa[0], rows
     assert pa_inline[2] > pa[2] and all(r[2] > 300 for r in rows.values()), rows
+
+
+def test_four_channel_lookback_tiles_convert_no_layouts():
+    """Tiles of four bf16 channels a thread (8-byte loads; ``VEC = 4``: 16,256,2 is ``CT = 16``, ``BD = 256``, two
+    warps) hold 32 bytes of workspace words a thread. Triton's coalescing pass split such accesses over two threads
+    and converted them to and from the tiles' layout through shared memory at every workspace access (17 barriers
+    in scan1's forward); ``triton_scan._ws_chans`` hides their contiguity, so the forwards have no more barriers
+    than the two-channel default tile."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "benchmarks/lookback_compile_counts.py", "--tiles", "32,128,2", "16,256,2",
+                          "--no-persist"], env=env, capture_output=True, text=True, timeout=900,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-3000:]
+    bars = {(m[0].strip(), m[1]): (int(m[2]), int(m[3])) for m in re.findall(
+        r"^(.+?)\s+(32,128,2|16,256,2)\s+\d+ regs\s+(\d+) B spilled.*BAR\s+(\d+)", out.stdout, re.M)}
+    assert len(bars) == 6, out.stdout
+    for kind in ("scan1 fwd, one tile a program", "pa value scan, one tile a program"):
+        assert bars[kind, "16,256,2"][0] == 0, bars  # no spills
+        assert bars[kind, "16,256,2"][1] <= bars[kind, "32,128,2"][1], bars
