@@ -381,9 +381,11 @@ if [ "$part" = vec17 ]; then
     # against 3), which triton_scan._ws_chans now avoids. sm_90 offline (lookback_compile_counts.py --no-persist):
     # scan1 16,256,2 124 registers / 1408 instructions, 32,256,2 188 / 2360 (default 32,128,2: 96 / 1320); prefix
     # value scan 16,256,2 104 / 1224, 32,256,2 156 / 2000 (default 101 / 1224); all without spills.
+    # the ABLATE rows (wrong results by design, their checks fail) split the default tile's time between look-back,
+    # in-tile scan and loads/stores, last measured on the old [CT, BD] tiles (eighth session)
     step "scan1 bf16 forward, four channels a thread (VEC 4), CUDA graphs, checked"
     timeout 200 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
-        --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4" 2>&1 \
+        --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4;@ABLATE=1;@ABLATE=2" 2>&1 \
         | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
     step "prefix_attention forward, value-scan tiles of four channels a thread (pa_walk_sweep.py, CUDA graphs)"
     timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_vec17.json" --rows \
