@@ -7,6 +7,7 @@ pass) at issue 4's (B4 T4096 H16 V128), bf16, FLAT tiles, specialised as a launc
     python3 benchmarks/lookback_compile_counts.py                 # every row
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 64,128,2 --maxnreg 168
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 16,256,2 32,256,2 --no-persist   # VEC 2 and 4
+    python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 --no-persist --lbw 4   # scan1's look-back window
 
 Each row: kernel, tile ``CT,BD,W`` (``VEC = BD / (32 W)`` channels a thread), ``ptxas -v`` registers and spill bytes, instructions a thread (``nvdisasm``), and
 the barriers, shared loads and stores among them (layout conversions through shared memory).
@@ -73,8 +74,10 @@ def _compile(kern, sig: dict, consts: dict, ints: dict, warps: int, maxnreg: int
     return regs, _sass_ops(cubin)
 
 
-def scan1_row(tile: tuple[int, int, int], persist: bool, maxnreg: int = 0) -> tuple[list[str], collections.Counter]:
-    """scan1's bf16 forward (log gates, no state) at issue 3's shape."""
+def scan1_row(tile: tuple[int, int, int], persist: bool, maxnreg: int = 0,
+              lbw: int = 1) -> tuple[list[str], collections.Counter]:
+    """scan1's bf16 forward (log gates, no state) at issue 3's shape; ``lbw``: the look-back window of the
+    one-program-a-tile kernel (``SEQLAB_SCAN1_LOOKBACK_WINDOW``)."""
     from seqlab.kernels.scan1.triton_persist import _scan1_fwd_persist_kernel
     from seqlab.kernels.scan1.triton_scan import _scan1_fwd_kernel
 
@@ -91,7 +94,7 @@ def scan1_row(tile: tuple[int, int, int], persist: bool, maxnreg: int = 0) -> tu
     if persist:
         kern, consts["PACK"] = _scan1_fwd_persist_kernel, int(bd // bc == 2)
     else:
-        kern, consts["TICKET"], consts["ABLATE"] = _scan1_fwd_kernel, 0, 0
+        kern, consts["TICKET"], consts["ABLATE"], consts["LBW"] = _scan1_fwd_kernel, 0, 0, lbw
         sig.pop("NT")
     return _compile(kern, sig, consts, ints, w, maxnreg)
 
@@ -135,12 +138,13 @@ def main() -> int:
     ap.add_argument("--tiles", nargs="*", default=["32,128,2", "16,128,2", "64,128,2", "64,64,1"])
     ap.add_argument("--maxnreg", type=int, default=0, help="register cap a thread (0: none)")
     ap.add_argument("--no-persist", action="store_true", help="one program a tile only")
+    ap.add_argument("--lbw", type=int, default=1, help="scan1's look-back window (SEQLAB_SCAN1_LOOKBACK_WINDOW)")
     args = ap.parse_args()
     for t in args.tiles:
         tile = tuple(int(x) for x in t.split(","))
         for persist in (False,) if args.no_persist else (False, True):
             kind = "persistent" if persist else "one tile a program"
-            print(_line(f"scan1 fwd, {kind}", tile, *scan1_row(tile, persist, args.maxnreg)), flush=True)
+            print(_line(f"scan1 fwd, {kind}", tile, *scan1_row(tile, persist, args.maxnreg, args.lbw)), flush=True)
             for inline in (False, True):
                 label = f"pa value scan, {'inline, ' if inline else ''}{kind}"
                 print(_line(label, tile, *pa_row(tile, persist, inline, args.maxnreg)), flush=True)

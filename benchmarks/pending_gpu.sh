@@ -23,7 +23,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
-#   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), both forwards
+#   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), look-back windows
 #   bash benchmarks/pending_gpu.sh "$OUT" sixteen  # prefix_attention's inline score pass (two launches instead of four)
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
@@ -381,11 +381,13 @@ if [ "$part" = vec17 ]; then
     # against 3), which triton_scan._ws_chans now avoids. sm_90 offline (lookback_compile_counts.py --no-persist):
     # scan1 16,256,2 124 registers / 1408 instructions, 32,256,2 188 / 2360 (default 32,128,2: 96 / 1320); prefix
     # value scan 16,256,2 104 / 1224, 32,256,2 156 / 2000 (default 101 / 1224); all without spills.
-    # the ABLATE rows (wrong results by design, their checks fail) split the default tile's time between look-back,
-    # in-tile scan and loads/stores, last measured on the old [CT, BD] tiles (eighth session)
+    # LOOKBACK_WINDOW rows: the look-back loads W chunks' words a round trip (triton_scan._carry_in; sm_90 32,128,2:
+    # 117 registers with W = 4, 120 with 8, against 96). The ABLATE rows (wrong results by design, their checks
+    # fail) split the default tile's time between look-back, in-tile scan and loads/stores, last measured on the old
+    # [CT, BD] tiles (eighth session)
     step "scan1 bf16 forward, four channels a thread (VEC 4), CUDA graphs, checked"
-    timeout 200 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
-        --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4;@ABLATE=1;@ABLATE=2" 2>&1 \
+    timeout 320 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
+        --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4;@LOOKBACK_WINDOW=4;@LOOKBACK_WINDOW=8;@LOOKBACK_WINDOW=4@MAXNREG=104;16,256,2@LOOKBACK_WINDOW=4;@ABLATE=1;@ABLATE=2" 2>&1 \
         | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
     step "prefix_attention forward, value-scan tiles of four channels a thread (pa_walk_sweep.py, CUDA graphs)"
     timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_vec17.json" --rows \
@@ -393,7 +395,7 @@ if [ "$part" = vec17 ]; then
         2>&1 | grep -v Warn | tail -10
     step "scan1 float32 forward, look-back tiles of four channels a thread (16-byte loads) beside the walking default"
     timeout 120 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --check-configs \
-        --json "$out/scan1_vec17_fp32.json" --configs "16,256,2@WALK=0;32,256,2@WALK=0;32,128,2@WALK=0" 2>&1 \
+        --json "$out/scan1_vec17_fp32.json" --configs "16,256,2@WALK=0;32,256,2@WALK=0;32,128,2@WALK=0;32,128,2@WALK=0@LOOKBACK_WINDOW=4" 2>&1 \
         | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -10
 fi
 if [ "$part" = sixteen ]; then

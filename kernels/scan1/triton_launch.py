@@ -167,6 +167,15 @@ def _persist(name: str = "SEQLAB_SCAN1_PERSIST") -> int:
     return int(v)
 
 
+def _lookback_window(name: str = "SEQLAB_SCAN1_LOOKBACK_WINDOW") -> int:
+    """``SEQLAB_SCAN1_LOOKBACK_WINDOW=W``: the forward's look-back loads the words of ``W`` chunks a round trip
+    (``triton_scan._carry_in``; a power of two up to 32; opt-in, untimed). ``1`` (default): one word a round trip."""
+    v = getenv(name, "1")
+    if not v.isdigit() or int(v) not in (1, 2, 4, 8, 16, 32):
+        raise ValueError(f"{name} must be 1, 2, 4, 8, 16 or 32 (chunks a look-back round trip), got {v!r}")
+    return int(v)
+
+
 def _packable(flat: bool, vec: int, *xs: torch.Tensor) -> bool:
     """Whether a persistent forward carries its next tiles as int32 words of channel pairs (``PACK``): ``FLAT`` tiles
     of two 16-bit channels a thread, every input 4-byte aligned (the words are loaded as int32 whatever Triton
@@ -351,7 +360,7 @@ def scan1_fwd(
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
         EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype),
-        FLAT=flat, DK=D if flat else 0, num_warps=warps, **_regcap("SEQLAB_SCAN1_MAXNREG"),
+        FLAT=flat, DK=D if flat else 0, LBW=_lookback_window(), num_warps=warps, **_regcap("SEQLAB_SCAN1_MAXNREG"),
     )
     return h, ht
 

@@ -137,7 +137,8 @@ def _ws_chans(o_d, cid):
 
 
 @triton.jit
-def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.constexpr):
+def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.constexpr, LBW: tl.constexpr = 1,
+              lo=0, hi=0):
     """Carry-in of chunk ``cid``: compose the words of chunks ``cid - STEP, cid - 2 STEP, ...`` up to an inclusive
     one (``STEP = 1`` forward; ``-1`` backward, whose predecessors are the following chunks).
 
@@ -149,7 +150,12 @@ def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.const
     when a reduction over the vector says every channel has met an inclusive state. The vector is held once
     (``BC = 32 * num_warps``, checked in the sm_90 TTGIR by ``tests/kernels/test_gpu_compile.py``), so no thread
     uses a copy of a word that another thread tested. ``EARLY``: ``pre`` holds the preceding chunk's words, loaded
-    with the tile (:func:`_early_poll`), and is the walk's first step."""
+    with the tile (:func:`_early_poll`), and is the walk's first step.
+
+    ``LBW > 1`` (a look-back window, CUB's warp-wide status window): each round trip loads the words of the next
+    ``LBW`` chunks back (chunk ids ``lo..hi``, the sequence's own) in one vector load and consumes them in order, up
+    to the first unwritten or inclusive word, so a walk over ``n`` aggregates costs ``ceil(n / LBW)`` round trips
+    instead of ``n``. The same words composed in the same order: the same bits as ``LBW = 1``."""
     k = tl.zeros(o_d.shape, cid.dtype) + (cid - STEP)
     o_w = _ws_chans(o_d, cid)
     acc_a = tl.full(o_d.shape, 1.0, tl.float32)
@@ -158,10 +164,22 @@ def _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP: tl.constexpr, EARLY: tl.const
     done = tl.where(m_d, 0, 1)
     if EARLY:
         acc_a, acc_b, h_in, k, done = _walk(pre, done == 0, acc_a, acc_b, h_in, k, done, STEP)
-    while tl.min(tl.min(done, axis=1), axis=0) == 0:
-        todo = done == 0
-        w = tl.load(ws_ptr + k * D + o_w, mask=todo, other=_NOT_READY, volatile=True)
-        acc_a, acc_b, h_in, k, done = _walk(w, todo, acc_a, acc_b, h_in, k, done, STEP)
+    if LBW == 1:
+        while tl.min(tl.min(done, axis=1), axis=0) == 0:
+            todo = done == 0
+            w = tl.load(ws_ptr + k * D + o_w, mask=todo, other=_NOT_READY, volatile=True)
+            acc_a, acc_b, h_in, k, done = _walk(w, todo, acc_a, acc_b, h_in, k, done, STEP)
+    else:
+        iw = tl.arange(0, LBW)[None, None, :]
+        while tl.min(tl.min(done, axis=1), axis=0) == 0:
+            kw = k[:, :, None] - STEP * iw
+            ok = (done == 0)[:, :, None] & (kw >= lo) & (kw <= hi)
+            win = tl.load(ws_ptr + kw * D + o_w[:, :, None], mask=ok, other=_NOT_READY, volatile=True)
+            k0 = k
+            for i in tl.static_range(LBW):  # in order; a word is used only if every word before it was an aggregate
+                w = tl.sum(tl.where(iw == i, win, 0), axis=2)
+                todo = (done == 0) & (k == k0 - i * STEP)
+                acc_a, acc_b, h_in, k, done = _walk(w, todo, acc_a, acc_b, h_in, k, done, STEP)
     return h_in
 
 
@@ -175,11 +193,12 @@ def _early_poll(ws_ptr, cid, o_d, m_d, D, valid, STEP: tl.constexpr):
 
 @triton.jit
 def _link(ca, cb, resets, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT: tl.constexpr, STEP: tl.constexpr,
-          NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr):
+          NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr, LBW: tl.constexpr = 1):
     """A scanned tile's place in the chain: publish its aggregate (its inclusive state when a sequence restarts inside
     it, ``resets``), take its carry-in from the look-back (:func:`_carry_in`) unless its first row restarts (or, in the
     backward, ``STEP = -1``, it is the last chunk), publish its inclusive state, and return the carry-in. Shared by
-    every single-pass scan tile (scan1's and prefix attention's, forward and backward)."""
+    every single-pass scan tile (scan1's and prefix attention's, forward and backward). ``LBW``: the look-back
+    window (:func:`_carry_in`) over the sequence's chunks ``cid - j .. cid - j + NCH - 1``."""
     agg_a = _last_row(ca, rows, CT)
     agg_b = _last_row(cb, rows, CT)
     has_reset = tl.max(resets.to(tl.int32), axis=0)
@@ -193,11 +212,11 @@ def _link(ca, cb, resets, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT: tl.co
     h_in = tl.zeros(o_d.shape, tl.float32)
     if STEP == 1:
         if first_resets == 0:
-            h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP, EARLY)
+            h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP, EARLY, LBW, cid - j, cid - j + NCH - 1)
     else:
         # chunks are numbered in scan order, the look-back walks to higher chunk ids: mirror the index
         if (first_resets == 0) & (j < NCH - 1):
-            h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP, EARLY)
+            h_in = _carry_in(ws_ptr, cid, o_d, m_d, D, pre, STEP, EARLY, LBW, cid - j, cid - j + NCH - 1)
     if (has_reset == 0) & (not NO_INCLUSIVE):
         tl.store(wbase + o_w, _pack_inc(agg_a * h_in + agg_b), mask=m_d)
     return h_in
@@ -388,7 +407,7 @@ def _fwd_tile(
     h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
     LOG_A: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     REVERSE: tl.constexpr, CT: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr, TWO: tl.constexpr,
-    OPAQUE: tl.constexpr, HINTS: tl.constexpr = 0, h_flat=None, FLAT: tl.constexpr = 0,
+    OPAQUE: tl.constexpr, HINTS: tl.constexpr = 0, h_flat=None, FLAT: tl.constexpr = 0, LBW: tl.constexpr = 1,
 ):
     """Scan one loaded tile, publish its aggregate, resolve its carry-in, publish its inclusive state, store h.
 
@@ -403,7 +422,7 @@ def _fwd_tile(
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, REVERSE)
     a, b = _fwd_inputs(a_raw, b_raw, is_start, seq, o_d, m_d, h0_ptr, D, LOG_A, HAS_H0)
     ca, cb = tl.associative_scan((a, b), 1, _combine)
-    h_in = _link(ca, cb, is_start, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, 1, NO_INCLUSIVE, EARLY)
+    h_in = _link(ca, cb, is_start, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, 1, NO_INCLUSIVE, EARLY, LBW)
     if TWO > 0:
         a2, b2 = _fwd_inputs(_opaque(a_raw, OPAQUE), _opaque(b_raw, OPAQUE), is_start, seq, o_d, m_d, h0_ptr,
                              D, LOG_A, HAS_H0)
@@ -423,8 +442,10 @@ def _scan1_fwd_kernel(
     REVERSE: tl.constexpr, CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr,
     TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr, ABLATE: tl.constexpr = 0, TWO: tl.constexpr = 0,
     OPAQUE: tl.constexpr = 0, HINTS: tl.constexpr = 0, FLAT: tl.constexpr = 0, DK: tl.constexpr = 0,
+    LBW: tl.constexpr = 1,
 ):
-    """``FLAT`` (dense input, every tile full, ``DK = D``): pointers from :func:`_flat_ptrs`, no masks."""
+    """``FLAT`` (dense input, every tile full, ``DK = D``): pointers from :func:`_flat_ptrs`, no masks. ``LBW``: the
+    look-back window (:func:`_carry_in`)."""
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     rows, pl, m_t, r, o_d, m_d, offs, mask = _fwd_coords(i_d, i_n, j, L, D, REVERSE, CT, BC, VEC)
     h_flat = None
@@ -441,7 +462,7 @@ def _scan1_fwd_kernel(
         _fwd_tile(a_raw, b_raw, pre, i_n, j, rows, pl, m_t, r, o_d, m_d, offs, mask,
                   h0_ptr, h_ptr, ht_ptr, seq_ptr, cu_ptr, ws_ptr, L, D, NCH,
                   LOG_A, HAS_H0, STORE_FINAL, IS_VARLEN, REVERSE, CT, NO_INCLUSIVE, EARLY, TWO, OPAQUE, HINTS,
-                  h_flat, FLAT)
+                  h_flat, FLAT, LBW)
     else:  # benchmark-only ablations (SEQLAB_SCAN1_ABLATE, see scan1_fwd): the same tiles with parts left out
         a = exp_ftz(a_raw.to(tl.float32)) if LOG_A else a_raw.to(tl.float32)
         if ABLATE == 1:  # the in-tile scan with carry-in zero: no workspace, no look-back

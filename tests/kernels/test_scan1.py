@@ -406,6 +406,43 @@ def test_flat_forward_tiles(reverse, log_gate, cfg, D, T, no_inclusive, monkeypa
 
 
 @needs_triton
+@pytest.mark.parametrize("cfg,D,T,varlen,reverse", [("4,64,1", 64, 70, False, False), ("4,32,1", 40, 45, True, True),
+                                                    ("4,128,1", 128, 37, False, True)])
+def test_lookback_window(cfg, D, T, varlen, reverse, monkeypatch, check_close):
+    """``SEQLAB_SCAN1_LOOKBACK_WINDOW=W``: the forward's look-back loads ``W`` chunks' words a round trip and
+    consumes them in order. With chunks publishing aggregates only (``SEQLAB_SCAN1_LOOKBACK_TEST=1``: every
+    look-back walks to its sequence's start, across window ends and past the window's lower bound at the first
+    chunks), the same bits as one word a round trip, float32 and fp16, h0, packed input (a length-1 sequence), both
+    directions, 1, 2 and 4 channels a thread; bad values are refused."""
+    monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
+    gen = torch.Generator().manual_seed(D + T)
+    cu = torch.tensor([0, 1, 17, T]) if varlen else None
+    B = 1 if varlen else 2
+    N = B if cu is None else len(cu) - 1
+    for dt in (torch.float32, torch.float16):
+        la = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1).to(dt)
+        b = torch.randn(B, T, D, generator=gen).to(dt)
+        h0 = torch.randn(N, D, generator=gen)
+        out = {}
+        for w in ("1", "2", "8"):
+            monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_WINDOW", w)
+            out[w] = scan1(None, b, log_a=la, initial_state=h0, output_final_state=True, reverse=reverse,
+                           cu_seqlens=cu, backend="triton")
+        for w in ("2", "8"):
+            assert torch.equal(out[w][0], out["1"][0]) and torch.equal(out[w][1], out["1"][1]), (dt, w)
+        ref = scan1(None, b.float(), log_a=la.float(), initial_state=h0, output_final_state=True, reverse=reverse,
+                    cu_seqlens=cu, backend="torch")
+        tol = 1e-5 if dt == torch.float32 else 2e-3
+        check_close(f"window h {dt}", out["8"][0].float(), ref[0].to(dt).float(), tol)
+        check_close(f"window h_T {dt}", out["8"][1], ref[1], tol)
+    for bad in ("3", "64", "x"):
+        monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_WINDOW", bad)
+        with pytest.raises(ValueError, match="SEQLAB_SCAN1_LOOKBACK_WINDOW"):
+            scan1(None, b, log_a=la, backend="triton")
+
+
+@needs_triton
 @pytest.mark.parametrize("cfg,D,T,varlen,no_inclusive", [("8,64,1", 64, 32, False, "0"), ("8,64,1", 40, 29, True, "1"),
                                                          ("16,128,2", 128, 48, False, "1")])
 @pytest.mark.parametrize("reverse", [False, True])
