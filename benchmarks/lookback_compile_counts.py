@@ -7,7 +7,7 @@ pass) at issue 4's (B4 T4096 H16 V128), bf16, FLAT tiles, specialised as a launc
     python3 benchmarks/lookback_compile_counts.py                 # every row
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 64,128,2 --maxnreg 168
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 16,256,2 32,256,2 --no-persist   # VEC 2 and 4
-    python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 --no-persist --lbw 4   # scan1's look-back window
+    python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 --no-persist --lbw 4   # look-back windows
 
 Each row: kernel, tile ``CT,BD,W`` (``VEC = BD / (32 W)`` channels a thread), ``ptxas -v`` registers and spill bytes, instructions a thread (``nvdisasm``), and
 the barriers, shared loads and stores among them (layout conversions through shared memory).
@@ -99,8 +99,9 @@ def scan1_row(tile: tuple[int, int, int], persist: bool, maxnreg: int = 0,
     return _compile(kern, sig, consts, ints, w, maxnreg)
 
 
-def pa_row(tile: tuple[int, int, int], persist: bool, inline: bool, maxnreg: int = 0):
-    """prefix_attention's bf16 value scan (no initial state, final state stored) at issue 4's shape."""
+def pa_row(tile: tuple[int, int, int], persist: bool, inline: bool, maxnreg: int = 0, lbw: int = 1):
+    """prefix_attention's bf16 value scan (no initial state, final state stored) at issue 4's shape; ``lbw``: the
+    look-back window of the one-program-a-tile kernel (``SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW``)."""
     from seqlab.kernels.prefix_attention.triton_lin import _pa_scan_fwd_kernel
     from seqlab.kernels.prefix_attention.triton_lin_persist import _pa_scan_fwd_persist_kernel
 
@@ -121,7 +122,7 @@ def pa_row(tile: tuple[int, int, int], persist: bool, inline: bool, maxnreg: int
     if persist:
         kern, consts["PACK"] = _pa_scan_fwd_persist_kernel, int(bd // bc == 2)
     else:
-        kern, consts["TICKET"] = _pa_scan_fwd_kernel, 0
+        kern, consts["TICKET"], consts["LBW"] = _pa_scan_fwd_kernel, 0, lbw
         sig.pop("NT")
     return _compile(kern, sig, consts, ints, w, maxnreg)
 
@@ -138,7 +139,8 @@ def main() -> int:
     ap.add_argument("--tiles", nargs="*", default=["32,128,2", "16,128,2", "64,128,2", "64,64,1"])
     ap.add_argument("--maxnreg", type=int, default=0, help="register cap a thread (0: none)")
     ap.add_argument("--no-persist", action="store_true", help="one program a tile only")
-    ap.add_argument("--lbw", type=int, default=1, help="scan1's look-back window (SEQLAB_SCAN1_LOOKBACK_WINDOW)")
+    ap.add_argument("--lbw", type=int, default=1, help="look-back window of the one-tile forwards (SEQLAB_SCAN1_LOOKBACK_WINDOW, "
+                    "SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW)")
     args = ap.parse_args()
     for t in args.tiles:
         tile = tuple(int(x) for x in t.split(","))
@@ -147,7 +149,7 @@ def main() -> int:
             print(_line(f"scan1 fwd, {kind}", tile, *scan1_row(tile, persist, args.maxnreg, args.lbw)), flush=True)
             for inline in (False, True):
                 label = f"pa value scan, {'inline, ' if inline else ''}{kind}"
-                print(_line(label, tile, *pa_row(tile, persist, inline, args.maxnreg)), flush=True)
+                print(_line(label, tile, *pa_row(tile, persist, inline, args.maxnreg, args.lbw)), flush=True)
     return 0
 
 

@@ -389,9 +389,9 @@ if [ "$part" = vec17 ]; then
     timeout 320 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
         --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4;@LOOKBACK_WINDOW=4;@LOOKBACK_WINDOW=8;@LOOKBACK_WINDOW=4@MAXNREG=104;16,256,2@LOOKBACK_WINDOW=4;@ABLATE=1;@ABLATE=2" 2>&1 \
         | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
-    step "prefix_attention forward, value-scan tiles of four channels a thread (pa_walk_sweep.py, CUDA graphs)"
-    timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_vec17.json" --rows \
-        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,128,1;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2" \
+    step "prefix_attention forward, value-scan tiles of four channels a thread, look-back windows (pa_walk_sweep.py)"
+    timeout 200 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_vec17.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,128,1;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=4;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=8;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=4 SEQLAB_PREFIX_ATTN_SCAN_LSE=inline" \
         2>&1 | grep -v Warn | tail -10
     step "scan1 float32 forward, look-back tiles of four channels a thread (16-byte loads) beside the walking default"
     timeout 120 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --check-configs \

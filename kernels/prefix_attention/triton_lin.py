@@ -59,6 +59,7 @@ from seqlab.kernels.scan1.triton_launch import (
     _hints,
     _i64,
     _lanes,
+    _lookback_window,
     _packable,
     _persist,
     _phases,
@@ -188,7 +189,7 @@ def _pa_tile(
     H: tl.constexpr, V: tl.constexpr, HAS_H0: tl.constexpr, STORE_FINAL: tl.constexpr, IS_VARLEN: tl.constexpr,
     CT: tl.constexpr, BC: tl.constexpr, VEC: tl.constexpr, NO_INCLUSIVE: tl.constexpr, EARLY: tl.constexpr,
     I64: tl.constexpr, TWO: tl.constexpr, OPAQUE: tl.constexpr, HINTS: tl.constexpr, FLAT: tl.constexpr,
-    s, sm, sw, lse, m0, mT, INLINE: tl.constexpr, NHP: tl.constexpr, BP: tl.constexpr,
+    s, sm, sw, lse, m0, mT, INLINE: tl.constexpr, NHP: tl.constexpr, BP: tl.constexpr, LBW: tl.constexpr = 1,
 ):
     """scan1's forward tile (``triton_scan._fwd_tile``) on ``[T, H * V]`` rows with the per-head gates of
     :func:`_pa_inputs`, from the loaded ``v_raw`` and ``g_raw`` (:func:`_pa_tile_loads`): publish the tile's
@@ -213,7 +214,7 @@ def _pa_tile(
     seq, is_start, is_end = _seq_flags(r, m_t, pl, L, seq_ptr, cu_ptr, i_n, IS_VARLEN, False)
     a, b = _pa_inputs(g_t, v_raw, is_start, seq, o_d, m_d, u0, w0, H, V, HAS_H0)
     ca, cb = tl.associative_scan((a, b), 1, _combine)
-    h_in = _link(ca, cb, is_start, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, 1, NO_INCLUSIVE, EARLY)
+    h_in = _link(ca, cb, is_start, rows, j, cid, o_d, m_d, ws_ptr, pre, D, NCH, CT, 1, NO_INCLUSIVE, EARLY, LBW)
     if TWO:
         a2, b2 = _pa_inputs(_opaque(g_t, OPAQUE), _opaque(v_raw, OPAQUE), is_start, seq, o_d, m_d, u0, w0,
                             H, V, HAS_H0)
@@ -237,14 +238,15 @@ def _pa_scan_fwd_kernel(
     TICKET: tl.constexpr, EARLY: tl.constexpr, I64: tl.constexpr, TWO: tl.constexpr, OPAQUE: tl.constexpr,
     HINTS: tl.constexpr = 0, FLAT: tl.constexpr = 0,
     s=None, sm=None, sw=None, lse=None, m0=None, mT=None, INLINE: tl.constexpr = 0, NHP: tl.constexpr = 1,
-    BP: tl.constexpr = 64,
+    BP: tl.constexpr = 64, LBW: tl.constexpr = 1,
 ):
-    """One value-scan tile a program (:func:`_pa_tile_loads`, then :func:`_pa_tile`)."""
+    """One value-scan tile a program (:func:`_pa_tile_loads`, then :func:`_pa_tile`); ``LBW``: the look-back window
+    (``triton_scan._carry_in``, ``SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW``)."""
     i_d, i_n, j = _ticket(cnt_ptr, nD, NSEQ, NCH, False, TICKET, I64)
     v_raw, g_raw = _pa_tile_loads(v, beta, i_d, i_n, j, L, H, V, CT, BC, VEC, GROUP_HEAD, I64, HINTS, FLAT, INLINE)
     _pa_tile(v_raw, g_raw, i_d, i_n, j, beta, v, u0, w0, o, uT, wT, seq_ptr, cu_ptr, ws_ptr, L, NCH,
              H, V, HAS_H0, STORE_FINAL, IS_VARLEN, CT, BC, VEC, NO_INCLUSIVE, EARLY, I64, TWO, OPAQUE, HINTS, FLAT,
-             s, sm, sw, lse, m0, mT, INLINE, NHP, BP)
+             s, sm, sw, lse, m0, mT, INLINE, NHP, BP, LBW)
 
 
 def _parse_cfg(name: str, env: str) -> tuple[int, int, int]:
@@ -334,5 +336,6 @@ def prefix_attention_fwd_scan(s, v, m0, u0, w0, cu_seqlens):
         _pa_scan_fwd_persist_kernel[(min(nt, persist * _sm_count(v.device)),)](
             *args, nt, PACK=_packable(flat, vec, v), **common)
     else:
-        _pa_scan_fwd_kernel[(nseq * nch * nd,)](*args, TICKET=ticket, **common)
+        _pa_scan_fwd_kernel[(nseq * nch * nd,)](*args, TICKET=ticket,
+                                                 LBW=_lookback_window("SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW"), **common)
     return o, mT, uT, wT, lse

@@ -169,7 +169,9 @@ def _persist(name: str = "SEQLAB_SCAN1_PERSIST") -> int:
 
 def _lookback_window(name: str = "SEQLAB_SCAN1_LOOKBACK_WINDOW") -> int:
     """``SEQLAB_SCAN1_LOOKBACK_WINDOW=W``: the forward's look-back loads the words of ``W`` chunks a round trip
-    (``triton_scan._carry_in``; a power of two up to 32; opt-in, untimed). ``1`` (default): one word a round trip."""
+    (``triton_scan._carry_in``; a power of two up to 32; opt-in, untimed). ``1`` (default): one word a round trip.
+    ``name`` reads another variable with the same meaning (``SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW``, the prefix
+    attention value scan)."""
     v = getenv(name, "1")
     if not v.isdigit() or int(v) not in (1, 2, 4, 8, 16, 32):
         raise ValueError(f"{name} must be 1, 2, 4, 8, 16 or 32 (chunks a look-back round trip), got {v!r}")

@@ -796,6 +796,53 @@ def test_inline_score_pass(cfg, H, V, T, walk, with_state, monkeypatch, check_cl
 
 
 @needs_triton
+@pytest.mark.parametrize("cfg,H,V,T,lse,varlen", [("8,64,1", 2, 32, 70, "chunks", False),
+                                                 ("8,128,1", 3, 16, 45, "inline", False),
+                                                 ("8,32,1", 2, 20, 41, "chunks", True)])
+def test_lookback_window_value_scan(cfg, H, V, T, lse, varlen, monkeypatch, check_close):
+    """``SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=W``: the value scan's look-back loads ``W`` chunks' words a round trip
+    (``triton_scan._carry_in``). Chunks publish aggregates only (every walk reaches its sequence's start): the same
+    bits as one word a round trip, float32 and fp16, with an initial state, either score pass, packed input; against
+    the float64 oracle; bad values are refused by name."""
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_FWD", "scan")
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_CFG", cfg)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", lse)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_TEST", "1")
+    passes = []
+    real = triton_lin._score_pass
+    monkeypatch.setattr(triton_lin, "_score_pass", lambda *a: passes.append(1) or real(*a))
+    torch.manual_seed(T + V)
+    B = 1 if varlen else 2
+    cu = torch.tensor([0, 1, 20, T]) if varlen else None
+    N = B if cu is None else len(cu) - 1
+    s, v = torch.randn(B, T, H) * 4, torch.randn(B, T, H, V)
+    h0 = (torch.randn(N, H) * 3, torch.randn(N, H, V), torch.rand(N, H) + 0.5)
+    for dt in (torch.float32, torch.float16):
+        res = {}
+        for w in ("1", "4", "16"):
+            monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW", w)
+            res[w] = triton_lin.prefix_attention_fwd_scan(s, v.to(dt), *h0, cu)
+        for w in ("4", "16"):
+            for n, a, b in zip(["o", "m", "u", "w", "lse"], res[w], res["1"]):
+                assert torch.equal(a, b), (dt, w, n)
+    assert len(passes) == (0 if lse == "inline" else 6), passes  # the inline pass ran where asked
+    o, st = prefix_attention(s, v, initial_state=h0, cu_seqlens=cu, output_final_state=True, backend="triton")
+    for n in range(N):
+        a, b = (cu[n].item(), cu[n + 1].item()) if varlen else (0, T)
+        i = 0 if varlen else n
+        on, stn = prefix_attention_naive(s[i:i + 1, a:b].double(), v[i:i + 1, a:b].double(),
+                                         tuple(x[n:n + 1].double() for x in h0), True)
+        check_close(f"window o[{n}]", o[i:i + 1, a:b].double(), on, 1e-5)
+        for name, x, ref in zip("muw", st, stn):
+            check_close(f"window {name}[{n}]", x[n:n + 1].double(), ref, 1e-5)
+    monkeypatch.setenv("SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW", "5")
+    with pytest.raises(ValueError, match="SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW"):
+        triton_lin.prefix_attention_fwd_scan(s, v, *h0, cu)
+
+
+@needs_triton
 @pytest.mark.parametrize("cfg,H,V,T,lse,walk", [("16,64,1", 2, 32, 48, "chunks", False),
                                                ("16,64,1", 3, 16, 70, "inline", True),
                                                ("16,32,1", 2, 20, 33, "chunks", True)])
