@@ -23,12 +23,14 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
-#   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), look-back windows
+#   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
+#   bash benchmarks/pending_gpu.sh "$OUT" win17    # look-back windows (W chunks a round trip); float32 look-back tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" sixteen  # prefix_attention's inline score pass (two launches instead of four)
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
-# Next device session, in this order (each < 600 s): vec17, sixteen, persist16, fifteen2, then final15 for the defaults.
+# Next device session, in this order (each < 600 s): vec17, win17, sixteen, persist16, fifteen2, then final15 for the
+# defaults (more than one session's 1800 s of device time: stop where it runs out and carry the rest over).
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
@@ -380,22 +382,36 @@ if [ "$part" = vec17 ]; then
     # against 44.6 us in the prefix value scan) converted every workspace access through shared memory (17 barriers
     # against 3), which triton_scan._ws_chans now avoids. sm_90 offline (lookback_compile_counts.py --no-persist):
     # scan1 16,256,2 124 registers / 1408 instructions, 32,256,2 188 / 2360 (default 32,128,2: 96 / 1320); prefix
-    # value scan 16,256,2 104 / 1224, 32,256,2 156 / 2000 (default 101 / 1224); all without spills.
-    # LOOKBACK_WINDOW rows: the look-back loads W chunks' words a round trip (triton_scan._carry_in; sm_90 32,128,2:
-    # 117 registers with W = 4, 120 with 8, against 96). The ABLATE rows (wrong results by design, their checks
-    # fail) split the default tile's time between look-back, in-tile scan and loads/stores, last measured on the old
-    # [CT, BD] tiles (eighth session)
-    step "scan1 bf16 forward, four channels a thread (VEC 4), CUDA graphs, checked"
-    timeout 320 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
-        --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4;@LOOKBACK_WINDOW=4;@LOOKBACK_WINDOW=8;@LOOKBACK_WINDOW=4@MAXNREG=104;16,256,2@LOOKBACK_WINDOW=4;@ABLATE=1;@ABLATE=2" 2>&1 \
-        | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
-    step "prefix_attention forward, value-scan tiles of four channels a thread, look-back windows (pa_walk_sweep.py)"
-    timeout 200 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_vec17.json" --rows \
-        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,128,1;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=4;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=8;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=4 SEQLAB_PREFIX_ATTN_SCAN_LSE=inline" \
-        2>&1 | grep -v Warn | tail -10
-    step "scan1 float32 forward, look-back tiles of four channels a thread (16-byte loads) beside the walking default"
-    timeout 120 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --check-configs \
-        --json "$out/scan1_vec17_fp32.json" --configs "16,256,2@WALK=0;32,256,2@WALK=0;32,128,2@WALK=0;32,128,2@WALK=0@LOOKBACK_WINDOW=4" 2>&1 \
+    # value scan 16,256,2 104 / 1224, 32,256,2 156 / 2000 (default 101 / 1224); all without spills. The ABLATE rows
+    # (wrong results by design, their checks fail) split the default tile's time between look-back, in-tile scan
+    # and loads/stores, last measured on the old [CT, BD] tiles (eighth session).
+    step "scan1 bf16 forward, four channels a thread (VEC 4), ablations, CUDA graphs, checked"
+    timeout 280 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
+        --json "$out/scan1_vec17.json" --configs "16,256,2;32,256,2;16,128,1;32,128,1;32,512,4;@ABLATE=1;@ABLATE=2" \
+        2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
+    step "prefix_attention forward, value-scan tiles of four channels a thread (pa_walk_sweep.py, CUDA graphs)"
+    timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_vec17.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,128,1;env SEQLAB_PREFIX_ATTN_SCAN_LSE=inline SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2" \
+        2>&1 | grep -v Warn | tail -8
+fi
+if [ "$part" = win17 ]; then
+    # seventeenth session (prepared, untimed): look-back windows, W chunks' words a round trip consumed in order
+    # (triton_scan._carry_in; SEQLAB_SCAN1_LOOKBACK_WINDOW, SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW). sm_90 32,128,2
+    # bf16: scan1 117 registers with W = 4 and 120 with 8, against 96; prefix value scan 117 / 123 against 101.
+    # Then float32 look-back tiles of four channels a thread (16-byte loads) beside the walking default.
+    step "scan1 bf16 forward, look-back windows, CUDA graphs, checked"
+    timeout 220 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
+        --json "$out/scan1_win17.json" \
+        --configs "@LOOKBACK_WINDOW=4;@LOOKBACK_WINDOW=8;@LOOKBACK_WINDOW=4@MAXNREG=104;16,256,2@LOOKBACK_WINDOW=4" \
+        2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+    step "prefix_attention forward, look-back windows (pa_walk_sweep.py, CUDA graphs)"
+    timeout 130 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_win17.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=4;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=8;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=4 SEQLAB_PREFIX_ATTN_SCAN_LSE=inline" \
+        2>&1 | grep -v Warn | tail -7
+    step "scan1 float32 forward: look-back tiles of four channels a thread and a window, beside the walking default"
+    timeout 160 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --check-configs \
+        --json "$out/scan1_win17_fp32.json" \
+        --configs "16,256,2@WALK=0;32,256,2@WALK=0;32,128,2@WALK=0;32,128,2@WALK=0@LOOKBACK_WINDOW=4" 2>&1 \
         | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -10
 fi
 if [ "$part" = sixteen ]; then
