@@ -261,7 +261,8 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from seqlab.kernels.scan1 import triton_launch as tla, triton_scan as ts
-ct, bd, w = (int(x) for x in sys.argv[1].split(","))
+cfg, _, lbw = sys.argv[1].partition("@")
+ct, bd, w = (int(x) for x in cfg.split(","))
 bc, vec = tla._lanes(bd, w)
 ptr = lambda n: {k: "*bf16" for k in n.split()}
 fwd = {**ptr("a_ptr b_ptr h_ptr"), "h0_ptr": "*fp32", "ht_ptr": "*fp32", "seq_ptr": "*i32", "cu_ptr": "*i32",
@@ -272,7 +273,7 @@ ints = {k: "i32" for k in "L D NSEQ NCH nD".split()}
 common = dict(LOG_A=True, IS_VARLEN=True, REVERSE=False, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=False,
               I64=False)
 kern = [(ts._scan1_fwd_kernel, fwd, dict(HAS_H0=True, STORE_FINAL=True, TICKET=True, EARLY=True, ABLATE=0,
-                                          TWO=True, OPAQUE=True, HINTS=3, FLAT=False, DK=0)),
+                                          TWO=True, OPAQUE=True, HINTS=3, FLAT=False, DK=0, LBW=int(lbw or 1))),
         (ts._scan1_bwd_kernel, bwd, dict(HAS_H0=True, HAS_DHT=True, TICKET=True, EARLY=True))]
 for fn, sig, extra in kern:
     names = fn.arg_names
@@ -288,12 +289,13 @@ for fn, sig, extra in kern:
 '''
 
 
-@pytest.mark.parametrize("cfg", ["32,32,1", "16,32,1", "16,64,2", "32,64,1", "16,128,1"])
+@pytest.mark.parametrize("cfg", ["32,32,1", "16,32,1", "16,64,2", "32,64,1", "16,128,1", "32,64,1@4", "16,128,1@8"])
 def test_scan1_one_trip_look_back_layouts_hold_each_channel_once(cfg):
     """The look-back (each channel walking on the words it loaded itself, ``BC = 32 * num_warps``) relies on every channel's
     ``[BC, VEC]`` vector living in exactly one thread (see ``triton_scan._look_back``). Compile every scan1 kernel for
     sm_90 at such tiles (1, 2 and 4 channels a thread) and check the layout of every workspace (volatile) load: in
-    every dimension its threads and warps cover no more than the vector's extent, so no element has two owners.
+    every dimension its threads and warps cover no more than the vector's extent, so no element has two owners
+    (``cfg@W``: the forward with a look-back window of ``W`` chunks, ``[BC, VEC, W]`` word loads).
     The forward is built as the GPU runs it by default: two phases, addresses through inline asm (``OPAQUE``, which
     the interpreter runs cannot record)."""
     import subprocess
