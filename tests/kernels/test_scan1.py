@@ -405,6 +405,19 @@ def test_flat_forward_tiles(reverse, log_gate, cfg, D, T, no_inclusive, monkeypa
         real(False, T, D, ct, bd)
 
 
+def _forward_variant_inputs(D: int, T: int, varlen: bool):
+    """``(dtype, log_a, b, h0, cu_seqlens)`` in float32 then fp16, for tests asking a forward variant for the default's
+    bits: two dense sequences, or three packed ones (lengths 1, 16 and ``T - 17``)."""
+    gen = torch.Generator().manual_seed(D + T)
+    cu = torch.tensor([0, 1, 17, T]) if varlen else None
+    B = 1 if varlen else 2
+    N = B if cu is None else len(cu) - 1
+    for dt in (torch.float32, torch.float16):
+        la = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1).to(dt)
+        b = torch.randn(B, T, D, generator=gen).to(dt)
+        yield dt, la, b, torch.randn(N, D, generator=gen), cu
+
+
 @needs_triton
 @pytest.mark.parametrize("cfg,D,T,varlen,reverse", [("4,64,1", 64, 70, False, False), ("4,32,1", 40, 45, True, True),
                                                     ("4,128,1", 128, 37, False, True)])
@@ -416,14 +429,7 @@ def test_lookback_window(cfg, D, T, varlen, reverse, monkeypatch, check_close):
     directions, 1, 2 and 4 channels a thread; bad values are refused."""
     monkeypatch.setenv("SEQLAB_SCAN1_CFG", cfg)
     monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_TEST", "1")
-    gen = torch.Generator().manual_seed(D + T)
-    cu = torch.tensor([0, 1, 17, T]) if varlen else None
-    B = 1 if varlen else 2
-    N = B if cu is None else len(cu) - 1
-    for dt in (torch.float32, torch.float16):
-        la = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1).to(dt)
-        b = torch.randn(B, T, D, generator=gen).to(dt)
-        h0 = torch.randn(N, D, generator=gen)
+    for dt, la, b, h0, cu in _forward_variant_inputs(D, T, varlen):
         out = {}
         for w in ("1", "2", "8"):
             monkeypatch.setenv("SEQLAB_SCAN1_LOOKBACK_WINDOW", w)
@@ -466,14 +472,7 @@ def test_persistent_forward(cfg, D, T, varlen, no_inclusive, reverse, monkeypatc
             return run
 
     monkeypatch.setattr(triton_launch, "_scan1_fwd_persist_kernel", Spy())
-    gen = torch.Generator().manual_seed(D + T)
-    cu = torch.tensor([0, 1, 17, T]) if varlen else None
-    B = 1 if varlen else 2
-    N = B if cu is None else len(cu) - 1
-    for dt in (torch.float32, torch.float16):
-        la = F.logsigmoid(torch.randn(B, T, D, generator=gen) + 1).to(dt)
-        b = torch.randn(B, T, D, generator=gen).to(dt)
-        h0 = torch.randn(N, D, generator=gen)
+    for dt, la, b, h0, cu in _forward_variant_inputs(D, T, varlen):
         out = {}
         for k in ("0", "3"):
             monkeypatch.setenv("SEQLAB_SCAN1_PERSIST", k)
