@@ -23,14 +23,15 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
+#   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
 #   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
 #   bash benchmarks/pending_gpu.sh "$OUT" win17    # look-back windows (W chunks a round trip); float32 look-back tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" sixteen  # prefix_attention's inline score pass (two launches instead of four)
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
-# Next device session, in this order (each < 600 s): vec17, win17, sixteen, persist16, fifteen2, then final15 for the
-# defaults (more than one session's 1800 s of device time: stop where it runs out and carry the rest over).
+# Next device session, in this order (each < 600 s): short18 (a subset of vec17 and win17), vec17, win17, sixteen,
+# persist16, fifteen2, then final15 for the defaults (more than one session's 1800 s of device time: stop where it runs out and carry the rest over).
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
@@ -374,6 +375,19 @@ if [ "$part" = fifteen2 ]; then
     step "scan1 float32 walks of 8 and 16 channels a program"
     timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk15b_fp32.json" --rows \
         "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
+fi
+if [ "$part" = short18 ]; then
+    # eighteenth session: device starts kept failing (each failed try costs 90-180 s of the 1800 s), so the rows of
+    # vec17 and win17 most likely to beat the bf16 defaults go first, in one call: scan1's four-channel tiles and a
+    # four-chunk window, and the same in prefix_attention's value scan. Defaults ride along in each script.
+    step "scan1 bf16 forward: VEC 4 tiles and a look-back window, CUDA graphs, checked"
+    timeout 230 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
+        --json "$out/scan1_short18.json" --configs "16,256,2;32,256,2;@LOOKBACK_WINDOW=4;16,256,2@LOOKBACK_WINDOW=4" \
+        2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+    step "prefix_attention forward: VEC 4 value-scan tiles and a window (pa_walk_sweep.py, CUDA graphs)"
+    timeout 150 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_short18.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2;env SEQLAB_PREFIX_ATTN_SCAN_CFG=32,256,2;env SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW=4" \
+        2>&1 | grep -v Warn | tail -7
 fi
 if [ "$part" = vec17 ]; then
     # seventeenth session (no device lent; prepared, untimed). The bf16 look-back forward (32,128,2: two channels a
