@@ -23,6 +23,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
+#   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" mini18   # shortest: scan1 16,256,2 and W 4, prefix value scan 16,256,2
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
 #   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
@@ -31,8 +32,9 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
-# Next device session, in this order (each < 600 s): short18 (a subset of vec17 and win17), vec17, win17, sixteen,
-# persist16, fifteen2, then final15 for the defaults (more than one session's 1800 s of device time: stop where it runs out and carry the rest over).
+# Eighteenth session (H100) ran short18, sixteen and the float32 / ablation rows of win17 and vec17 (docs/results.md).
+# Next device session, in this order (each < 600 s): final18 (prefix_attention's new defaults), persist16, fifteen2,
+# then final15 for scan1's defaults (more than one session's 1800 s of device time: stop where it runs out and carry the rest over).
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
@@ -376,6 +378,17 @@ if [ "$part" = fifteen2 ]; then
     step "scan1 float32 walks of 8 and 16 channels a program"
     timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk15b_fp32.json" --rows \
         "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
+fi
+if [ "$part" = final18 ]; then
+    # eighteenth session: prefix_attention's defaults became the inline score pass on 64-step bf16 value chunks
+    # (measured as env rows on an H100: 81.6-81.9% of copy against 71.2-71.5%); the default itself, beside the old
+    # one, and the bf16 correctness pass (forward and backward against the float32 oracle) at the benchmark shape
+    step "prefix_attention forward, new default against the old (pa_walk_sweep.py, CUDA graphs)"
+    timeout 90 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_final18.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_LSE=chunks SEQLAB_PREFIX_ATTN_SCAN_CFG=32,128,2" 2>&1 | grep -v Warn | tail -5
+    step "prefix_attention scan form end to end, fwd and fwd+bwd, bf16 correctness"
+    SEQLAB_BENCH_PA_FORMS=scan timeout 100 python3 benchmarks/kernels_ii.py --only prefix_attention \
+        --json "$out/pa_final18_e2e.json" 2>&1 | grep -v Warn | tail -8
 fi
 if [ "$part" = mini18 ]; then
     # short18's first guesses alone, for a call with little device time left

@@ -16,10 +16,10 @@ with one gate per (step, head) broadcast over the head's values. Two stages:
    tile; see :mod:`seqlab.kernels.scan1.triton_scan`) on ``a = 1 - beta``, ``b = beta v``; ``v`` read once and
    ``o`` written once, and ``u_T = o_T w_T``.
 
-The score pass (:mod:`seqlab.kernels.prefix_attention.triton_lin_scores`) is chunked by default (chunk summaries,
-then every chunk at once), or one walk a sequence, or, opt-in, ``inline``: the summaries kernel also fills the
-look-back workspace and each value-scan tile computes its own ``beta`` (``_pa_inline_gates``), so the forward is two
-launches. The value scan's tile is :func:`_pa_tile`, run
+The score pass (:mod:`seqlab.kernels.prefix_attention.triton_lin_scores`) is ``inline`` by default where it applies
+(dense input): the summaries kernel also fills the look-back workspace and each value-scan tile computes its own
+``beta`` (``_pa_inline_gates``), so the forward is two launches. Elsewhere it is chunked (chunk summaries, then every
+chunk at once), or, opt-in, one walk a sequence. The value scan's tile is :func:`_pa_tile`, run
 one tile a program (:func:`_pa_scan_fwd_kernel`) or, opt-in, by persistent programs that prefetch their next tile
 (:mod:`seqlab.kernels.prefix_attention.triton_lin_persist`).
 
@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from seqlab.kernels._dispatch import cdiv, getenv, next_pow2
+from seqlab.kernels._dispatch import cdiv, getenv, interpret_mode, next_pow2
 from seqlab.kernels.prefix_attention.triton_lin_walk import (
     fused_walk_forward,
     fused_walk_ok,
@@ -262,9 +262,20 @@ def _parse_cfg(name: str, env: str) -> tuple[int, int, int]:
 
 def _scan_config(dtype: torch.dtype, D: int, T: int) -> tuple[int, int, int]:
     """``(CT, BD, num_warps)`` of the value scan: ``SEQLAB_PREFIX_ATTN_SCAN_CFG=CT,BD,W`` (sweeps), else scan1's
-    forward tile for the ``[T, H * V]`` rows (:func:`seqlab.kernels.scan1.triton_launch._config`)."""
+    forward tile for the ``[T, H * V]`` rows (:func:`seqlab.kernels.scan1.triton_launch._config`), with 64-step
+    chunks for 16-bit values (up to ``T``; under the interpreter scan1's small tile).
+
+    H100, B4 T4096 H16 V128 bf16, forward from CUDA graphs as a fraction of copy bandwidth (eighteenth session,
+    ``bash benchmarks/pending_gpu.sh $OUT sixteen`` and ``pa_walk_sweep.py``, docs/results.md): 32x128x2 71.2-71.4%
+    with the ``chunks`` score pass and 73.2% ``inline``; 64x128x2 76.6% ``chunks`` and 81.6-81.9% ``inline``
+    (0.0573 ms against 0.0657); 64x64x1 ``inline`` 79.1%; 128x128x2 68.6%; 64x128x4 27.9%."""
     env = getenv("SEQLAB_PREFIX_ATTN_SCAN_CFG")
-    return _parse_cfg("SEQLAB_PREFIX_ATTN_SCAN_CFG", env) if env else _config(dtype, D, T)
+    if env:
+        return _parse_cfg("SEQLAB_PREFIX_ATTN_SCAN_CFG", env)
+    ct, bd, w = _config(dtype, D, T)
+    if dtype.itemsize == 2 and not interpret_mode():
+        ct = max(ct, min(64, next_pow2(max(T, 1))))
+    return ct, bd, w
 
 
 def _flat(varlen: bool, T: int, D: int, ct: int, bd: int, group_head: bool) -> bool:

@@ -2,11 +2,11 @@
 running ``(max, sum exp)`` of the scores, ``lse_t = m_t + log w_t``, ``beta_t = exp(s_t - lse_t)`` and the final
 ``(m_T, w_T)``, from the initial state when there is one.
 
-Three forms (:func:`_lse_form`): ``chunks`` (default; :func:`_pa_lse_sum_kernel` summarises every chunk, then
+Three forms (:func:`_lse_form`): ``chunks`` (:func:`_pa_lse_sum_kernel` summarises every chunk, then
 :func:`_pa_lse_chunk_kernel` gives each chunk its carry from its predecessors' summaries and scans its scores, all
 chunks at once), ``walk`` (:func:`_pa_lse_kernel`, one program a sequence and head block) and ``inline`` (the
 summaries kernel also fills the value scan's look-back workspace, and each value-scan tile computes its own gates
-with :func:`_pa_inline_gates`; opt-in). Every ``exp`` argument is ``<= 0``.
+with :func:`_pa_inline_gates`; the default where it applies). Every ``exp`` argument is ``<= 0``.
 """
 from __future__ import annotations
 
@@ -210,13 +210,14 @@ def _lse_tile(T: int, H: int) -> tuple[int, int, int]:
 
 
 def _lse_form() -> str:
-    """``SEQLAB_PREFIX_ATTN_SCAN_LSE``: ``chunks`` (default: :func:`_pa_lse_sum_kernel` then
-    :func:`_pa_lse_chunk_kernel`, every chunk in parallel), ``walk`` (:func:`_pa_lse_kernel`, one program per
-    sequence and head block; 34 us of the 95 us forward on an H200 at B4 T4096 H16, docs/results.md) or ``inline``
-    (opt-in, untimed: the summaries kernel also fills the look-back workspace, and each value-scan tile folds the
-    summaries and scans its own scores, :func:`_pa_inline_gates`; two launches instead of four. Where
-    :func:`_inline_ok` refuses a shape it runs ``chunks``)."""
-    form = getenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", "chunks")
+    """``SEQLAB_PREFIX_ATTN_SCAN_LSE``: ``inline`` (default: the summaries kernel also fills the look-back
+    workspace, and each value-scan tile folds the summaries and scans its own scores, :func:`_pa_inline_gates`; two
+    launches instead of four. Where :func:`_inline_ok` refuses a shape it runs ``chunks``), ``chunks``
+    (:func:`_pa_lse_sum_kernel` then :func:`_pa_lse_chunk_kernel`, every chunk in parallel) or ``walk``
+    (:func:`_pa_lse_kernel`, one program per sequence and head block; 34 us of the 95 us forward on an H200 at B4
+    T4096 H16, docs/results.md). H100, B4 T4096 H16 V128 bf16 (eighteenth session): the forward from CUDA graphs
+    at 81.9% of copy bandwidth ``inline`` against 76.6% ``chunks`` on the default 64x128x2 value tiles."""
+    form = getenv("SEQLAB_PREFIX_ATTN_SCAN_LSE", "inline")
     if form not in ("chunks", "walk", "inline"):
         raise ValueError(f"SEQLAB_PREFIX_ATTN_SCAN_LSE must be 'chunks', 'walk' or 'inline', got {form!r}")
     return form

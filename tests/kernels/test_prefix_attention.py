@@ -919,6 +919,41 @@ def test_inline_summaries_fill_the_workspace(H, V, BH):
 
 
 @needs_triton
+def test_scan_form_defaults(monkeypatch):
+    """The measured defaults (H100, eighteenth session, docs/results.md): the inline score pass, and 64-step value
+    chunks for 16-bit values on a GPU (32 for float32, at most ``T``); dense default forwards run no separate score
+    pass, packed ones do."""
+    from seqlab.kernels.prefix_attention import triton_lin
+
+    for k in ("SEQLAB_PREFIX_ATTN_SCAN_LSE", "SEQLAB_PREFIX_ATTN_SCAN_CFG", "SEQLAB_SCAN1_CFG", "SEQLAB_PREFIX_ATTN_FWD",
+              "SEQLAB_PREFIX_ATTN_SCAN_WALK"):
+        monkeypatch.delenv(k, raising=False)
+    assert triton_lin._lse_form() == "inline"
+    with monkeypatch.context() as m:  # scan1's GPU tile (32 steps up to T, 128 channels, 2 warps) off the interpreter
+        m.setattr(triton_lin, "interpret_mode", lambda: False)
+        m.setattr(triton_lin, "_config", lambda dtype, D, T: (max(16, min(32, T)), 128, 2))
+        assert triton_lin._scan_config(torch.bfloat16, 2048, 4096) == (64, 128, 2)
+        assert triton_lin._scan_config(torch.float16, 2048, 4096) == (64, 128, 2)
+        assert triton_lin._scan_config(torch.float32, 2048, 4096) == (32, 128, 2)
+        assert triton_lin._scan_config(torch.bfloat16, 2048, 20) == (32, 128, 2)
+    assert triton_lin._scan_config(torch.bfloat16, 2048, 4096) == (16, 32, 1)  # the interpreter's tile
+    passes = []
+    real = triton_lin._score_pass
+    monkeypatch.setattr(triton_lin, "_score_pass", lambda *a: passes.append(1) or real(*a))
+    torch.manual_seed(0)
+    s, v = torch.randn(1, 40, 2) * 4, torch.randn(1, 40, 2, 16)
+    o = prefix_attention(s, v, backend="triton")[0]
+    assert not passes
+    op = prefix_attention(s, v, cu_seqlens=torch.tensor([0, 15, 40]), backend="triton")[0]
+    assert passes == [1]
+    ref = torch.cat([_naive(s[:, a:b].double(), v[:, a:b].double(), None, False)[0] for a, b in ((0, 15), (15, 40))],
+                    1)
+    assert (op.double() - ref).norm() / ref.norm() < 1e-5
+    ref = _naive(s.double(), v.double(), None, False)[0]
+    assert (o.double() - ref).norm() / ref.norm() < 1e-5
+
+
+@needs_triton
 def test_scan_form_bad_score_pass_env(monkeypatch):
     from seqlab.kernels.prefix_attention import triton_lin
 
