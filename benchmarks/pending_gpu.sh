@@ -24,7 +24,6 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
-#   bash benchmarks/pending_gpu.sh "$OUT" mini18   # shortest: scan1 16,256,2 and W 4, prefix value scan 16,256,2
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
 #   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
 #   bash benchmarks/pending_gpu.sh "$OUT" win17    # look-back windows (W chunks a round trip); float32 look-back tiles
@@ -389,16 +388,6 @@ if [ "$part" = final18 ]; then
     step "prefix_attention scan form end to end, fwd and fwd+bwd, bf16 correctness"
     SEQLAB_BENCH_PA_FORMS=scan timeout 100 python3 benchmarks/kernels_ii.py --only prefix_attention \
         --json "$out/pa_final18_e2e.json" 2>&1 | grep -v Warn | tail -8
-fi
-if [ "$part" = mini18 ]; then
-    # short18's first guesses alone, for a call with little device time left
-    step "scan1 bf16 forward: 16,256,2 and a four-chunk look-back window, CUDA graphs, checked"
-    timeout 170 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
-        --json "$out/scan1_mini18.json" --configs "16,256,2;@LOOKBACK_WINDOW=4" \
-        2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -8
-    step "prefix_attention forward: value-scan tile 16,256,2 (pa_walk_sweep.py, CUDA graphs)"
-    timeout 100 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_mini18.json" --rows \
-        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=16,256,2" 2>&1 | grep -v Warn | tail -5
 fi
 if [ "$part" = short18 ]; then
     # eighteenth session: device starts kept failing (each failed try costs 90-180 s of the 1800 s), so the rows of
