@@ -266,7 +266,7 @@ def _scan_config(dtype: torch.dtype, D: int, T: int) -> tuple[int, int, int]:
     chunks for 16-bit values (up to ``T``; under the interpreter scan1's small tile).
 
     H100, B4 T4096 H16 V128 bf16, forward from CUDA graphs as a fraction of copy bandwidth (eighteenth session,
-    ``bash benchmarks/pending_gpu.sh $OUT sixteen`` and ``pa_walk_sweep.py``, docs/results.md): 32x128x2 71.2-71.4%
+    ``bash benchmarks/pending_gpu.sh $OUT sixteen`` and ``pa_walk_sweep.py``, docs/results.md): 32x128x2 71.2-71.5%
     with the ``chunks`` score pass and 73.2% ``inline``; 64x128x2 76.6% ``chunks`` and 81.6-81.9% ``inline``
     (0.0573 ms against 0.0657); 64x64x1 ``inline`` 79.1%; 128x128x2 68.6%; 64x128x4 27.9%."""
     env = getenv("SEQLAB_PREFIX_ATTN_SCAN_CFG")
