@@ -23,6 +23,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" walk13   # then: walking-kernel sweep (bf16 tiles incl. 16-channel programs, SEGSCAN), bf16 end to end
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
+#   bash benchmarks/pending_gpu.sh "$OUT" tile19   # scan1 bf16 forward on 64/128-step look-back chunks, then final18
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
 #   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
@@ -377,6 +378,16 @@ if [ "$part" = fifteen2 ]; then
     step "scan1 float32 walks of 8 and 16 channels a program"
     timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk15b_fp32.json" --rows \
         "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
+fi
+if [ "$part" = tile19 ]; then
+    # nineteenth session: 64-step chunks won prefix_attention's value scan on the H100 (76.6-81.6% of copy against
+    # 71.2-73.2% with 32 steps) but were never timed in scan1's bf16 look-back forward (VEC 2 tiles). Checked rows,
+    # the loads/stores-only ablation of the 64-step tile (wrong results by design, its check fails), then final18.
+    step "scan1 bf16 forward, 64- and 128-step look-back chunks, CUDA graphs, checked"
+    timeout 300 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
+        --json "$out/scan1_tile19.json" --configs "64,128,2;128,128,2;64,256,4;64,64,1;64,128,2@ABLATE=2" \
+        2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
+    part=final18
 fi
 if [ "$part" = final18 ]; then
     # eighteenth session: prefix_attention's defaults became the inline score pass on 64-step bf16 value chunks
