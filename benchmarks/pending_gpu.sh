@@ -382,11 +382,15 @@ fi
 if [ "$part" = tile19 ]; then
     # nineteenth session: 64-step chunks won prefix_attention's value scan on the H100 (76.6-81.6% of copy against
     # 71.2-73.2% with 32 steps) but were never timed in scan1's bf16 look-back forward (VEC 2 tiles). Checked rows,
-    # the loads/stores-only ablation of the 64-step tile (wrong results by design, its check fails), then final18.
+    # the loads/stores-only ablation of the 64-step tile (wrong results by design, its check fails), fifteen2's float32
+    # walk rows, then final18.
     step "scan1 bf16 forward, 64- and 128-step look-back chunks, CUDA graphs, checked"
     timeout 300 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
-        --json "$out/scan1_tile19.json" --configs "64,128,2;128,128,2;64,256,4;64,64,1;64,128,2@ABLATE=2" \
+        --json "$out/scan1_tile19.json" --configs "64,128,2;128,128,2;64,256,4;64,128,2@ABLATE=2" \
         2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs \|fwd+bwd" | tail -12
+    step "scan1 float32 walks of 8 and 16 channels a program (fifteen2's float32 rows; more warps an SM)"
+    timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk19_fp32.json" --rows \
+        "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
     part=final18
 fi
 if [ "$part" = final18 ]; then
