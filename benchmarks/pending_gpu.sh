@@ -24,6 +24,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen  # bf16 walks on <= 8-step segments; walking backward end to end; fused walk tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
 #   bash benchmarks/pending_gpu.sh "$OUT" tile19   # scan1 bf16 forward on 64-step look-back chunks, float32 narrow walks, then final18
+#   bash benchmarks/pending_gpu.sh "$OUT" final19  # scan1's new 16-bit forward default (64x256x4) beside the old, peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
 #   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
@@ -392,6 +393,14 @@ if [ "$part" = tile19 ]; then
     timeout 60 python3 benchmarks/scan1_walk_sweep.py --dtypes float32 --json "$out/walk19_fp32.json" --rows \
         "128,8,1,1,4,16,1;64,16,1,1,4,8,1;64,16,1,1,4,8,0" 2>&1 | grep -v Warn | tail -7
     part=final18
+fi
+if [ "$part" = final19 ]; then
+    # nineteenth session: the 16-bit forward default became 64x256x4 (tile19 on an H200: 0.1159 against 0.1262 ms
+    # from graphs); the default itself with peers and its correctness pass, the old default and 64x512x8 beside it
+    step "scan1 bf16 new default, old default and 64,512,8, CUDA graphs, checked"
+    timeout 200 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
+        --json "$out/scan1_final19.json" --configs "32,128,2;64,512,8" \
+        2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs " | tail -14
 fi
 if [ "$part" = final18 ]; then
     # eighteenth session: prefix_attention's defaults became the inline score pass on 64-step bf16 value chunks

@@ -22,6 +22,12 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     Backward: 32-step chunks of 32 channels, one warp (``VEC = 1``: Triton then vectorises along the channels and
     splits time over threads, as the old ``[CT, BD]`` tiles did).
 
+    16-bit forward (nineteenth session of 2026-12-05): 64-step chunks of 256 channels over four warps (``VEC = 2``;
+    163 registers a thread, no spills, sm_90 offline). H200, B=8 T=8192 D=1024 bf16 log gates, CUDA graphs
+    (``bash benchmarks/pending_gpu.sh $OUT tile19``, every row checked in bf16, dense and varlen, both directions):
+    32x128x2 0.1262 ms, 64x128x2 0.1185, 64x64x1 0.1219, **64x256x4 0.1159**, accelerated-scan 0.1108; the
+    loads/stores-only ablation of 64x128x2 0.1095. 128-step chunks spill (255 registers, 120 bytes; not timed).
+
     H200, B=8 T=8192 D=1024, log gates (``bash benchmarks/pending_gpu.sh $OUT scan1``, eighth session of
     2026-12-03, docs/results.md), forward ms with the three-word workspace of that run, bf16 / float32:
 
@@ -46,9 +52,13 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
         return ct, bd, w
     if interpret_mode():
         return 16, 32, 1
-    ct = max(16, min(32, next_pow2(max(L, 1))))
     if backward:
-        return ct, 32, 1
+        return max(16, min(32, next_pow2(max(L, 1)))), 32, 1
+    if dtype.itemsize == 2:  # 64-step chunks of up to 256 channels, two a thread (nineteenth session, H200)
+        ct = max(16, min(64, next_pow2(max(L, 1))))
+        bd = min(256, max(32, next_pow2(D)))
+        return ct, bd, max(1, bd // 64)
+    ct = max(16, min(32, next_pow2(max(L, 1))))
     bd = min(128, max(32, next_pow2(D)))
     return ct, bd, 2 if bd == 128 else 1
 
