@@ -25,6 +25,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" fifteen2 # walks of 8 and 16 channels a program (more warps an SM), bf16, fused, float32
 #   bash benchmarks/pending_gpu.sh "$OUT" tile19   # scan1 bf16 forward on 64-step look-back chunks, float32 narrow walks, then final18
 #   bash benchmarks/pending_gpu.sh "$OUT" final19  # scan1's new 16-bit forward default (64x256x4) beside the old, peers
+#   bash benchmarks/pending_gpu.sh "$OUT" hints19  # scan1's 16-bit default without cache hints, peers; the hints in prefix_attention
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
 #   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
@@ -401,6 +402,15 @@ if [ "$part" = final19 ]; then
     timeout 200 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --check-configs \
         --json "$out/scan1_final19.json" --configs "32,128,2;64,512,8" \
         2>&1 | grep -v Warn | grep "fwd \|ok=False\|fraction" | grep -v " vs " | tail -14
+fi
+if [ "$part" = hints19 ]; then
+    # nineteenth session: no cache hints on scan1's 64-step 16-bit tiles (0.1102 against 0.116-0.117 ms, H200 graphs);
+    # the new default with peers (correctness pass of the default), then the same hints in prefix_attention's value
+    # scan (64-step bf16 chunks there too since the eighteenth session)
+    scan1_defaults final19b bfloat16
+    step "prefix_attention forward without the cache hints (pa_walk_sweep.py, CUDA graphs)"
+    timeout 90 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_hints19.json" --rows \
+        "env SEQLAB_SCAN1_HINTS=0;env SEQLAB_SCAN1_HINTS=2;env SEQLAB_SCAN1_HINTS=1" 2>&1 | grep -v Warn | tail -8
 fi
 if [ "$part" = final18 ]; then
     # eighteenth session: prefix_attention's defaults became the inline score pass on 64-step bf16 value chunks

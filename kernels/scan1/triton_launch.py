@@ -222,18 +222,21 @@ def _phases() -> tuple[bool, bool]:
     return two, opaque
 
 
-def _hints(dtype: torch.dtype) -> int:
+def _hints(dtype: torch.dtype, ct: int = 32) -> int:
     """Cache hints of the forward tiles, a bit mask: 1, inputs loaded ``evict_first``; 2, outputs stored streaming
     (``.cs``); so data used once leaves L2 before the look-back workspace words that later chunks poll.
-    ``SEQLAB_SCAN1_HINTS``: ``auto`` (default: 3 for 16-bit storage, 0 for float32) or ``0``-``3``.
+    ``SEQLAB_SCAN1_HINTS``: ``auto`` (default: 3 for 16-bit storage in chunks of fewer than 64 steps, else 0) or
+    ``0``-``3``. ``ct``: the forward's chunk length (prefix_attention's value scan passes none: 3 for 16-bit).
 
     H200, CUDA-graph forward (``bash benchmarks/pending_gpu.sh $OUT eleven``, docs/results.md), both hints: scan1 B8
     T8192 D1024 bf16 0.139 -> 0.131 ms, float32 0.212 -> 0.232 ms; prefix_attention's value scan (B4 T4096 H16 V128
-    bf16) 0.080 -> 0.072 ms for the whole scan forward."""
+    bf16) 0.080 -> 0.072 ms for the whole scan forward. On scan1's 64x256x4 bf16 tiles (nineteenth session, H200,
+    CUDA graphs, two runs) the hints cost time instead: 0.116-0.117 ms with both (three runs), 0.1102 with none (two runs), 0.111
+    with the store hint alone, 0.119 with the load hint alone."""
     v = getenv("SEQLAB_SCAN1_HINTS", "auto")
     if v not in ("auto", "0", "1", "2", "3"):
         raise ValueError(f"SEQLAB_SCAN1_HINTS must be auto or 0-3 (1 loads, 2 stores), got {v!r}")
-    return (3 if dtype.itemsize == 2 else 0) if v == "auto" else int(v)
+    return (3 if dtype.itemsize == 2 and ct < 64 else 0) if v == "auto" else int(v)
 
 
 def _flat(varlen: bool, T: int, D: int, ct: int, bd: int) -> bool:
@@ -362,7 +365,7 @@ def scan1_fwd(
             a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd, nt,
             LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
             REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), EARLY=early, I64=_i64(ws, h),
-            TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype), FLAT=flat, DK=D if flat else 0,
+            TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype, ct), FLAT=flat, DK=D if flat else 0,
             PACK=_packable(flat, vec, a, b), num_warps=warps,
             **_regcap("SEQLAB_SCAN1_MAXNREG"),
         )
@@ -371,7 +374,7 @@ def scan1_fwd(
         a, b, h0, h, ht, seq_idx, cu_seqlens, ws, ws[-2:], L, D, nseq, nch, nd,
         LOG_A=log_a, HAS_H0=h0 is not None, STORE_FINAL=output_final_state, IS_VARLEN=cu_seqlens is not None,
         REVERSE=reverse, CT=ct, BC=bc, VEC=vec, NO_INCLUSIVE=_lookback_test(), TICKET=ticket,
-        EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype),
+        EARLY=early, I64=_i64(ws, h), ABLATE=_ablate(), TWO=two, OPAQUE=opaque, HINTS=_hints(b.dtype, ct),
         FLAT=flat, DK=D if flat else 0, LBW=_lookback_window(), num_warps=warps, **_regcap("SEQLAB_SCAN1_MAXNREG"),
     )
     return h, ht
