@@ -272,7 +272,9 @@ def _scan_config(dtype: torch.dtype, D: int, T: int) -> tuple[int, int, int]:
     env = getenv("SEQLAB_PREFIX_ATTN_SCAN_CFG")
     if env:
         return _parse_cfg("SEQLAB_PREFIX_ATTN_SCAN_CFG", env)
-    ct, bd, w = _config(dtype, D, T)
+    # scan1's float32 rule (at most 128 channels over two warps): scan1's own 16-bit forward tile (64x256x4 since the
+    # nineteenth session) lost here on an H200: 66.2-67.0% of copy against 71.6% for 64x128x2 (docs/results.md)
+    ct, bd, w = _config(torch.float32 if dtype.itemsize == 2 else dtype, D, T)
     if dtype.itemsize == 2 and not interpret_mode():
         ct = max(ct, min(64, next_pow2(max(T, 1))))
     return ct, bd, w

@@ -931,6 +931,12 @@ def test_scan_form_defaults(monkeypatch):
     assert triton_lin._lse_form() == "inline"
     with monkeypatch.context() as m:  # scan1's GPU tile (32 steps up to T, 128 channels, 2 warps) off the interpreter
         m.setattr(triton_lin, "interpret_mode", lambda: False)
+        from seqlab.kernels.scan1 import triton_launch
+
+        m.setattr(triton_launch, "interpret_mode", lambda: False)
+        assert triton_launch._config(torch.bfloat16, 2048, 4096) == (64, 256, 4)  # scan1's own 16-bit tile
+        assert triton_lin._scan_config(torch.bfloat16, 2048, 4096) == (64, 128, 2)  # not scan1's
+        assert triton_lin._scan_config(torch.float32, 2048, 4096) == (32, 128, 2)
         m.setattr(triton_lin, "_config", lambda dtype, D, T: (max(16, min(32, T)), 128, 2))
         assert triton_lin._scan_config(torch.bfloat16, 2048, 4096) == (64, 128, 2)
         assert triton_lin._scan_config(torch.float16, 2048, 4096) == (64, 128, 2)

@@ -341,12 +341,13 @@ def test_two_phase_forward_half_precision(monkeypatch):
 def test_forward_cache_hints(varlen, reverse, monkeypatch, check_close):
     """``SEQLAB_SCAN1_HINTS`` 1 / 2 / 3 (evict-first loads, streaming stores, both, in the forward tiles) leave every
     output and gradient equal to the PyTorch path's (float32 here, where ``auto`` leaves them off); ``auto`` is 3
-    for 16-bit storage; other values are refused by name."""
+    for 16-bit storage in chunks under 64 steps, else 0; other values are refused by name."""
     from seqlab.kernels.scan1 import triton_launch
 
     monkeypatch.delenv("SEQLAB_SCAN1_HINTS", raising=False)
     assert triton_launch._hints(torch.float32) == 0
     assert triton_launch._hints(torch.bfloat16) == 3 and triton_launch._hints(torch.float16) == 3
+    assert triton_launch._hints(torch.bfloat16, 64) == 0  # 64-step 16-bit tiles: none (H200, nineteenth session)
     monkeypatch.setenv("SEQLAB_SCAN1_HINTS", "0")
     assert triton_launch._hints(torch.bfloat16) == 0
     for bad in ("yes", "4"):
