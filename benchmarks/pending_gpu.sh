@@ -26,6 +26,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" tile19   # scan1 bf16 forward on 64-step look-back chunks, float32 narrow walks, then final18
 #   bash benchmarks/pending_gpu.sh "$OUT" final19  # scan1's new 16-bit forward default (64x256x4) beside the old, peers
 #   bash benchmarks/pending_gpu.sh "$OUT" hints19  # scan1's 16-bit default without cache hints, peers; the hints in prefix_attention
+#   bash benchmarks/pending_gpu.sh "$OUT" check19  # next: prefix_attention's pinned tile re-timed, scan1 defaults (bf16, float32) with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
 #   bash benchmarks/pending_gpu.sh "$OUT" vec17    # look-back tiles of four 16-bit channels a thread (8-byte loads), ablations
@@ -34,9 +35,8 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
-# Eighteenth session (H100) ran short18, sixteen and the float32 / ablation rows of win17 and vec17 (docs/results.md).
-# Next device session, in this order (each < 600 s): final18 (prefix_attention's new defaults), persist16, fifteen2,
-# then final15 for scan1's defaults (more than one session's 1800 s of device time: stop where it runs out and carry the rest over).
+# Nineteenth session (H200) ran tile19 (with final18), final19, hints19 and sweeps (docs/results.md). Next device
+# session: check19 (each step < 600 s); on an H100, also tile19's scan1 rows to see whether 64x256x4 wins there too.
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
@@ -411,6 +411,15 @@ if [ "$part" = hints19 ]; then
     step "prefix_attention forward without the cache hints (pa_walk_sweep.py, CUDA graphs)"
     timeout 90 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_hints19.json" --rows \
         "env SEQLAB_SCAN1_HINTS=0;env SEQLAB_SCAN1_HINTS=2;env SEQLAB_SCAN1_HINTS=1" 2>&1 | grep -v Warn | tail -8
+fi
+if [ "$part" = check19 ]; then
+    # after the nineteenth session: prefix_attention's value scan pinned back to 64x128x2 (scan1's new 16-bit tile
+    # had reached it and lost on the H200), re-timed beside 64x256x4; then scan1's defaults in both dtypes with peers
+    # (on an H100 this is the first run of the 64x256x4 no-hint bf16 forward)
+    step "prefix_attention forward, pinned value-scan tile against 64x256x4 (pa_walk_sweep.py, CUDA graphs)"
+    timeout 90 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_check19.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,256,4;env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,128,2" 2>&1 | grep -v Warn | tail -7
+    scan1_defaults check19
 fi
 if [ "$part" = final18 ]; then
     # eighteenth session: prefix_attention's defaults became the inline score pass on 64-step bf16 value chunks
