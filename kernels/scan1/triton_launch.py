@@ -27,6 +27,8 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     (``bash benchmarks/pending_gpu.sh $OUT tile19``, every row checked in bf16, dense and varlen, both directions):
     32x128x2 0.1262 ms, 64x128x2 0.1185, 64x64x1 0.1219, **64x256x4 0.1159**, accelerated-scan 0.1108; the
     loads/stores-only ablation of 64x128x2 0.1095. 128-step chunks spill (255 registers, 120 bytes; not timed).
+    Without cache hints (:func:`_hints`, now the default on these tiles) 64x256x4 took 0.1102 ms, and 0.1106 as the
+    default against accelerated-scan's 0.1107 in one run (``pending_gpu.sh $OUT hints19``).
 
     H200, B=8 T=8192 D=1024, log gates (``bash benchmarks/pending_gpu.sh $OUT scan1``, eighth session of
     2026-12-03, docs/results.md), forward ms with the three-word workspace of that run, bf16 / float32:
@@ -231,8 +233,8 @@ def _hints(dtype: torch.dtype, ct: int = 32) -> int:
     H200, CUDA-graph forward (``bash benchmarks/pending_gpu.sh $OUT eleven``, docs/results.md), both hints: scan1 B8
     T8192 D1024 bf16 0.139 -> 0.131 ms, float32 0.212 -> 0.232 ms; prefix_attention's value scan (B4 T4096 H16 V128
     bf16) 0.080 -> 0.072 ms for the whole scan forward. On scan1's 64x256x4 bf16 tiles (nineteenth session, H200,
-    CUDA graphs, two runs) the hints cost time instead: 0.116-0.117 ms with both (three runs), 0.1102 with none (two runs), 0.111
-    with the store hint alone, 0.119 with the load hint alone."""
+    CUDA graphs) the hints cost time instead: 0.116-0.117 ms with both (four runs), 0.1102 with none (two runs),
+    0.111 with the store hint alone, 0.119 with the load hint alone."""
     v = getenv("SEQLAB_SCAN1_HINTS", "auto")
     if v not in ("auto", "0", "1", "2", "3"):
         raise ValueError(f"SEQLAB_SCAN1_HINTS must be auto or 0-3 (1 loads, 2 stores), got {v!r}")
