@@ -26,6 +26,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" tile19   # scan1 bf16 forward on 64-step look-back chunks, float32 narrow walks, then final18
 #   bash benchmarks/pending_gpu.sh "$OUT" final19  # scan1's new 16-bit forward default (64x256x4) beside the old, peers
 #   bash benchmarks/pending_gpu.sh "$OUT" hints19  # scan1's 16-bit default without cache hints, peers; the hints in prefix_attention
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # next, on an H100: scan1 defaults with peers, old tile and ablation rows, prefix_attention
 #   bash benchmarks/pending_gpu.sh "$OUT" check19  # next: prefix_attention's pinned tile re-timed, scan1 defaults (bf16, float32) with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
@@ -411,6 +412,21 @@ if [ "$part" = hints19 ]; then
     step "prefix_attention forward without the cache hints (pa_walk_sweep.py, CUDA graphs)"
     timeout 90 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_hints19.json" --rows \
         "env SEQLAB_SCAN1_HINTS=0;env SEQLAB_SCAN1_HINTS=2;env SEQLAB_SCAN1_HINTS=1" 2>&1 | grep -v Warn | tail -8
+fi
+if [ "$part" = h100_20 ]; then
+    # twentieth session: the first H100 run of scan1's 64x256x4 no-hint bf16 forward (H200: a tie with
+    # accelerated-scan from graphs). On the H100 accelerated-scan's bf16 forward ran at 96.8% of copy (eighteenth
+    # session), so a tie there would meet the 90% bar. Defaults with peers, then the old tile, the 64x128x2 tile and
+    # the loads/stores-only ablation of the new tile (wrong by design) in one process, float32, prefix_attention.
+    scan1_defaults h100_20 bfloat16
+    step "scan1 bf16 forward tiles from CUDA graphs: old default, 64x128x2, ablation of the new tile"
+    timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_tiles20.json" \
+        --configs "32,128,2@HINTS=3;64,128,2@HINTS=0;64,256,4@HINTS=0@ABLATE=2" 2>&1 | grep -v Warn \
+        | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+    scan1_defaults h100_20 float32
+    step "prefix_attention forward, pinned value-scan tile against 64x256x4 (pa_walk_sweep.py, CUDA graphs)"
+    timeout 90 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_h100_20.json" --rows \
+        "env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,256,4;env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,128,2" 2>&1 | grep -v Warn | tail -7
 fi
 if [ "$part" = check19 ]; then
     # after the nineteenth session: prefix_attention's value scan pinned back to 64x128x2 (scan1's new 16-bit tile
