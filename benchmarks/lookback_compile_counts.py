@@ -75,9 +75,9 @@ def _compile(kern, sig: dict, consts: dict, ints: dict, warps: int, maxnreg: int
 
 
 def scan1_row(tile: tuple[int, int, int], persist: bool, maxnreg: int = 0,
-              lbw: int = 1) -> tuple[list[str], collections.Counter]:
-    """scan1's bf16 forward (log gates, no state) at issue 3's shape; ``lbw``: the look-back window of the
-    one-program-a-tile kernel (``SEQLAB_SCAN1_LOOKBACK_WINDOW``)."""
+              lbw: int = 1, dtype: str = "bf16", hints: int = 3) -> tuple[list[str], collections.Counter]:
+    """scan1's forward (log gates, no state; ``dtype`` storage, ``bf16`` or ``fp32``) at issue 3's shape; ``lbw``:
+    the look-back window of the one-program-a-tile kernel (``SEQLAB_SCAN1_LOOKBACK_WINDOW``)."""
     from seqlab.kernels.scan1.triton_persist import _scan1_fwd_persist_kernel
     from seqlab.kernels.scan1.triton_scan import _scan1_fwd_kernel
 
@@ -86,11 +86,11 @@ def scan1_row(tile: tuple[int, int, int], persist: bool, maxnreg: int = 0,
     B, T, D = SCAN1["B"], SCAN1["T"], SCAN1["D"]
     nch, nd = T // ct, D // bd
     ints = dict(L=T, D=D, NSEQ=B, NCH=nch, nD=nd, NT=B * nch * nd)
-    sig = {"a_ptr": "*bf16", "b_ptr": "*bf16", "h_ptr": "*bf16", "ws_ptr": "*i64", "cnt_ptr": "*i64",
+    sig = {"a_ptr": f"*{dtype}", "b_ptr": f"*{dtype}", "h_ptr": f"*{dtype}", "ws_ptr": "*i64", "cnt_ptr": "*i64",
            **{k: "i32" for k in ints}}
     consts = dict(h0_ptr=None, ht_ptr=None, seq_ptr=None, cu_ptr=None, LOG_A=1, HAS_H0=0, STORE_FINAL=0,
                   IS_VARLEN=0, REVERSE=0, CT=ct, BC=bc, VEC=bd // bc, NO_INCLUSIVE=0, EARLY=1, I64=0, TWO=1,
-                  OPAQUE=1, HINTS=3, FLAT=1, DK=D)
+                  OPAQUE=1, HINTS=hints, FLAT=1, DK=D)
     if persist:
         kern, consts["PACK"] = _scan1_fwd_persist_kernel, int(bd // bc == 2)
     else:
@@ -141,12 +141,18 @@ def main() -> int:
     ap.add_argument("--no-persist", action="store_true", help="one program a tile only")
     ap.add_argument("--lbw", type=int, default=1, help="look-back window of the one-tile forwards (SEQLAB_SCAN1_LOOKBACK_WINDOW, "
                     "SEQLAB_PREFIX_ATTN_LOOKBACK_WINDOW)")
+    ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"], help="scan1's storage dtype")
+    ap.add_argument("--hints", type=int, default=3, help="scan1's HINTS constexpr (cache hints; 0 none)")
+    ap.add_argument("--scan1-only", action="store_true", help="skip prefix_attention's rows")
     args = ap.parse_args()
     for t in args.tiles:
         tile = tuple(int(x) for x in t.split(","))
         for persist in (False,) if args.no_persist else (False, True):
             kind = "persistent" if persist else "one tile a program"
-            print(_line(f"scan1 fwd, {kind}", tile, *scan1_row(tile, persist, args.maxnreg, args.lbw)), flush=True)
+            print(_line(f"scan1 fwd {args.dtype}, {kind}", tile,
+                        *scan1_row(tile, persist, args.maxnreg, args.lbw, args.dtype, args.hints)), flush=True)
+            if args.scan1_only:
+                continue
             for inline in (False, True):
                 label = f"pa value scan, {'inline, ' if inline else ''}{kind}"
                 print(_line(label, tile, *pa_row(tile, persist, inline, args.maxnreg, args.lbw)), flush=True)

@@ -26,7 +26,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" tile19   # scan1 bf16 forward on 64-step look-back chunks, float32 narrow walks, then final18
 #   bash benchmarks/pending_gpu.sh "$OUT" final19  # scan1's new 16-bit forward default (64x256x4) beside the old, peers
 #   bash benchmarks/pending_gpu.sh "$OUT" hints19  # scan1's 16-bit default without cache hints, peers; the hints in prefix_attention
-#   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # next, on an H100: scan1 defaults with peers, old tile and ablation rows, prefix_attention
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # next, on an H100: scan1 defaults with peers, old tile and ablation rows, float32 tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" check19  # next: prefix_attention's pinned tile re-timed, scan1 defaults (bf16, float32) with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
@@ -424,6 +424,14 @@ if [ "$part" = h100_20 ]; then
         --configs "32,128,2@HINTS=3;64,128,2@HINTS=0;64,256,4@HINTS=0@ABLATE=2" 2>&1 | grep -v Warn \
         | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
     scan1_defaults h100_20 float32
+    # float32 look-back tiles with four warps (VEC 2, 167 registers, no spills offline; 64-step float32 chunks spill
+    # 128-192 bytes: benchmarks/lookback_compile_counts.py --dtype fp32 --hints 0 --scan1-only --no-persist)
+    step "scan1 float32 look-back tiles of four warps from CUDA graphs, beside 32,128,2"
+    timeout 120 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_tiles20.json" \
+        --configs "32,128,2@WALK=0;32,256,4@WALK=0;16,256,4@WALK=0" 2>&1 | grep -v Warn \
+        | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+fi
+if [ "$part" = pa20 ]; then
     step "prefix_attention forward, pinned value-scan tile against 64x256x4 (pa_walk_sweep.py, CUDA graphs)"
     timeout 90 python3 benchmarks/pa_walk_sweep.py --json "$out/pa_h100_20.json" --rows \
         "env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,256,4;env SEQLAB_PREFIX_ATTN_SCAN_CFG=64,128,2" 2>&1 | grep -v Warn | tail -7
