@@ -27,6 +27,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" final19  # scan1's new 16-bit forward default (64x256x4) beside the old, peers
 #   bash benchmarks/pending_gpu.sh "$OUT" hints19  # scan1's 16-bit default without cache hints, peers; the hints in prefix_attention
 #   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # next, on an H100: scan1 defaults with peers, old tile and ablation rows, float32 tiles
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20b # then: 64x256x4 flag variants on the H100 (no look-back, hints, polls), then pa20
 #   bash benchmarks/pending_gpu.sh "$OUT" check19  # next: prefix_attention's pinned tile re-timed, scan1 defaults (bf16, float32) with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
@@ -430,6 +431,15 @@ if [ "$part" = h100_20 ]; then
     timeout 120 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_tiles20.json" \
         --configs "32,128,2@WALK=0;32,256,4@WALK=0;16,256,4@WALK=0" 2>&1 | grep -v Warn \
         | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+fi
+if [ "$part" = h100_20b ]; then
+    # twentieth session, second call: on the H100 the new bf16 default ran at 88.6% of copy from graphs (0.150 ms)
+    # and its loads/stores-only ablation at 93.6% (0.142): where do the 8 us go, and does a flag recover them?
+    step "scan1 bf16 forward, 64x256x4 variants from CUDA graphs (H100)"
+    timeout 300 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_tiles20b.json" \
+        --configs "64,256,4@HINTS=0@ABLATE=1;64,256,4@HINTS=2;64,256,4@HINTS=0@EARLY_POLL=0;64,256,4@HINTS=0@TICKET=1;64,256,4@HINTS=0@LOOKBACK_WINDOW=4;64,128,2@HINTS=0@ABLATE=2;32,256,4@HINTS=0;64,256,4@HINTS=0@TWO=0" \
+        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -24
+    part=pa20
 fi
 if [ "$part" = pa20 ]; then
     step "prefix_attention forward, pinned value-scan tile against 64x256x4 (pa_walk_sweep.py, CUDA graphs)"
