@@ -28,6 +28,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" hints19  # scan1's 16-bit default without cache hints, peers; the hints in prefix_attention
 #   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # next, on an H100: scan1 defaults with peers, old tile and ablation rows, float32 tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" h100_20b # then: 64x256x4 flag variants on the H100 (no look-back, hints, polls), then pa20
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20c # then: I/O ceilings (ABLATE=2) of wide bf16 tiles and float32 look-back tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" check19  # next: prefix_attention's pinned tile re-timed, scan1 defaults (bf16, float32) with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
@@ -440,6 +441,20 @@ if [ "$part" = h100_20b ]; then
         --configs "64,256,4@HINTS=0@ABLATE=1;64,256,4@HINTS=2;64,256,4@HINTS=0@EARLY_POLL=0;64,256,4@HINTS=0@TICKET=1;64,256,4@HINTS=0@LOOKBACK_WINDOW=4;64,128,2@HINTS=0@ABLATE=2;32,256,4@HINTS=0;64,256,4@HINTS=0@TWO=0" \
         2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -24
     part=pa20
+fi
+if [ "$part" = h100_20c ]; then
+    # twentieth session, third call: h100_20b put the bf16 look-back's cost at 9 us (no-look-back 0.141 ms, default
+    # 0.150) and the 64x256x4 tile's loads and stores alone at 94.3% of copy, still slower than accelerated-scan's
+    # whole forward (0.137 ms, time-contiguous [B, D, T] input). Do wider tiles (rows of 1-2 KB) move the I/O ceiling?
+    # Ablations are wrong by design. float32: the look-back tiles' I/O ceiling against accelerated-scan's 0.2725 ms.
+    step "scan1 bf16 forward: I/O ceilings (ABLATE=2) of wide tiles, and the wide tiles in full (CUDA graphs)"
+    timeout 260 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_tiles20c.json" \
+        --configs "64,256,4@HINTS=0@ABLATE=2;32,512,8@HINTS=0@ABLATE=2;32,1024,16@HINTS=0@ABLATE=2;64,512,8@HINTS=0@ABLATE=2;32,512,8@HINTS=0;32,1024,16@HINTS=0" \
+        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -20
+    step "scan1 float32 forward: I/O ceilings (ABLATE=2) of the look-back tiles (CUDA graphs)"
+    timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_tiles20c.json" \
+        --configs "32,128,2@WALK=0@ABLATE=2;32,256,4@WALK=0@ABLATE=2;32,512,8@WALK=0@ABLATE=2" \
+        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -12
 fi
 if [ "$part" = pa20 ]; then
     step "prefix_attention forward, pinned value-scan tile against 64x256x4 (pa_walk_sweep.py, CUDA graphs)"
