@@ -29,6 +29,7 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # next, on an H100: scan1 defaults with peers, old tile and ablation rows, float32 tiles
 #   bash benchmarks/pending_gpu.sh "$OUT" h100_20b # then: 64x256x4 flag variants on the H100 (no look-back, hints, polls), then pa20
 #   bash benchmarks/pending_gpu.sh "$OUT" h100_20c # then: I/O ceilings (ABLATE=2) of wide bf16 tiles and float32 look-back tiles
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20d # then: I/O ceilings of VEC 4 / VEC 8 tiles (wider accesses a thread)
 #   bash benchmarks/pending_gpu.sh "$OUT" check19  # next: prefix_attention's pinned tile re-timed, scan1 defaults (bf16, float32) with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
@@ -455,6 +456,19 @@ if [ "$part" = h100_20c ]; then
     timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_tiles20c.json" \
         --configs "32,128,2@WALK=0@ABLATE=2;32,256,4@WALK=0@ABLATE=2;32,512,8@WALK=0@ABLATE=2" \
         2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -12
+fi
+if [ "$part" = h100_20d ]; then
+    # twentieth session, fourth call: wide tiles left the I/O ceiling at 93-95% of copy (h100_20c). Do wider accesses
+    # a thread (VEC 4: 8-byte bf16 / 16-byte float32 loads; VEC 8: 16-byte bf16 loads) lift it toward
+    # accelerated-scan's 98%? Loads and stores only (ABLATE=2, wrong by design), CUDA graphs.
+    step "scan1 bf16 forward: I/O ceilings of VEC 4 and VEC 8 tiles"
+    timeout 220 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_vec20d.json" \
+        --configs "16,256,2@HINTS=0@ABLATE=2;32,256,2@HINTS=0@ABLATE=2;8,512,2@HINTS=0@ABLATE=2;16,512,2@HINTS=0@ABLATE=2;8,512,2@HINTS=0" \
+        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -16
+    step "scan1 float32 forward: I/O ceilings of VEC 4 look-back tiles (16-byte loads)"
+    timeout 130 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_vec20d.json" \
+        --configs "16,256,2@WALK=0@ABLATE=2;8,256,2@WALK=0@ABLATE=2" \
+        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
 fi
 if [ "$part" = pa20 ]; then
     step "prefix_attention forward, pinned value-scan tile against 64x256x4 (pa_walk_sweep.py, CUDA graphs)"
