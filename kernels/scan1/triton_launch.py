@@ -28,7 +28,9 @@ def _config(dtype: torch.dtype, D: int, L: int, backward: bool = False) -> tuple
     32x128x2 0.1262 ms, 64x128x2 0.1185, 64x64x1 0.1219, **64x256x4 0.1159**, accelerated-scan 0.1108; the
     loads/stores-only ablation of 64x128x2 0.1095. 128-step chunks spill (255 registers, 120 bytes; not timed).
     Without cache hints (:func:`_hints`, now the default on these tiles) 64x256x4 took 0.1102 ms, and 0.1106 as the
-    default against accelerated-scan's 0.1107 in one run (``pending_gpu.sh $OUT hints19``).
+    default against accelerated-scan's 0.1107 in one run (``pending_gpu.sh $OUT hints19``). H100 (twentieth
+    session, ``pending_gpu.sh $OUT h100_20``): 0.1499 ms against 0.1623 for 32x128x2 with hints and 0.1372 for
+    accelerated-scan; without the look-back 0.1412, loads and stores alone 0.1394-0.1419 (``h100_20b``, ``h100_20c``).
 
     H200, B=8 T=8192 D=1024, log gates (``bash benchmarks/pending_gpu.sh $OUT scan1``, eighth session of
     2026-12-03, docs/results.md), forward ms with the three-word workspace of that run, bf16 / float32:
