@@ -26,10 +26,10 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" tile19   # scan1 bf16 forward on 64-step look-back chunks, float32 narrow walks, then final18
 #   bash benchmarks/pending_gpu.sh "$OUT" final19  # scan1's new 16-bit forward default (64x256x4) beside the old, peers
 #   bash benchmarks/pending_gpu.sh "$OUT" hints19  # scan1's 16-bit default without cache hints, peers; the hints in prefix_attention
-#   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # next, on an H100: scan1 defaults with peers, old tile and ablation rows, float32 tiles
-#   bash benchmarks/pending_gpu.sh "$OUT" h100_20b # then: 64x256x4 flag variants on the H100 (no look-back, hints, polls), then pa20
-#   bash benchmarks/pending_gpu.sh "$OUT" h100_20c # then: I/O ceilings (ABLATE=2) of wide bf16 tiles and float32 look-back tiles
-#   bash benchmarks/pending_gpu.sh "$OUT" h100_20d # then: I/O ceilings of VEC 4 / VEC 8 tiles (wider accesses a thread)
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20  # on an H100: scan1 defaults with peers, old tile and ablation rows, float32 tiles
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20b # 64x256x4 flag variants on the H100 (no look-back, hints, polls), then pa20
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20c # I/O ceilings (ABLATE=2) of wide bf16 tiles and float32 look-back tiles
+#   bash benchmarks/pending_gpu.sh "$OUT" h100_20d # I/O ceilings of VEC 4 / VEC 8 tiles (wider accesses a thread)
 #   bash benchmarks/pending_gpu.sh "$OUT" check19  # next: prefix_attention's pinned tile re-timed, scan1 defaults (bf16, float32) with peers
 #   bash benchmarks/pending_gpu.sh "$OUT" final18  # prefix_attention's new defaults (inline, 64-step bf16 chunks), checked
 #   bash benchmarks/pending_gpu.sh "$OUT" short18  # one call: the likeliest vec17/win17 rows (VEC 4 and W 4 tiles, both scans)
@@ -39,8 +39,9 @@
 #   bash benchmarks/pending_gpu.sh "$OUT" persist16 # scan1's bf16 forward as persistent programs prefetching their next tile
 #   bash benchmarks/pending_gpu.sh "$OUT" final15  # scan1 defaults after the fifteenth session (16-bit walking backward), peers beside
 #   bash benchmarks/pending_gpu.sh "$OUT" final    # defaults, eager and CUDA-graph rows, scan1 kernel times, prefix_attention
-# Nineteenth session (H200) ran tile19 (with final18), final19, hints19 and sweeps (docs/results.md). Next device
-# session: check19 (each step < 600 s); on an H100, also tile19's scan1 rows to see whether 64x256x4 wins there too.
+# Nineteenth session (H200) ran tile19 (with final18), final19, hints19 and sweeps (docs/results.md). Twentieth
+# session (H100s) ran h100_20, h100_20b (with pa20), h100_20c and h100_20d. Still unrun: check19 on an H200 (the
+# pinned prefix_attention tile re-timed there).
 # Each step has its own time limit (a hung variant cannot eat the others); JSON lands in $1.
 set -u
 out=${1:-/tmp}
