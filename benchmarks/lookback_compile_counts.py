@@ -149,7 +149,8 @@ def main() -> int:
         tile = tuple(int(x) for x in t.split(","))
         for persist in (False,) if args.no_persist else (False, True):
             kind = "persistent" if persist else "one tile a program"
-            print(_line(f"scan1 fwd {args.dtype}, {kind}", tile,
+            dt = "" if args.dtype == "bf16" else f" {args.dtype}"
+            print(_line(f"scan1 fwd{dt}, {kind}", tile,
                         *scan1_row(tile, persist, args.maxnreg, args.lbw, args.dtype, args.hints)), flush=True)
             if args.scan1_only:
                 continue
