@@ -57,6 +57,10 @@ scan1_defaults() {  # JSON prefix [dtypes]: scan1's defaults, eager and from CUD
             | grep -v Warn | grep "fwd \|fwd+bwd \|ok=False\|fraction" | grep -v " vs " | tail -14
     done
 }
+fwd_rows() {  # JSON-name dtype time-limit configs [lines]: forward rows of scan1_sweep.py --configs from CUDA graphs
+    timeout "$3" python3 benchmarks/scan1_sweep.py --graph --dtypes "$2" --json "$out/$1.json" --configs "$4" 2>&1 \
+        | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -"${5:-12}"
+}
 if [ "$part" = gla ]; then
     # the seventh session measured the gla fwd ratio (1.08x) and the fwd+bwd ratio (1.16x, older forward) in two
     # runs: fla's backward autotune (~200 s) cut the second run's fwd+bwd row. This step gives both in one process.
@@ -424,24 +428,18 @@ if [ "$part" = h100_20 ]; then
     # the loads/stores-only ablation of the new tile (wrong by design) in one process, float32, prefix_attention.
     scan1_defaults h100_20 bfloat16
     step "scan1 bf16 forward tiles from CUDA graphs: old default, 64x128x2, ablation of the new tile"
-    timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_tiles20.json" \
-        --configs "32,128,2@HINTS=3;64,128,2@HINTS=0;64,256,4@HINTS=0@ABLATE=2" 2>&1 | grep -v Warn \
-        | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+    fwd_rows scan1_tiles20 bfloat16 150 "32,128,2@HINTS=3;64,128,2@HINTS=0;64,256,4@HINTS=0@ABLATE=2" 10
     scan1_defaults h100_20 float32
     # float32 look-back tiles with four warps (VEC 2, 167 registers, no spills offline; 64-step float32 chunks spill
     # 128-192 bytes: benchmarks/lookback_compile_counts.py --dtype fp32 --hints 0 --scan1-only --no-persist)
     step "scan1 float32 look-back tiles of four warps from CUDA graphs, beside 32,128,2"
-    timeout 120 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_tiles20.json" \
-        --configs "32,128,2@WALK=0;32,256,4@WALK=0;16,256,4@WALK=0" 2>&1 | grep -v Warn \
-        | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+    fwd_rows scan1_fp32_tiles20 float32 120 "32,128,2@WALK=0;32,256,4@WALK=0;16,256,4@WALK=0" 10
 fi
 if [ "$part" = h100_20b ]; then
     # twentieth session, second call: on the H100 the new bf16 default ran at 88.6% of copy from graphs (0.150 ms)
     # and its loads/stores-only ablation at 93.6% (0.142): where do the 8 us go, and does a flag recover them?
     step "scan1 bf16 forward, 64x256x4 variants from CUDA graphs (H100)"
-    timeout 300 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_tiles20b.json" \
-        --configs "64,256,4@HINTS=0@ABLATE=1;64,256,4@HINTS=2;64,256,4@HINTS=0@EARLY_POLL=0;64,256,4@HINTS=0@TICKET=1;64,256,4@HINTS=0@LOOKBACK_WINDOW=4;64,128,2@HINTS=0@ABLATE=2;32,256,4@HINTS=0;64,256,4@HINTS=0@TWO=0" \
-        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -24
+    fwd_rows scan1_tiles20b bfloat16 300 "64,256,4@HINTS=0@ABLATE=1;64,256,4@HINTS=2;64,256,4@HINTS=0@EARLY_POLL=0;64,256,4@HINTS=0@TICKET=1;64,256,4@HINTS=0@LOOKBACK_WINDOW=4;64,128,2@HINTS=0@ABLATE=2;32,256,4@HINTS=0;64,256,4@HINTS=0@TWO=0" 24
     part=pa20
 fi
 if [ "$part" = h100_20c ]; then
@@ -450,26 +448,18 @@ if [ "$part" = h100_20c ]; then
     # whole forward (0.137 ms, time-contiguous [B, D, T] input). Do wider tiles (rows of 1-2 KB) move the I/O ceiling?
     # Ablations are wrong by design. float32: the look-back tiles' I/O ceiling against accelerated-scan's 0.2725 ms.
     step "scan1 bf16 forward: I/O ceilings (ABLATE=2) of wide tiles, and the wide tiles in full (CUDA graphs)"
-    timeout 260 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_tiles20c.json" \
-        --configs "64,256,4@HINTS=0@ABLATE=2;32,512,8@HINTS=0@ABLATE=2;32,1024,16@HINTS=0@ABLATE=2;64,512,8@HINTS=0@ABLATE=2;32,512,8@HINTS=0;32,1024,16@HINTS=0" \
-        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -20
+    fwd_rows scan1_tiles20c bfloat16 260 "64,256,4@HINTS=0@ABLATE=2;32,512,8@HINTS=0@ABLATE=2;32,1024,16@HINTS=0@ABLATE=2;64,512,8@HINTS=0@ABLATE=2;32,512,8@HINTS=0;32,1024,16@HINTS=0" 20
     step "scan1 float32 forward: I/O ceilings (ABLATE=2) of the look-back tiles (CUDA graphs)"
-    timeout 150 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_tiles20c.json" \
-        --configs "32,128,2@WALK=0@ABLATE=2;32,256,4@WALK=0@ABLATE=2;32,512,8@WALK=0@ABLATE=2" \
-        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -12
+    fwd_rows scan1_fp32_tiles20c float32 150 "32,128,2@WALK=0@ABLATE=2;32,256,4@WALK=0@ABLATE=2;32,512,8@WALK=0@ABLATE=2" 12
 fi
 if [ "$part" = h100_20d ]; then
     # twentieth session, fourth call: wide tiles left the I/O ceiling at 93-95% of copy (h100_20c). Do wider accesses
     # a thread (VEC 4: 8-byte bf16 / 16-byte float32 loads; VEC 8: 16-byte bf16 loads) lift it toward
     # accelerated-scan's 98%? Loads and stores only (ABLATE=2, wrong by design), CUDA graphs.
     step "scan1 bf16 forward: I/O ceilings of VEC 4 and VEC 8 tiles"
-    timeout 220 python3 benchmarks/scan1_sweep.py --graph --dtypes bfloat16 --json "$out/scan1_vec20d.json" \
-        --configs "16,256,2@HINTS=0@ABLATE=2;32,256,2@HINTS=0@ABLATE=2;8,512,2@HINTS=0@ABLATE=2;16,512,2@HINTS=0@ABLATE=2;8,512,2@HINTS=0" \
-        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -16
+    fwd_rows scan1_vec20d bfloat16 220 "16,256,2@HINTS=0@ABLATE=2;32,256,2@HINTS=0@ABLATE=2;8,512,2@HINTS=0@ABLATE=2;16,512,2@HINTS=0@ABLATE=2;8,512,2@HINTS=0" 16
     step "scan1 float32 forward: I/O ceilings of VEC 4 look-back tiles (16-byte loads)"
-    timeout 130 python3 benchmarks/scan1_sweep.py --graph --dtypes float32 --json "$out/scan1_fp32_vec20d.json" \
-        --configs "16,256,2@WALK=0@ABLATE=2;8,256,2@WALK=0@ABLATE=2" \
-        2>&1 | grep -v Warn | grep "fwd \|fraction" | grep -v " vs \|fwd+bwd" | tail -10
+    fwd_rows scan1_fp32_vec20d float32 130 "16,256,2@WALK=0@ABLATE=2;8,256,2@WALK=0@ABLATE=2" 10
 fi
 if [ "$part" = pa20 ]; then
     step "prefix_attention forward, pinned value-scan tile against 64x256x4 (pa_walk_sweep.py, CUDA graphs)"
