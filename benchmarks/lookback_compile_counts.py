@@ -8,6 +8,8 @@ pass) at issue 4's (B4 T4096 H16 V128), bf16, FLAT tiles, specialised as a launc
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 64,128,2 --maxnreg 168
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 16,256,2 32,256,2 --no-persist   # VEC 2 and 4
     python3 benchmarks/lookback_compile_counts.py --tiles 32,128,2 --no-persist --lbw 4   # look-back windows
+    python3 benchmarks/lookback_compile_counts.py --scan1-only --no-persist --dtype fp32 --hints 0 --tiles 32,128,2
+                                                                  # scan1 alone, float32 storage, no cache hints
 
 Each row: kernel, tile ``CT,BD,W`` (``VEC = BD / (32 W)`` channels a thread), ``ptxas -v`` registers and spill bytes, instructions a thread (``nvdisasm``), and
 the barriers, shared loads and stores among them (layout conversions through shared memory).
